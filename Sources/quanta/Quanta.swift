@@ -1,0 +1,16 @@
+import ArgumentParser
+
+/// The `quanta` command: configuration only; the work is in the subcommands.
+@main
+struct Quanta: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "quanta",
+        abstract: "Quantize, evaluate and compare transformer models.",
+        discussion: """
+            Exit codes: 0 success, 64 bad arguments, 65 malformed input, 66 input not found, \
+            69 unsupported input, 74 I/O error, 77 input refused (e.g. pickle checkpoints).
+            """,
+        version: "0.1.0",
+        subcommands: [Inspect.self]
+    )
+}

