@@ -27,7 +27,7 @@ let package = Package(
             dependencies: ["QuantaCore", "QuantaIO",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: native),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["QuantaIO"], path: "Tests/TestSupport"),
         .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "TestSupport"]),
         .testTarget(name: "QuantaIOTests", dependencies: ["QuantaIO", "TestSupport"]),
         .testTarget(name: "QuantaCLITests", dependencies: ["QuantaIO", "quanta", "TestSupport"]),

@@ -38,6 +38,17 @@ public enum TestSupport {
         return path
     }
 
+    /// The `quanta` executable built beside the test bundle.
+    public static func quantaExecutable() throws -> String {
+        let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        let candidates = [bundle.appendingPathComponent("quanta").path, root + "/.build/debug/quanta"]
+        guard let found = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
+            XCTFail("quanta executable not found in \(candidates); run `swift build` first")
+            throw XCTSkip("no quanta executable")
+        }
+        return found
+    }
+
     /// Output of a finished process.
     public struct Run {
         public let status: Int32
