@@ -8,4 +8,4 @@ cache="${QUANTA_CACHE:-$HOME/.cache/quanta}"
 export QUANTA_PYTHON="$cache/venv/bin/python"
 export QUANTA_SMOLLM2="$cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 swift build --build-tests
-swift test --skip-build
+swift test --skip-build --disable-swift-testing
