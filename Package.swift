@@ -3,6 +3,9 @@ import PackageDescription
 
 /// Release builds are tuned for the build machine; debug builds stay portable.
 let native: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"], .when(configuration: .release))]
+/// Numeric kernels are optimized in debug builds too (portable, no -target-cpu): unoptimized
+/// block quantizers are ~50x slower, which would make the golden-byte tests take minutes.
+let kernels: [SwiftSetting] = native + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
     name: "Quanta",
@@ -11,6 +14,7 @@ let package = Package(
         .executable(name: "quanta", targets: ["quanta"]),
         .library(name: "QuantaCore", targets: ["QuantaCore"]),
         .library(name: "QuantaIO", targets: ["QuantaIO"]),
+        .library(name: "QuantaFormats", targets: ["QuantaFormats"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -22,14 +26,16 @@ let package = Package(
                        providers: [.apt(["libhdf5-dev"])]),
         .target(name: "QuantaCore", dependencies: ["CBLAS"], swiftSettings: native),
         .target(name: "QuantaIO", dependencies: ["QuantaCore", "CHDF5"], swiftSettings: native),
+        .target(name: "QuantaFormats", dependencies: ["QuantaCore", "QuantaIO"], swiftSettings: kernels),
         .executableTarget(
             name: "quanta",
-            dependencies: ["QuantaCore", "QuantaIO",
+            dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: native),
         .target(name: "TestSupport", dependencies: ["QuantaIO"], path: "Tests/TestSupport"),
         .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "TestSupport"]),
         .testTarget(name: "QuantaIOTests", dependencies: ["QuantaIO", "TestSupport"]),
+        .testTarget(name: "QuantaFormatsTests", dependencies: ["QuantaFormats", "TestSupport"]),
         .testTarget(name: "QuantaCLITests", dependencies: ["QuantaIO", "quanta", "TestSupport"]),
     ]
 )

@@ -15,6 +15,11 @@ public enum TestSupport {
     /// The bundled model folder.
     public static var austenModel: String { path("Models/austen-llama") }
 
+    /// A file of llama.cpp's golden outputs (`Tests/Fixtures/golden/austen-llama`).
+    public static func golden(_ name: String) -> String {
+        path("Tests/Fixtures/golden/austen-llama/" + name)
+    }
+
     static var cache: String {
         ProcessInfo.processInfo.environment["QUANTA_CACHE"] ?? (NSHomeDirectory() + "/.cache/quanta")
     }

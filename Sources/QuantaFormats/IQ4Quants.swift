@@ -1,0 +1,166 @@
+import QuantaCore
+
+// The 4-bit non-linear formats, ported from ggml.
+// IQ4_NL (18 bytes / 32): d:f16, qs[16] (indices into `iq4nlValues`).
+// IQ4_XS (136 bytes / 256): d:f16, scales_h:u16, scales_l[4], qs[128].
+
+enum IQ4Quants {
+    /// ggml `kvalues_iq4nl`.
+    static let values: [Int8] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
+
+    /// ggml `best_index_int8` over the 16 non-linear values.
+    @inline(__always)
+    static func bestIndex(_ x: Float) -> Int {
+        if x <= Float(values[0]) { return 0 }
+        if x >= Float(values[15]) { return 15 }
+        var ml = 0, mu = 15
+        while mu - ml > 1 {
+            let mav = (ml + mu) / 2
+            if x < Float(values[mav]) { mu = mav } else { ml = mav }
+        }
+        return x - Float(values[mu - 1]) < Float(values[mu]) - x ? mu - 1 : mu
+    }
+
+    /// ggml `quantize_row_iq4_nl_impl` for one superblock of `superBlock` values (32 for
+    /// IQ4_NL, 256 for IQ4_XS). `scalesH`/`scalesL` are used only when superBlock > 32.
+    static func quantizeSuperblock(_ superBlock: Int, _ x: UnsafePointer<Float>, dh: UnsafeMutablePointer<UInt8>,
+                                   q4: UnsafeMutablePointer<UInt8>, scalesH: UnsafeMutablePointer<UInt8>?,
+                                   scalesL: UnsafeMutablePointer<UInt8>?, qw: UnsafePointer<Float>?, ntry: Int,
+                                   scales: inout [Float], weight: inout [Float], L: inout [UInt8]) {
+        let blockSize = 32
+        var sigma2: Float = 0
+        for j in 0..<superBlock { sigma2 += x[j] * x[j] }
+        sigma2 *= 2 / Float(superBlock)
+        for j in 0..<(superBlock / 2) { q4[j] = 0 }
+        dh.storeHalf(fp16(0), at: 0)
+        let v0 = Float(values[0])
+        var maxScale: Float = 0, amaxScale: Float = 0
+        for ib in 0..<(superBlock / blockSize) {
+            let xb = x + ib * blockSize
+            if let qw {
+                let q = qw + ib * blockSize
+                for j in 0..<blockSize { weight[j] = q[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+            } else {
+                for j in 0..<blockSize { weight[j] = xb[j] * xb[j] }
+            }
+            var amax: Float = 0, max: Float = 0
+            for j in 0..<blockSize where abs(xb[j]) > amax { amax = abs(xb[j]); max = xb[j] }
+            if amax < groupMaxEps {
+                scales[ib] = 0
+                continue
+            }
+            var d = ntry > 0 ? -max / v0 : max / v0
+            var id = 1 / d
+            var sumqx: Float = 0, sumq2: Float = 0
+            for j in 0..<blockSize {
+                let l = bestIndex(id * xb[j])
+                L[ib * blockSize + j] = UInt8(l)
+                let q = Float(values[l])
+                let w = weight[j]
+                sumqx += w * q * xb[j]
+                sumq2 += w * q * q
+            }
+            d = sumqx / sumq2
+            var best = d * sumqx
+            if ntry >= 0 {
+                for itry in -ntry...ntry {
+                    id = Float(itry + Int(values[0])) / max
+                    sumqx = 0
+                    sumq2 = 0
+                    for j in 0..<blockSize {
+                        let l = bestIndex(id * xb[j])
+                        let q = Float(values[l])
+                        let w = weight[j]
+                        sumqx += w * q * xb[j]
+                        sumq2 += w * q * q
+                    }
+                    if sumq2 > 0 && sumqx * sumqx > best * sumq2 {
+                        d = sumqx / sumq2
+                        best = d * sumqx
+                    }
+                }
+            }
+            scales[ib] = d
+            if abs(d) > amaxScale { amaxScale = abs(d); maxScale = d }
+        }
+        if superBlock / blockSize > 1, let scalesH, let scalesL {
+            let nb = superBlock / blockSize
+            for b in 0..<(((nb + 7) / 8) * 2) { scalesH[b] = 0 }
+            var sh: UInt16 = 0
+            let d = -maxScale / 32
+            dh.storeHalf(fp16(d), at: 0)
+            let id: Float = d != 0 ? 1 / d : 0
+            for ib in 0..<nb {
+                var l = nearestInt(id * scales[ib])
+                l = Swift.max(-32, Swift.min(31, l))
+                let dl = d * Float(l)
+                let idl: Float = dl != 0 ? 1 / dl : 0
+                let xb = x + ib * blockSize
+                for j in 0..<blockSize { L[ib * blockSize + j] = UInt8(bestIndex(idl * xb[j])) }
+                l += 32
+                let low = UInt8(l & 0xF), high = UInt16(l >> 4)
+                if ib % 2 == 0 { scalesL[ib / 2] = low } else { scalesL[ib / 2] |= low << 4 }
+                sh |= high << (2 * (ib % 8))
+            }
+            scalesH[0] = UInt8(sh & 0xFF)
+            scalesH[1] = UInt8(sh >> 8)
+        } else {
+            dh.storeHalf(fp16(scales[0]), at: 0)
+            if ntry > 0 {
+                let id: Float = scales[0] != 0 ? 1 / scales[0] : 0
+                for j in 0..<superBlock { L[j] = UInt8(bestIndex(id * x[j])) }
+            }
+        }
+        for i in 0..<(superBlock / 32) {
+            for j in 0..<16 { q4[16 * i + j] = L[32 * i + j] | L[32 * i + 16 + j] << 4 }
+        }
+    }
+
+    /// IQ4_NL for one row of `n` values; ggml's `quantize_iq4_nl` (ntry 7, with or without importance).
+    static func quantizeIQ4_NL(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>?) {
+        var scales = [Float](repeating: 0, count: 1), weight = [Float](repeating: 0, count: 32), L = [UInt8](repeating: 0, count: 32)
+        for ib in 0..<(n / 32) {
+            let yb = y + 18 * ib
+            quantizeSuperblock(32, x + 32 * ib, dh: yb, q4: yb + 2, scalesH: nil, scalesL: nil, qw: qw.map { $0 + 32 * ib }, ntry: 7,
+                               scales: &scales, weight: &weight, L: &L)
+        }
+    }
+
+    /// IQ4_XS for one row of `n` values; ggml's `quantize_iq4_xs`.
+    static func quantizeIQ4_XS(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>?) {
+        var scales = [Float](repeating: 0, count: 8), weight = [Float](repeating: 0, count: 32), L = [UInt8](repeating: 0, count: QK_K)
+        for ib in 0..<(n / QK_K) {
+            let yb = y + 136 * ib
+            quantizeSuperblock(QK_K, x + QK_K * ib, dh: yb, q4: yb + 8, scalesH: yb + 2, scalesL: yb + 4, qw: qw.map { $0 + QK_K * ib },
+                               ntry: 7, scales: &scales, weight: &weight, L: &L)
+        }
+    }
+
+    static func dequantizeIQ4_NL(_ x: UnsafePointer<UInt8>, _ y: UnsafeMutablePointer<Float>, blocks: Int) {
+        for i in 0..<blocks {
+            let xb = x + 18 * i, yb = y + 32 * i
+            let d = xb.halfFloat(at: 0)
+            for j in 0..<16 {
+                yb[j] = d * Float(values[Int(xb[2 + j] & 0xF)])
+                yb[j + 16] = d * Float(values[Int(xb[2 + j] >> 4)])
+            }
+        }
+    }
+
+    static func dequantizeIQ4_XS(_ x: UnsafePointer<UInt8>, _ y: UnsafeMutablePointer<Float>, blocks: Int) {
+        for i in 0..<blocks {
+            let xb = x + 136 * i
+            let d = xb.halfFloat(at: 0)
+            let scalesH = Int(xb.half(at: 2))
+            for ib in 0..<8 {
+                let ls = (Int(xb[4 + ib / 2]) >> (4 * (ib % 2))) & 0xF | ((scalesH >> (2 * ib)) & 3) << 4
+                let dl = d * Float(ls - 32)
+                let qs = xb + 8 + 16 * ib, yb = y + QK_K * i + 32 * ib
+                for j in 0..<16 {
+                    yb[j] = dl * Float(values[Int(qs[j] & 0xF)])
+                    yb[j + 16] = dl * Float(values[Int(qs[j] >> 4)])
+                }
+            }
+        }
+    }
+}

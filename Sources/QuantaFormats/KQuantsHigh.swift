@@ -1,0 +1,277 @@
+import QuantaCore
+
+// Q4_K, Q5_K and Q6_K (superblocks of 256), ported from ggml.
+// Q4_K (144 bytes): d:f16, dmin:f16, scales[12] (8 six-bit scales and mins), qs[128].
+// Q5_K (176 bytes): d, dmin, scales[12], qh[32], qs[128].
+// Q6_K (210 bytes): ql[128], qh[64], scales:i8[16], d:f16.
+
+enum KQuantsHigh {
+    /// Packs eight 6-bit scales and mins into the 12-byte Q4_K/Q5_K layout.
+    @inline(__always)
+    static func packScalesMins(_ ls: [UInt8], _ lm: [UInt8], _ out: UnsafeMutablePointer<UInt8>) {
+        for j in 0..<8 {
+            if j < 4 {
+                out[j] = ls[j]
+                out[j + 4] = lm[j]
+            } else {
+                out[j + 4] = (ls[j] & 0xF) | (lm[j] & 0xF) << 4
+                out[j - 4] |= (ls[j] >> 4) << 6
+                out[j] |= (lm[j] >> 4) << 6
+            }
+        }
+    }
+
+    /// ggml `get_scale_min_k4`.
+    @inline(__always)
+    static func scaleMin(_ j: Int, _ q: UnsafePointer<UInt8>) -> (UInt8, UInt8) {
+        if j < 4 { return (q[j] & 63, q[j + 4] & 63) }
+        return ((q[j + 4] & 0xF) | (q[j - 4] >> 6) << 4, (q[j + 4] >> 4) | (q[j] >> 6) << 4)
+    }
+
+    /// Shared by Q4_K (nmax 15) and Q5_K (nmax 31): block scales/mins from the per-32
+    /// results, stored d/dmin, then the final quants `L`.
+    @inline(__always)
+    static func requantize(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, _ L: inout [UInt8], nmax: Int) {
+        let d0 = fp32(UnsafePointer(yb).half(at: 0)), m0 = fp32(UnsafePointer(yb).half(at: 2))
+        for j in 0..<8 {
+            let (sc, m) = scaleMin(j, yb + 4)
+            let d = d0 * Float(sc)
+            if d == 0 { continue }
+            let dm = m0 * Float(m)
+            for ii in 0..<32 {
+                var l = nearestInt((xb[32 * j + ii] + dm) / d)
+                l = max(0, min(nmax, l))
+                L[32 * j + ii] = UInt8(l)
+            }
+        }
+    }
+
+    /// The reference path of Q4_K / Q5_K: weights av_x + |x|, `make_qkx2_quants`.
+    static func referenceScales(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, _ L: inout [UInt8], nmax: Int,
+                                rmin: Float, rdelta: Float, nstep: Int) {
+        var Laux = [UInt8](repeating: 0, count: 32), weights = [Float](repeating: 0, count: 32)
+        var mins = [Float](repeating: 0, count: 8), scales = [Float](repeating: 0, count: 8)
+        var maxScale: Float = 0, maxMin: Float = 0
+        for j in 0..<8 {
+            var sumX2: Float = 0
+            for l in 0..<32 { sumX2 += xb[32 * j + l] * xb[32 * j + l] }
+            let avX = (sumX2 / 32).squareRoot()
+            for l in 0..<32 { weights[l] = avX + abs(xb[32 * j + l]) }
+            scales[j] = L.withUnsafeMutableBufferPointer {
+                makeQKXQuants(32, nmax, xb + 32 * j, weights, $0.baseAddress! + 32 * j, &mins[j], &Laux, rmin, rdelta, nstep, false)
+            }
+            if scales[j] > maxScale { maxScale = scales[j] }
+            if mins[j] > maxMin { maxMin = mins[j] }
+        }
+        let invScale: Float = maxScale > 0 ? 63 / maxScale : 0
+        let invMin: Float = maxMin > 0 ? 63 / maxMin : 0
+        var ls = [UInt8](repeating: 0, count: 8), lm = [UInt8](repeating: 0, count: 8)
+        for j in 0..<8 {
+            ls[j] = min(63, UInt8(truncatingIfNeeded: nearestInt(invScale * scales[j])))
+            lm[j] = min(63, UInt8(truncatingIfNeeded: nearestInt(invMin * mins[j])))
+        }
+        packScalesMins(ls, lm, yb + 4)
+        yb.storeHalf(fp16(maxScale / 63), at: 0)
+        yb.storeHalf(fp16(maxMin / 63), at: 2)
+        requantize(xb, yb, &L, nmax: nmax)
+    }
+
+    /// The importance path of Q4_K / Q5_K: `make_qkx3_quants` then `make_qp_quants`.
+    static func weightedScales(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, _ L: inout [UInt8], nmax: Int,
+                               qw: UnsafePointer<Float>?) {
+        var Laux = [UInt8](repeating: 0, count: 32), weights = [Float](repeating: 0, count: 32)
+        var mins = [Float](repeating: 0, count: 8), scales = [Float](repeating: 0, count: 8), sw = [Float](repeating: 0, count: 8)
+        var sumX2: Float = 0
+        for l in 0..<QK_K { sumX2 += xb[l] * xb[l] }
+        let sigma2 = 2 * sumX2 / Float(QK_K)
+        let avX = sigma2.squareRoot()
+        for j in 0..<8 {
+            if let qw {
+                for l in 0..<32 { weights[l] = qw[32 * j + l] * (sigma2 + xb[32 * j + l] * xb[32 * j + l]).squareRoot() }
+            } else {
+                for l in 0..<32 { weights[l] = avX + abs(xb[32 * j + l]) }
+            }
+            var sumw: Float = 0
+            for l in 0..<32 { sumw += weights[l] }
+            sw[j] = sumw
+            scales[j] = L.withUnsafeMutableBufferPointer {
+                makeQKXQuants(32, nmax, xb + 32 * j, weights, $0.baseAddress! + 32 * j, &mins[j], &Laux, -0.9, 0.05, 36, false)
+            }
+        }
+        var ls = [UInt8](repeating: 0, count: 8), lm = [UInt8](repeating: 0, count: 8)
+        let dBlock = makeQPQuants(8, 63, scales, &ls, sw)
+        let mBlock = makeQPQuants(8, 63, mins, &lm, sw)
+        for j in 0..<8 {
+            ls[j] = min(63, ls[j])
+            lm[j] = min(63, lm[j])
+        }
+        packScalesMins(ls, lm, yb + 4)
+        yb.storeHalf(fp16(dBlock), at: 0)
+        yb.storeHalf(fp16(mBlock), at: 2)
+        requantize(xb, yb, &L, nmax: nmax)
+    }
+
+    static func packQ4(_ L: [UInt8], _ q: UnsafeMutablePointer<UInt8>) {
+        for j in stride(from: 0, to: QK_K, by: 64) {
+            for l in 0..<32 { q[j / 2 + l] = L[j + l] | L[j + l + 32] << 4 }
+        }
+    }
+
+    static func packQ5(_ L: [UInt8], _ qh: UnsafeMutablePointer<UInt8>, _ ql: UnsafeMutablePointer<UInt8>) {
+        for j in 0..<32 { qh[j] = 0 }
+        var m1: UInt8 = 1, m2: UInt8 = 2
+        for n in stride(from: 0, to: QK_K, by: 64) {
+            for j in 0..<32 {
+                var l1 = L[n + j]
+                if l1 > 15 { l1 -= 16; qh[j] |= m1 }
+                var l2 = L[n + j + 32]
+                if l2 > 15 { l2 -= 16; qh[j] |= m2 }
+                ql[n / 2 + j] = l1 | l2 << 4
+            }
+            m1 <<= 2
+            m2 <<= 2
+        }
+    }
+
+    static func quantizeQ4_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, qw: UnsafePointer<Float>?,
+                             reference: Bool) {
+        var L = [UInt8](repeating: 0, count: QK_K)
+        for i in 0..<blocks {
+            let xb = x + QK_K * i, yb = y + 144 * i
+            for j in 0..<12 { yb[4 + j] = 0 }
+            if reference {
+                referenceScales(xb, yb, &L, nmax: 15, rmin: -1, rdelta: 0.1, nstep: 20)
+            } else {
+                weightedScales(xb, yb, &L, nmax: 15, qw: qw.map { $0 + QK_K * i })
+            }
+            packQ4(L, yb + 16)
+        }
+    }
+
+    static func quantizeQ5_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, qw: UnsafePointer<Float>?,
+                             reference: Bool) {
+        var L = [UInt8](repeating: 0, count: QK_K)
+        for i in 0..<blocks {
+            let xb = x + QK_K * i, yb = y + 176 * i
+            for j in 0..<12 { yb[4 + j] = 0 }
+            if reference {
+                referenceScales(xb, yb, &L, nmax: 31, rmin: -0.5, rdelta: 0.1, nstep: 15)
+            } else {
+                weightedScales(xb, yb, &L, nmax: 31, qw: qw.map { $0 + QK_K * i })
+            }
+            packQ5(L, yb + 16, yb + 48)
+        }
+    }
+
+    static func dequantizeQ4_K(_ x: UnsafePointer<UInt8>, _ y: UnsafeMutablePointer<Float>, blocks: Int) {
+        var out = y
+        for i in 0..<blocks {
+            let xb = x + 144 * i
+            let d = xb.halfFloat(at: 0), min = xb.halfFloat(at: 2)
+            var q = xb + 16
+            for s in stride(from: 0, to: 8, by: 2) {
+                let (sc1, m1) = scaleMin(s, xb + 4), (sc2, m2) = scaleMin(s + 1, xb + 4)
+                let d1 = d * Float(sc1), mm1 = min * Float(m1), d2 = d * Float(sc2), mm2 = min * Float(m2)
+                for l in 0..<32 { out[l] = d1 * Float(q[l] & 0xF) - mm1 }
+                for l in 0..<32 { out[32 + l] = d2 * Float(q[l] >> 4) - mm2 }
+                out += 64
+                q += 32
+            }
+        }
+    }
+
+    static func dequantizeQ5_K(_ x: UnsafePointer<UInt8>, _ y: UnsafeMutablePointer<Float>, blocks: Int) {
+        var out = y
+        for i in 0..<blocks {
+            let xb = x + 176 * i
+            let d = xb.halfFloat(at: 0), min = xb.halfFloat(at: 2)
+            let qh = xb + 16
+            var ql = xb + 48
+            var u1: UInt8 = 1, u2: UInt8 = 2
+            for s in stride(from: 0, to: 8, by: 2) {
+                let (sc1, m1) = scaleMin(s, xb + 4), (sc2, m2) = scaleMin(s + 1, xb + 4)
+                let d1 = d * Float(sc1), mm1 = min * Float(m1), d2 = d * Float(sc2), mm2 = min * Float(m2)
+                for l in 0..<32 { out[l] = d1 * Float(Int(ql[l] & 0xF) + (qh[l] & u1 != 0 ? 16 : 0)) - mm1 }
+                for l in 0..<32 { out[32 + l] = d2 * Float(Int(ql[l] >> 4) + (qh[l] & u2 != 0 ? 16 : 0)) - mm2 }
+                out += 64
+                ql += 32
+                u1 <<= 2
+                u2 <<= 2
+            }
+        }
+    }
+
+    // MARK: Q6_K
+
+    static func quantizeQ6_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, qw: UnsafePointer<Float>?) {
+        var L = [Int8](repeating: 0, count: QK_K)
+        var scales = [Float](repeating: 0, count: 16)
+        for i in 0..<blocks {
+            let xb = x + QK_K * i, yb = y + 210 * i
+            var maxScale: Float = 0, maxAbsScale: Float = 0
+            for ib in 0..<16 {
+                let scale = L.withUnsafeMutableBufferPointer {
+                    makeQXQuants(16, 32, xb + 16 * ib, $0.baseAddress! + 16 * ib, 1, qw.map { $0 + QK_K * i + 16 * ib })
+                }
+                scales[ib] = scale
+                if abs(scale) > maxAbsScale { maxAbsScale = abs(scale); maxScale = scale }
+            }
+            if maxAbsScale < groupMaxEps {
+                for b in 0..<210 { yb[b] = 0 }
+                continue
+            }
+            let iscale = -128 / maxScale
+            yb.storeHalf(fp16(1 / iscale), at: 208)
+            for ib in 0..<16 { yb[192 + ib] = UInt8(truncatingIfNeeded: min(127, nearestInt(iscale * scales[ib]))) }
+            let d0 = fp32(UnsafePointer(yb).half(at: 208))
+            for j in 0..<16 {
+                let d = d0 * Float(Int8(bitPattern: yb[192 + j]))
+                if d == 0 { continue }
+                for ii in 0..<16 {
+                    var l = nearestInt(xb[16 * j + ii] / d)
+                    l = max(-32, min(31, l))
+                    L[16 * j + ii] = Int8(l + 32)
+                }
+            }
+            var ql = yb, qh = yb + 128
+            for j in stride(from: 0, to: QK_K, by: 128) {
+                for l in 0..<32 {
+                    let q1 = UInt8(L[j + l]) & 0xF, q2 = UInt8(L[j + l + 32]) & 0xF
+                    let q3 = UInt8(L[j + l + 64]) & 0xF, q4 = UInt8(L[j + l + 96]) & 0xF
+                    ql[l] = q1 | q3 << 4
+                    ql[l + 32] = q2 | q4 << 4
+                    qh[l] = UInt8(L[j + l]) >> 4 | (UInt8(L[j + l + 32]) >> 4) << 2
+                        | (UInt8(L[j + l + 64]) >> 4) << 4 | (UInt8(L[j + l + 96]) >> 4) << 6
+                }
+                ql += 64
+                qh += 32
+            }
+        }
+    }
+
+    static func dequantizeQ6_K(_ x: UnsafePointer<UInt8>, _ y: UnsafeMutablePointer<Float>, blocks: Int) {
+        var out = y
+        for i in 0..<blocks {
+            let xb = x + 210 * i
+            let d = xb.halfFloat(at: 208)
+            var ql = xb, qh = xb + 128, sc = xb + 192
+            for _ in stride(from: 0, to: QK_K, by: 128) {
+                for l in 0..<32 {
+                    let s = l / 16
+                    let q1 = Int((ql[l] & 0xF) | ((qh[l] >> 0) & 3) << 4) - 32
+                    let q2 = Int((ql[l + 32] & 0xF) | ((qh[l] >> 2) & 3) << 4) - 32
+                    let q3 = Int((ql[l] >> 4) | ((qh[l] >> 4) & 3) << 4) - 32
+                    let q4 = Int((ql[l + 32] >> 4) | ((qh[l] >> 6) & 3) << 4) - 32
+                    out[l] = d * Float(Int8(bitPattern: sc[s])) * Float(q1)
+                    out[l + 32] = d * Float(Int8(bitPattern: sc[s + 2])) * Float(q2)
+                    out[l + 64] = d * Float(Int8(bitPattern: sc[s + 4])) * Float(q3)
+                    out[l + 96] = d * Float(Int8(bitPattern: sc[s + 6])) * Float(q4)
+                }
+                out += 128
+                ql += 64
+                qh += 32
+                sc += 8
+            }
+        }
+    }
+}

@@ -1,0 +1,251 @@
+import QuantaCore
+
+// The original ggml block formats (blocks of 32): reference quantizers (`quantize_row_*_ref`),
+// the importance-weighted variants (`quantize_row_*_impl`) and dequantizers.
+// Block layouts (bytes): Q4_0 d:f16 qs[16]; Q4_1 d,m:f16 qs[16]; Q5_0 d qh:u32 qs[16];
+// Q5_1 d,m qh qs[16]; Q8_0 d qs:i8[32]; Q8_1 d,s qs:i8[32].
+
+enum LegacyQuants {
+    static func quantizeQ4_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int) {
+        for i in 0..<blocks {
+            let xb = x + 32 * i, yb = y + 18 * i
+            var amax: Float = 0, max: Float = 0
+            for j in 0..<32 where amax < abs(xb[j]) { amax = abs(xb[j]); max = xb[j] }
+            let d = max / -8
+            let id: Float = d != 0 ? 1 / d : 0
+            yb.storeHalf(fp16(d), at: 0)
+            for j in 0..<16 {
+                let x0 = xb[j] * id, x1 = xb[16 + j] * id
+                let q0 = UInt8(Swift.min(15, Int(Int8(truncatingIfNeeded: Int(x0 + 8.5)))))
+                let q1 = UInt8(Swift.min(15, Int(Int8(truncatingIfNeeded: Int(x1 + 8.5)))))
+                yb[2 + j] = q0 | q1 << 4
+            }
+        }
+    }
+
+    static func quantizeQ4_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int) {
+        for i in 0..<blocks {
+            let xb = x + 32 * i, yb = y + 20 * i
+            var min = Float.greatestFiniteMagnitude, max = -Float.greatestFiniteMagnitude
+            for j in 0..<32 {
+                if xb[j] < min { min = xb[j] }
+                if xb[j] > max { max = xb[j] }
+            }
+            let d = (max - min) / 15
+            let id: Float = d != 0 ? 1 / d : 0
+            yb.storeHalf(fp16(d), at: 0)
+            yb.storeHalf(fp16(min), at: 2)
+            for j in 0..<16 {
+                let x0 = (xb[j] - min) * id, x1 = (xb[16 + j] - min) * id
+                let q0 = UInt8(Swift.min(15, Int(Int8(truncatingIfNeeded: Int(x0 + 0.5)))))
+                let q1 = UInt8(Swift.min(15, Int(Int8(truncatingIfNeeded: Int(x1 + 0.5)))))
+                yb[4 + j] = q0 | q1 << 4
+            }
+        }
+    }
+
+    static func quantizeQ5_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int) {
+        for i in 0..<blocks {
+            let xb = x + 32 * i, yb = y + 22 * i
+            var amax: Float = 0, max: Float = 0
+            for j in 0..<32 where amax < abs(xb[j]) { amax = abs(xb[j]); max = xb[j] }
+            let d = max / -16
+            let id: Float = d != 0 ? 1 / d : 0
+            yb.storeHalf(fp16(d), at: 0)
+            var L = [UInt8](repeating: 0, count: 32)
+            for j in 0..<32 {
+                L[j] = UInt8(Swift.min(31, Int(Int8(truncatingIfNeeded: Int(xb[j] * id + 16.5)))))
+            }
+            packQ5(L, yb + 2)
+        }
+    }
+
+    static func quantizeQ5_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int) {
+        for i in 0..<blocks {
+            let xb = x + 32 * i, yb = y + 24 * i
+            var min = Float.greatestFiniteMagnitude, max = -Float.greatestFiniteMagnitude
+            for j in 0..<32 {
+                if xb[j] < min { min = xb[j] }
+                if xb[j] > max { max = xb[j] }
+            }
+            let d = (max - min) / 31
+            let id: Float = d != 0 ? 1 / d : 0
+            yb.storeHalf(fp16(d), at: 0)
+            yb.storeHalf(fp16(min), at: 2)
+            var L = [UInt8](repeating: 0, count: 32)
+            for j in 0..<32 { L[j] = UInt8(truncatingIfNeeded: Int((xb[j] - min) * id + 0.5)) }
+            packQ5(L, yb + 4)
+        }
+    }
+
+    /// qh (u32, bit j = 5th bit of quant j) then 16 bytes of low nibbles (j | j+16 << 4).
+    @inline(__always)
+    static func packQ5(_ L: [UInt8], _ out: UnsafeMutablePointer<UInt8>) {
+        var qh: UInt32 = 0
+        for j in 0..<16 {
+            out[4 + j] = (L[j] & 0x0F) | (L[j + 16] & 0x0F) << 4
+            qh |= UInt32((L[j] & 0x10) >> 4) << j
+            qh |= UInt32((L[j + 16] & 0x10) >> 4) << (j + 16)
+        }
+        for b in 0..<4 { out[b] = UInt8(truncatingIfNeeded: qh >> (8 * b)) }
+    }
+
+    static func quantizeQ8_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int) {
+        for i in 0..<blocks {
+            let xb = x + 32 * i, yb = y + 34 * i
+            var amax: Float = 0
+            for j in 0..<32 { amax = Swift.max(amax, abs(xb[j])) }
+            let d = amax / 127
+            let id: Float = d != 0 ? 1 / d : 0
+            yb.storeHalf(fp16(d), at: 0)
+            for j in 0..<32 { yb[2 + j] = UInt8(bitPattern: Int8((xb[j] * id).rounded())) }
+        }
+    }
+
+    static func quantizeQ8_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int) {
+        for i in 0..<blocks {
+            let xb = x + 32 * i, yb = y + 36 * i
+            var amax: Float = 0
+            for j in 0..<32 { amax = Swift.max(amax, abs(xb[j])) }
+            let d = amax / 127
+            let id: Float = d != 0 ? 1 / d : 0
+            yb.storeHalf(fp16(d), at: 0)
+            var sum = 0
+            for j in 0..<32 {
+                let q = Int8((xb[j] * id).rounded())
+                yb[4 + j] = UInt8(bitPattern: q)
+                sum += Int(q)
+            }
+            yb.storeHalf(fp16(Float(sum) * d), at: 2)
+        }
+    }
+
+    // MARK: importance-weighted variants (one row of `n` values, `qw` per column)
+
+    /// Mean square of a row, the σ² that scales ggml's importance weights.
+    static func meanSquare(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var sum: Float = 0
+        for j in 0..<n { sum += x[j] * x[j] }
+        return sum / Float(n)
+    }
+
+    static func quantizeQ4_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>) {
+        let sigma2 = meanSquare(x, n)
+        var weight = [Float](repeating: 0, count: 32)
+        var L = [Int8](repeating: 0, count: 32)
+        for ib in 0..<(n / 32) {
+            let xb = x + 32 * ib, q = qw + 32 * ib, yb = y + 18 * ib
+            for j in 0..<32 { weight[j] = q[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+            let d = makeQXQuants(32, 8, xb, &L, 1, weight)
+            yb.storeHalf(fp16(d), at: 0)
+            for j in 0..<16 { yb[2 + j] = UInt8(L[j]) | UInt8(L[j + 16]) << 4 }
+        }
+    }
+
+    static func quantizeQ4_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>) {
+        let sigma2 = meanSquare(x, n)
+        var weight = [Float](repeating: 0, count: 32)
+        var L = [UInt8](repeating: 0, count: 32), Laux = [UInt8](repeating: 0, count: 32)
+        for ib in 0..<(n / 32) {
+            let xb = x + 32 * ib, q = qw + 32 * ib, yb = y + 20 * ib
+            for j in 0..<32 { weight[j] = q[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+            var min: Float = 0
+            let d = makeQKXQuants(32, 15, xb, weight, &L, &min, &Laux, -0.9, 0.05, 36, false)
+            yb.storeHalf(fp16(d), at: 0)
+            yb.storeHalf(fp16(-min), at: 2)
+            for j in 0..<16 { yb[4 + j] = L[j] | L[j + 16] << 4 }
+        }
+    }
+
+    static func quantizeQ5_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>) {
+        let sigma2 = meanSquare(x, n)
+        var weight = [Float](repeating: 0, count: 32)
+        var L = [Int8](repeating: 0, count: 32)
+        for ib in 0..<(n / 32) {
+            let xb = x + 32 * ib, q = qw + 32 * ib, yb = y + 22 * ib
+            for j in 0..<32 { weight[j] = q[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+            let d = makeQXQuants(32, 16, xb, &L, 1, weight)
+            yb.storeHalf(fp16(d), at: 0)
+            packQ5(L.map { UInt8($0) }, yb + 2)
+        }
+    }
+
+    static func quantizeQ5_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>) {
+        let sigma2 = meanSquare(x, n)
+        var weight = [Float](repeating: 0, count: 32)
+        var L = [UInt8](repeating: 0, count: 32), Laux = [UInt8](repeating: 0, count: 32)
+        for ib in 0..<(n / 32) {
+            let xb = x + 32 * ib, q = qw + 32 * ib, yb = y + 24 * ib
+            for j in 0..<32 { weight[j] = q[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+            var min: Float = 0
+            let d = makeQKXQuants(32, 31, xb, weight, &L, &min, &Laux, -0.9, 0.05, 36, false)
+            yb.storeHalf(fp16(d), at: 0)
+            yb.storeHalf(fp16(-min), at: 2)
+            packQ5(L, yb + 4)
+        }
+    }
+
+    // MARK: dequantization
+
+    static func dequantizeQ4_0(_ x: UnsafePointer<UInt8>, _ y: UnsafeMutablePointer<Float>, blocks: Int) {
+        for i in 0..<blocks {
+            let xb = x + 18 * i, yb = y + 32 * i
+            let d = xb.halfFloat(at: 0)
+            for j in 0..<16 {
+                yb[j] = Float(Int(xb[2 + j] & 0x0F) - 8) * d
+                yb[j + 16] = Float(Int(xb[2 + j] >> 4) - 8) * d
+            }
+        }
+    }
+
+    static func dequantizeQ4_1(_ x: UnsafePointer<UInt8>, _ y: UnsafeMutablePointer<Float>, blocks: Int) {
+        for i in 0..<blocks {
+            let xb = x + 20 * i, yb = y + 32 * i
+            let d = xb.halfFloat(at: 0), m = xb.halfFloat(at: 2)
+            for j in 0..<16 {
+                yb[j] = Float(xb[4 + j] & 0x0F) * d + m
+                yb[j + 16] = Float(xb[4 + j] >> 4) * d + m
+            }
+        }
+    }
+
+    static func dequantizeQ5(_ x: UnsafePointer<UInt8>, _ y: UnsafeMutablePointer<Float>, blocks: Int, hasMin: Bool) {
+        let size = hasMin ? 24 : 22
+        for i in 0..<blocks {
+            let xb = x + size * i, yb = y + 32 * i
+            let d = xb.halfFloat(at: 0)
+            let m: Float = hasMin ? xb.halfFloat(at: 2) : 0
+            let qhOffset = hasMin ? 4 : 2
+            let qh = xb.u32(at: qhOffset)
+            let qs = xb + qhOffset + 4
+            for j in 0..<16 {
+                let h0 = UInt8(truncatingIfNeeded: (qh >> j) << 4) & 0x10
+                let h1 = UInt8(truncatingIfNeeded: qh >> (j + 12)) & 0x10
+                let q0 = Int((qs[j] & 0x0F) | h0), q1 = Int((qs[j] >> 4) | h1)
+                if hasMin {
+                    yb[j] = Float(q0) * d + m
+                    yb[j + 16] = Float(q1) * d + m
+                } else {
+                    yb[j] = Float(q0 - 16) * d
+                    yb[j + 16] = Float(q1 - 16) * d
+                }
+            }
+        }
+    }
+
+    static func dequantizeQ8_0(_ x: UnsafePointer<UInt8>, _ y: UnsafeMutablePointer<Float>, blocks: Int) {
+        for i in 0..<blocks {
+            let xb = x + 34 * i, yb = y + 32 * i
+            let d = xb.halfFloat(at: 0)
+            for j in 0..<32 { yb[j] = Float(Int8(bitPattern: xb[2 + j])) * d }
+        }
+    }
+
+    static func dequantizeQ8_1(_ x: UnsafePointer<UInt8>, _ y: UnsafeMutablePointer<Float>, blocks: Int) {
+        for i in 0..<blocks {
+            let xb = x + 36 * i, yb = y + 32 * i
+            let d = xb.halfFloat(at: 0)
+            for j in 0..<32 { yb[j] = Float(Int8(bitPattern: xb[4 + j])) * d }
+        }
+    }
+}
