@@ -3,7 +3,7 @@ import QuantaCore
 extension Quantization {
     /// Types Quanta reads back to fp32.
     public static func canDequantize(_ type: GGMLType) -> Bool {
-        ![.i8, .i16, .i32, .i64, .f64, .q8_K, .mxfp4, .nvfp4, .q1_0].contains(type) || type == .f64
+        ![.i8, .i16, .i32, .i64, .q8_K, .mxfp4, .nvfp4, .q1_0].contains(type)
     }
 
     /// Dequantizes `count` values (a multiple of the block size) stored in `x` into `y`.
@@ -31,6 +31,15 @@ extension Quantization {
         case .q6_K: KQuantsHigh.dequantizeQ6_K(q, y, blocks: blocks)
         case .iq4_NL: IQ4Quants.dequantizeIQ4_NL(q, y, blocks: blocks)
         case .iq4_XS: IQ4Quants.dequantizeIQ4_XS(q, y, blocks: blocks)
+        case .iq2_XXS: IQDequant.iq2xxs(q, y, blocks: blocks)
+        case .iq2_XS: IQDequant.iq2xs(q, y, blocks: blocks)
+        case .iq2_S: IQDequant.iq2s(q, y, blocks: blocks)
+        case .iq3_XXS: IQDequant.iq3xxs(q, y, blocks: blocks)
+        case .iq3_S: IQDequant.iq3s(q, y, blocks: blocks)
+        case .iq1_S: IQDequant.iq1s(q, y, blocks: blocks)
+        case .iq1_M: IQDequant.iq1m(q, y, blocks: blocks)
+        case .tq1_0: IQDequant.tq1(q, y, blocks: blocks)
+        case .tq2_0: IQDequant.tq2(q, y, blocks: blocks)
         default:
             throw QuantaError.unsupported(type.name, "Quanta cannot read \(type.name) tensors yet")
         }
