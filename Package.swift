@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "QuantaCore", targets: ["QuantaCore"]),
         .library(name: "QuantaIO", targets: ["QuantaIO"]),
         .library(name: "QuantaFormats", targets: ["QuantaFormats"]),
+        .library(name: "QuantaAlgorithms", targets: ["QuantaAlgorithms"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -27,15 +28,17 @@ let package = Package(
         .target(name: "QuantaCore", dependencies: ["CBLAS"], swiftSettings: native),
         .target(name: "QuantaIO", dependencies: ["QuantaCore", "CHDF5"], swiftSettings: native),
         .target(name: "QuantaFormats", dependencies: ["QuantaCore", "QuantaIO"], swiftSettings: kernels),
+        .target(name: "QuantaAlgorithms", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats"], swiftSettings: native),
         .executableTarget(
             name: "quanta",
-            dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats",
+            dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "QuantaAlgorithms",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: native),
         .target(name: "TestSupport", dependencies: ["QuantaIO"], path: "Tests/TestSupport"),
         .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "TestSupport"]),
         .testTarget(name: "QuantaIOTests", dependencies: ["QuantaIO", "TestSupport"]),
         .testTarget(name: "QuantaFormatsTests", dependencies: ["QuantaFormats", "TestSupport"]),
+        .testTarget(name: "QuantaAlgorithmsTests", dependencies: ["QuantaAlgorithms", "TestSupport"]),
         .testTarget(name: "QuantaCLITests", dependencies: ["QuantaIO", "quanta", "TestSupport"]),
     ]
 )

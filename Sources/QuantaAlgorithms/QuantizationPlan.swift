@@ -1,0 +1,190 @@
+import QuantaCore
+import QuantaFormats
+
+/// What the user asked of `quanta quantize`, beyond the preset.
+public struct QuantizationOptions: Sendable {
+    /// `--tensor-type REGEX=TYPE` rules; the first whose pattern matches a tensor name wins.
+    public var tensorTypes: [(pattern: String, type: GGMLType)] = []
+    public var outputTensorType: GGMLType?
+    public var tokenEmbeddingType: GGMLType?
+    /// Keep output.weight in its source type.
+    public var leaveOutputTensor = false
+    /// Every quantized tensor gets the preset's default type (no per-tensor rules).
+    public var pure = false
+    /// An importance matrix is used (changes the Q4_0/Q5_0 and IQ4 rules, as in llama.cpp).
+    public var hasImportance = false
+
+    public init() {}
+}
+
+/// One tensor of the plan: what it is now and what it becomes.
+public struct PlannedTensor: Sendable, Equatable {
+    public let name: String
+    /// ggml order, row length first.
+    public let dimensions: [Int]
+    public let sourceType: GGMLType
+    public let type: GGMLType
+    /// The type the rules asked for when a row-length fallback replaced it.
+    public let fallbackFrom: GGMLType?
+
+    public var quantized: Bool { type != sourceType }
+    public var byteCount: Int { dimensions.reduce(1, *) / type.blockSize * type.bytesPerBlock }
+}
+
+/// llama-quantize's choice of type for every tensor (`llama_tensor_get_type` and the loop of
+/// `llama_model_quantize_impl` in llama.cpp's src/llama-quant.cpp), for the presets Quanta writes.
+public struct QuantizationPlanner {
+    public let preset: GGUFPreset
+    public let options: QuantizationOptions
+    /// Attention heads over KV heads (n_gqa).
+    public let gqa: Int
+    public let layerCount: Int
+    private let rules: [(Regex<AnyRegexOutput>, GGMLType)]
+
+    /// Throws when a `--tensor-type` pattern is not a valid regular expression.
+    public init(preset: GGUFPreset, options: QuantizationOptions, headCount: Int, kvHeadCount: Int, layerCount: Int) throws {
+        self.preset = preset
+        self.options = options
+        self.rules = try options.tensorTypes.map { rule in
+            do {
+                return (try Regex(rule.pattern), rule.type)
+            } catch {
+                throw QuantaError(.invalidArgument, "--tensor-type \(rule.pattern)", "not a valid regular expression: \(error)")
+            }
+        }
+        self.gqa = kvHeadCount > 0 ? headCount / kvHeadCount : 1
+        self.layerCount = layerCount
+    }
+
+    /// llama.cpp's tensor order: tensors outside blocks first, then by block number, then by name.
+    public static func llamaOrder(_ a: String, _ b: String) -> Bool {
+        func layer(_ name: String) -> Int {
+            guard name.hasPrefix("blk.") else { return -1 }
+            return Int(name.dropFirst(4).prefix { $0.isNumber }) ?? -1
+        }
+        let (la, lb) = (layer(a), layer(b))
+        return la != lb ? la < lb : a < b
+    }
+
+    /// The plan for `tensors` (name, ggml dimensions, source type), in llama.cpp's order.
+    public func plan(_ tensors: [(name: String, dimensions: [Int], type: GGMLType)]) throws -> [PlannedTensor] {
+        let ordered = tensors.sorted { QuantizationPlanner.llamaOrder($0.name, $1.name) }
+        var state = State(attentionV: ordered.filter { $0.name.contains("attn_v.weight") || $0.name.contains("attn_qkv.weight") }.count,
+                          hasOutput: ordered.contains { $0.name == "output.weight" }, layers: layerCount)
+        return try ordered.map { try planOne($0.name, $0.dimensions, $0.type, &state) }
+    }
+
+    struct State {
+        var attentionV: Int
+        var hasOutput: Bool
+        var layers: Int
+        var iAttentionV = 0, iFFNDown = 0, iFFNGate = 0, iFFNUp = 0
+    }
+
+    static let neverQuantized = ["_norm.weight", "ffn_gate_inp.weight", "altup", "laurel", "per_layer_model_proj",
+                                 "ssm_conv1d.weight", "shortconv.conv.weight", "conv1d", "attn_rel_b.weight", ".position_embd."]
+
+    func planOne(_ name: String, _ dimensions: [Int], _ sourceType: GGMLType, _ state: inout State) throws -> PlannedTensor {
+        var quantize = name.hasSuffix("weight") && dimensions.count >= 2
+        quantize = quantize && !QuantizationPlanner.neverQuantized.contains { name.contains($0) }
+        quantize = quantize && !(options.leaveOutputTensor && name == "output.weight")
+        quantize = quantize && name != "position_embd.weight" && name != "token_types.weight"
+        guard quantize else {
+            return PlannedTensor(name: name, dimensions: dimensions, sourceType: sourceType, type: sourceType, fallbackFrom: nil)
+        }
+        var type = preset.defaultType
+        var fallbackFrom: GGMLType?
+        if !options.pure && preset.hasRules {
+            (type, fallbackFrom) = ruleType(name, dimensions, &state)
+            if fallbackFrom == nil, let rule = rules.first(where: { name.contains($0.0) }) {
+                type = rule.1
+            }
+        }
+        if let t = options.tokenEmbeddingType, name == "token_embd.weight" { type = t }
+        if let t = options.outputTensorType, name == "output.weight" { type = t }
+        guard dimensions[0] % type.blockSize == 0 else {
+            throw QuantaError(.invalidArgument, "tensor '\(name)'",
+                              "rows of \(dimensions[0]) values cannot be stored as \(type.name) (blocks of \(type.blockSize))")
+        }
+        return PlannedTensor(name: name, dimensions: dimensions, sourceType: sourceType, type: type, fallbackFrom: fallbackFrom)
+    }
+
+    static func useMoreBits(_ i: Int, _ n: Int) -> Bool {
+        i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
+    }
+
+    /// `llama_tensor_get_type` restricted to the presets above (no experts, not Falcon, not 70B).
+    func ruleType(_ name: String, _ dimensions: [Int], _ state: inout State) -> (GGMLType, GGMLType?) {
+        var type = preset.defaultType
+        let ftype = preset
+        if name == "output.weight" || (!state.hasOutput && name == "token_embd.weight") {
+            if let t = options.outputTensorType {
+                type = t
+            } else if dimensions[0] % type.blockSize != 0 {
+                type = .q8_0
+            } else if type != .q8_0 {
+                type = .q6_K
+            }
+        } else if name == "token_embd.weight" {
+            if let t = options.tokenEmbeddingType { type = t }
+        } else if name.contains("attn_v.weight") {
+            switch ftype {
+            case .q2_K: type = gqa >= 4 ? .q4_K : .q3_K
+            case .iq4_NL where gqa >= 4, .iq4_XS where gqa >= 4: type = .q5_K
+            case .q3_K_M: type = state.iAttentionV < 2 ? .q5_K : .q4_K
+            case .q3_K_L: type = .q5_K
+            case .q4_K_M where QuantizationPlanner.useMoreBits(state.iAttentionV, state.attentionV),
+                 .q5_K_M where QuantizationPlanner.useMoreBits(state.iAttentionV, state.attentionV): type = .q6_K
+            case .q4_K_S where state.iAttentionV < 4: type = .q5_K
+            default: break
+            }
+            state.iAttentionV += 1
+        } else if name.contains("ffn_down") {
+            let (i, n) = (state.iFFNDown, state.layers)
+            switch ftype {
+            case .q2_K: type = .q3_K
+            case .q3_K_M: type = i < n / 16 ? .q5_K : .q4_K
+            case .q3_K_L: type = .q5_K
+            case .q4_K_M where QuantizationPlanner.useMoreBits(i, n): type = .q6_K
+            case .iq4_NL where i < n / 8 && !options.hasImportance, .iq4_XS where i < n / 8 && !options.hasImportance: type = .q5_K
+            case .q5_K_M where QuantizationPlanner.useMoreBits(i, n): type = .q6_K
+            case .q4_K_S where i < n / 8: type = .q5_K
+            case .q4_0 where options.hasImportance && i < n / 8: type = .q4_1
+            case .q5_0 where options.hasImportance && i < n / 8: type = .q5_1
+            default: break
+            }
+            state.iFFNDown += 1
+        } else if name.contains("attn_output.weight") {
+            switch ftype {
+            case .q2_K: type = .q3_K
+            case .q3_K_M: type = .q4_K
+            case .q3_K_L: type = .q5_K
+            default: break
+            }
+        } else if name.contains("attn_qkv.weight") {
+            switch ftype {
+            case .q3_K_M, .q3_K_L: type = .q4_K
+            case .q4_K_M: type = .q5_K
+            case .q5_K_M: type = .q6_K
+            default: break
+            }
+        } else if name.contains("ffn_gate") {
+            state.iFFNGate += 1
+        } else if name.contains("ffn_up") {
+            state.iFFNUp += 1
+        }
+        guard dimensions[0] % type.blockSize != 0 else { return (type, nil) }
+        let requested = type
+        switch type {
+        case .tq1_0, .tq2_0: type = .q4_0
+        case .iq2_XXS, .iq2_XS, .iq2_S, .iq3_XXS, .iq3_S, .iq1_S, .iq1_M, .iq4_XS: type = .iq4_NL
+        case .q2_K, .q3_K: type = .q4_0  // llama.cpp d32676d (the golden files' version)
+        case .q4_K: type = .q5_0
+        case .q5_K: type = .q5_1
+        case .q6_K: type = .q8_0
+        default: break
+        }
+        if dimensions[0] % type.blockSize != 0 { type = .f16 }
+        return (type, requested)
+    }
+}
