@@ -4,6 +4,10 @@
 /// results below the smallest normal become correctly rounded subnormals (or signed zero);
 /// NaN stays NaN with its sign and the top bits of its payload, forced quiet.
 /// Half -> Float is exact for every bit pattern.
+#if _endian(big)
+#error("Quanta reads and writes little-endian files through native memory; big-endian hosts are not supported")
+#endif
+
 public enum HalfConversion {
     /// Exact conversion of an f16 bit pattern to Float.
     @inlinable

@@ -69,9 +69,8 @@ public enum GGUFWriter {
         }
     }
 
-    /// Writes a GGUF v3 file to `path` atomically.
-    public static func write(to path: String, metadata: [(key: String, value: GGUFValue)],
-                             tensors: [TensorEntry]) throws {
+    /// The encoded header (up to the data section, padded) and the alignment in force.
+    static func header(metadata: [(key: String, value: GGUFValue)], tensors: [TensorEntry]) throws -> (bytes: [UInt8], alignment: Int) {
         var alignment = GGUFFile.defaultAlignment
         var keys = Set<String>()
         for (key, value) in metadata {
@@ -115,10 +114,23 @@ public enum GGUFWriter {
             offset += padded(tensor.byteCount, alignment)
         }
         header.zeros(padded(header.bytes.count, alignment) - header.bytes.count)
+        return (header.bytes, alignment)
+    }
 
+    /// The size in bytes of the file `write` would produce.
+    public static func fileSize(metadata: [(key: String, value: GGUFValue)], tensors: [TensorEntry]) throws -> Int {
+        let (bytes, alignment) = try header(metadata: metadata, tensors: tensors)
+        return bytes.count + tensors.reduce(0) { $0 + padded($1.byteCount, alignment) }
+    }
+
+    /// Writes a GGUF v3 file to `path` atomically. Tensor data is produced one tensor at a
+    /// time by each entry's `write`, so only one tensor needs to be in memory.
+    public static func write(to path: String, metadata: [(key: String, value: GGUFValue)],
+                             tensors: [TensorEntry]) throws {
+        let (header, alignment) = try header(metadata: metadata, tensors: tensors)
         let writer = try AtomicFileWriter(path: path)
         do {
-            try writer.write(header.bytes)
+            try writer.write(header)
             for tensor in tensors {
                 let start = writer.offset
                 try tensor.write(writer)

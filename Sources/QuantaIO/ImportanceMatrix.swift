@@ -133,12 +133,11 @@ public struct ImportanceMatrix: Sendable, Equatable {
     /// imatrix.chunk_count, imatrix.chunk_size; per entry `.in_sum2` then `.counts`).
     public func writeGGUF(to path: String) throws {
         var tensors: [GGUFWriter.TensorEntry] = []
-        func bytes(_ values: [Float]) -> [UInt8] { values.flatMap { v in withUnsafeBytes(of: v.bitPattern.littleEndian) { Array($0) } } }
         for entry in entries {
             let experts = entry.counts.count
             tensors.append(.init(name: entry.name + ".in_sum2", dimensions: experts > 1 ? [entry.columns, experts] : [entry.columns],
-                                 type: .f32, bytes: bytes(entry.sums)))
-            tensors.append(.init(name: entry.name + ".counts", dimensions: [experts], type: .f32, bytes: bytes(entry.counts)))
+                                 type: .f32, bytes: float32Bytes(entry.sums)))
+            tensors.append(.init(name: entry.name + ".counts", dimensions: [experts], type: .f32, bytes: float32Bytes(entry.counts)))
         }
         try GGUFWriter.write(to: path, metadata: [
             ("general.type", .string("imatrix")),

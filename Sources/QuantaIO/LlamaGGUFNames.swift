@@ -74,7 +74,7 @@ public enum LlamaGGUFNames {
                             let hfRow = h * 2 * half + j * half + i
                             let ggufRow = h * 2 * half + i * 2 + j
                             let (from, to) = inverse ? (ggufRow, hfRow) : (hfRow, ggufRow)
-                            for c in 0..<columns { dst[to * columns + c] = src[from * columns + c] }
+                            (dst.baseAddress! + to * columns).update(from: src.baseAddress! + from * columns, count: columns)
                         }
                     }
                 }

@@ -5,32 +5,36 @@ import QuantaCore
 /// header with `__metadata__` first (keys sorted), padded with spaces to a multiple of 8 bytes.
 /// The file appears atomically (temporary file + rename).
 public enum SafetensorsWriter {
-    /// One tensor to write: `data` holds `shape` elements of `dtype` in little-endian order.
+    /// One tensor to write: `shape` elements of `dtype`, produced in little-endian order by
+    /// `write` (which must append exactly `byteCount` bytes) when the data section is written.
     public struct Entry {
         public let name: String
         public let dtype: DType
         public let shape: [Int]
-        public let data: [UInt8]
+        public let byteCount: Int
+        public let write: (AtomicFileWriter) throws -> Void
 
-        public init(name: String, dtype: DType, shape: [Int], data: [UInt8]) throws {
-            let expected = try Tensor<UInt8>.elementCount(shape) * dtype.byteSize
-            guard data.count == expected else {
-                throw QuantaError(.invalidArgument, "tensor '\(name)'",
-                                  "shape \(shape) of \(dtype.rawValue) needs \(expected) bytes, got \(data.count)")
-            }
+        /// An entry produced on demand (streamed).
+        public init(name: String, dtype: DType, shape: [Int], write: @escaping (AtomicFileWriter) throws -> Void) throws {
             self.name = name
             self.dtype = dtype
             self.shape = shape
-            self.data = data
+            self.byteCount = try Tensor<UInt8>.elementCount(shape) * dtype.byteSize
+            self.write = write
+        }
+
+        /// An entry whose bytes are in memory.
+        public init(name: String, dtype: DType, shape: [Int], data: [UInt8]) throws {
+            try self.init(name: name, dtype: dtype, shape: shape) { try $0.write(data) }
+            guard data.count == byteCount else {
+                throw QuantaError(.invalidArgument, "tensor '\(name)'",
+                                  "shape \(shape) of \(dtype.rawValue) needs \(byteCount) bytes, got \(data.count)")
+            }
         }
 
         /// An F32 entry from fp32 values.
         public init(name: String, tensor: Tensor<Float>) throws {
-            var bytes = [UInt8](repeating: 0, count: tensor.count * 4)
-            bytes.withUnsafeMutableBytes { out in
-                for (i, v) in tensor.storage.enumerated() { out.storeBytes(of: v.bitPattern.littleEndian, toByteOffset: i * 4, as: UInt32.self) }
-            }
-            try self.init(name: name, dtype: .f32, shape: tensor.shape, data: bytes)
+            try self.init(name: name, dtype: .f32, shape: tensor.shape, data: float32Bytes(tensor.storage))
         }
     }
 
@@ -50,7 +54,7 @@ public enum SafetensorsWriter {
         }
         var offset: Int64 = 0
         for entry in ordered {
-            let end = offset + Int64(entry.data.count)
+            let end = offset + Int64(entry.byteCount)
             members.append((entry.name, .object([
                 ("dtype", .string(entry.dtype.rawValue)),
                 ("shape", .array(entry.shape.map { .integer(Int64($0)) })),
@@ -66,12 +70,29 @@ public enum SafetensorsWriter {
         return (header.bytes, ordered)
     }
 
-    /// Writes `entries` to `path` atomically.
+    /// Writes `entries` to `path` atomically, one tensor's data at a time.
     public static func write(_ entries: [Entry], metadata: [String: String]? = nil, to path: String) throws {
         let (header, ordered) = try layout(entries, metadata: metadata)
         let writer = try AtomicFileWriter(path: path)
-        try writer.write(header)
-        for entry in ordered { try writer.write(entry.data) }
-        try writer.commit()
+        do {
+            try writer.write(header)
+            for entry in ordered {
+                let start = writer.offset
+                try entry.write(writer)
+                guard writer.offset - start == entry.byteCount else {
+                    throw QuantaError(.invalidArgument, "tensor '\(entry.name)'", "wrote \(writer.offset - start) bytes, expected \(entry.byteCount)")
+                }
+            }
+            try writer.commit()
+        } catch {
+            writer.abandon()
+            throw error
+        }
     }
+}
+
+/// fp32 values as little-endian bytes.
+public func float32Bytes(_ values: [Float]) -> [UInt8] {
+    // Every platform Quanta builds for is little-endian, so the in-memory bytes are the file's.
+    values.withUnsafeBytes { Array($0) }
 }

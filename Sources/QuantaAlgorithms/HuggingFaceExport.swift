@@ -1,0 +1,72 @@
+import QuantaCore
+import QuantaFormats
+import QuantaIO
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `quanta convert`: a llama GGUF to a Hugging Face folder (fp32 safetensors, config.json,
+/// tokenizer.json, tokenizer_config.json, generation_config.json). Quantized tensors are
+/// dequantized, q/k rows are put back in the HF rotate-half order, and a GGUF without
+/// output.weight becomes a model with tied embeddings.
+public enum HuggingFaceExport {
+    public struct Summary: Sendable {
+        public let tensorCount: Int
+        public let parameterCount: Int
+        public let bytes: Int
+        public let seconds: Double
+    }
+
+    /// Converts `gguf` into the new folder `folder` (which must not exist); the folder appears
+    /// only once complete.
+    public static func convert(gguf path: String, to folder: String, progress: ((Int, Int, String) -> Void)? = nil) throws -> Summary {
+        let start = monotonicSeconds()
+        guard FileSystem.kind(of: folder) == .missing else {
+            throw QuantaError(.invalidArgument, folder, "already exists; choose a new output folder")
+        }
+        let source = try GGUFSource(path: path)
+        let files = try LlamaGGUFMetadata.huggingFaceFiles(from: source.file)
+        let heads = source.headCount, kvHeads = source.kvHeadCount
+        var entries: [SafetensorsWriter.Entry] = []
+        for (index, info) in source.file.tensors.enumerated() {
+            guard let hf = LlamaGGUFNames.hfName(forGGUF: info.name) else {
+                throw QuantaError.unsupported("\(path): tensor '\(info.name)'", "has no Hugging Face llama name")
+            }
+            guard Quantization.canDequantize(info.type) else {
+                throw QuantaError.unsupported("\(path): tensor '\(info.name)'", "Quanta cannot read \(info.type.name)")
+            }
+            let shape = Array(info.dimensions.reversed())
+            entries.append(try .init(name: hf, dtype: .f32, shape: shape) { writer in
+                var values = try source.values(info.name)
+                if let h = LlamaGGUFNames.permutationHeads(forGGUF: info.name, heads: heads, kvHeads: kvHeads) {
+                    values = try LlamaGGUFNames.permuteRows(values, rows: shape[0], columns: shape.count > 1 ? shape[1] : 1,
+                                                            heads: h, inverse: true)
+                }
+                try writer.write(float32Bytes(values))
+                progress?(index + 1, source.file.tensors.count, info.name)
+            })
+        }
+        let temporary = folder + ".tmp-\(getpid())"
+        guard mkdir(temporary, 0o755) == 0 else {
+            throw QuantaError(.io, temporary, "cannot create folder: \(String(cString: strerror(errno)))")
+        }
+        do {
+            try SafetensorsWriter.write(entries, metadata: ["format": "pt"], to: temporary + "/model.safetensors")
+            for (name, json) in files {
+                let writer = try AtomicFileWriter(path: temporary + "/" + name)
+                try writer.write(Array((json.serialized(indent: 2) + "\n").utf8))
+                try writer.commit()
+            }
+            guard rename(temporary, folder) == 0 else {
+                throw QuantaError(.io, folder, "cannot move the finished folder into place: \(String(cString: strerror(errno)))")
+            }
+        } catch {
+            for name in (try? FileSystem.contents(of: temporary)) ?? [] { unlink(temporary + "/" + name) }
+            rmdir(temporary)
+            throw error
+        }
+        return Summary(tensorCount: entries.count, parameterCount: source.file.tensors.reduce(0) { $0 + $1.elementCount },
+                       bytes: entries.reduce(0) { $0 + $1.byteCount }, seconds: monotonicSeconds() - start)
+    }
+}

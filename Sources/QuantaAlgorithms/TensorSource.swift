@@ -1,0 +1,114 @@
+import QuantaCore
+import QuantaFormats
+import QuantaIO
+
+/// A model whose tensors can be read one at a time in llama.cpp's GGUF naming and layout.
+public protocol TensorSource: AnyObject {
+    /// Where it comes from (for messages).
+    var path: String { get }
+    /// GGUF metadata of the model (architecture, tokenizer, ...).
+    var metadata: [(key: String, value: GGUFValue)] { get }
+    /// GGUF name, ggml dimensions (row length first) and stored type of every tensor.
+    var tensors: [(name: String, dimensions: [Int], type: GGMLType)] { get }
+    var headCount: Int { get }
+    var kvHeadCount: Int { get }
+    var layerCount: Int { get }
+    /// The tensor as fp32 values in GGUF layout (q/k rows permuted for llama).
+    func values(_ name: String) throws -> [Float]
+    /// The stored bytes when they are already in GGUF layout, else nil.
+    func storedBytes(_ name: String) throws -> UnsafeRawBufferPointer?
+}
+
+/// A Hugging Face llama-family folder seen as GGUF tensors (llama.cpp's converter mapping).
+public final class HuggingFaceSource: TensorSource {
+    public let model: HFModelFolder
+    public let metadata: [(key: String, value: GGUFValue)]
+    public let tensors: [(name: String, dimensions: [Int], type: GGMLType)]
+    private let hfNames: [String: String]
+
+    public init(path: String) throws {
+        model = try HFModelFolder(path: path)
+        let baseName = path.split(separator: "/").last.map(String.init) ?? "model"
+        metadata = try LlamaGGUFMetadata.metadata(for: model, name: baseName)
+        var tensors: [(name: String, dimensions: [Int], type: GGMLType)] = []
+        var hfNames: [String: String] = [:]
+        for (info, _) in model.weights.tensors {
+            if info.name.hasSuffix("rotary_emb.inv_freq") { continue }
+            guard let name = LlamaGGUFNames.ggufName(forHF: info.name) else {
+                throw QuantaError.unsupported("\(path): tensor '\(info.name)'", "has no llama GGUF name")
+            }
+            let type: GGMLType
+            switch info.dtype {
+            case .f32: type = .f32
+            case .f16: type = .f16
+            case .bf16: type = .bf16
+            default: throw QuantaError.unsupported("\(path): tensor '\(info.name)'", "dtype \(info.dtype.rawValue) cannot be converted to GGUF")
+            }
+            // The converter stores 1-D tensors (norms, biases) as F32.
+            tensors.append((name, Array(info.shape.reversed()), info.shape.count == 1 ? .f32 : type))
+            hfNames[name] = info.name
+        }
+        if model.config.tieWordEmbeddings { tensors.removeAll { $0.name == "output.weight" } }
+        self.tensors = tensors
+        self.hfNames = hfNames
+    }
+
+    public var path: String { model.path }
+    public var headCount: Int { model.config.headCount }
+    public var kvHeadCount: Int { model.config.kvHeadCount }
+    public var layerCount: Int { model.config.layerCount }
+
+    public func values(_ name: String) throws -> [Float] {
+        guard let hf = hfNames[name] else { throw QuantaError(.invalidArgument, "tensor '\(name)'", "not in \(path)") }
+        let tensor = try model.weights.floatTensor(hf)
+        if let heads = LlamaGGUFNames.permutationHeads(forGGUF: name, heads: headCount, kvHeads: kvHeadCount) {
+            let columns = tensor.shape.count == 2 ? tensor.shape[1] : 1
+            return try LlamaGGUFNames.permuteRows(tensor.storage, rows: tensor.shape[0], columns: columns, heads: heads)
+        }
+        return tensor.storage
+    }
+
+    public func storedBytes(_ name: String) throws -> UnsafeRawBufferPointer? {
+        guard let hf = hfNames[name], LlamaGGUFNames.permutationHeads(forGGUF: name, heads: 1, kvHeads: 1) == nil else { return nil }
+        let info = try model.weights.info(hf)
+        return info.shape.count == 1 && info.dtype != .f32 ? nil : try model.weights.rawBytes(hf)
+    }
+}
+
+/// A GGUF file as a tensor source (already in GGUF layout).
+public final class GGUFSource: TensorSource {
+    public let file: GGUFFile
+
+    public init(path: String) throws { file = try GGUFFile(path: path) }
+
+    public var path: String { file.path }
+    public var metadata: [(key: String, value: GGUFValue)] { file.metadata }
+    public var tensors: [(name: String, dimensions: [Int], type: GGMLType)] { file.tensors.map { ($0.name, $0.dimensions, $0.type) } }
+    private func count(_ key: String) -> Int {
+        let arch = file["general.architecture"]?.stringValue ?? "llama"
+        return file["\(arch).\(key)"]?.intValue ?? 0
+    }
+    public var headCount: Int { count("attention.head_count") }
+    public var kvHeadCount: Int { file["\(file["general.architecture"]?.stringValue ?? "llama").attention.head_count_kv"]?.intValue ?? headCount }
+    public var layerCount: Int { count("block_count") }
+
+    public func values(_ name: String) throws -> [Float] {
+        let info = try file.info(name)
+        do {
+            return try Quantization.dequantize(info.type, file.rawBytes(info), count: info.elementCount)
+        } catch let error as QuantaError {
+            throw error.within("\(path): tensor '\(name)'")
+        }
+    }
+
+    public func storedBytes(_ name: String) throws -> UnsafeRawBufferPointer? { try file.rawBytes(name) }
+}
+
+/// Opens a model folder or a GGUF file.
+public func openTensorSource(_ path: String) throws -> TensorSource {
+    switch FileSystem.kind(of: path) {
+    case .missing: throw QuantaError(.notFound, path, "no such file or folder")
+    case .folder: return try HuggingFaceSource(path: path)
+    case .file: return try GGUFSource(path: path)
+    }
+}

@@ -1,0 +1,224 @@
+import QuantaCore
+
+/// GGUF metadata for llama-family models, as llama.cpp's converter writes it, and the way
+/// back to Hugging Face `config.json` / `tokenizer.json`.
+public enum LlamaGGUFMetadata {
+    /// gguf TokenType values.
+    public enum TokenType: Int32 { case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6 }
+
+    /// Architecture and tokenizer metadata for `model` (`general.file_type` is set by the caller).
+    public static func metadata(for model: HFModelFolder, name: String) throws -> [(key: String, value: GGUFValue)] {
+        let c = model.config
+        var kv: [(key: String, value: GGUFValue)] = [
+            ("general.architecture", .string("llama")),
+            ("general.type", .string("model")),
+            ("general.name", .string(name)),
+            ("llama.block_count", .uint32(UInt32(c.layerCount))),
+            ("llama.context_length", .uint32(UInt32(c.maxPositionEmbeddings))),
+            ("llama.embedding_length", .uint32(UInt32(c.hiddenSize))),
+            ("llama.feed_forward_length", .uint32(UInt32(c.intermediateSize))),
+            ("llama.attention.head_count", .uint32(UInt32(c.headCount))),
+            ("llama.attention.head_count_kv", .uint32(UInt32(c.kvHeadCount))),
+            ("llama.rope.freq_base", .float32(Float(c.ropeTheta))),
+            ("llama.attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEps))),
+            ("llama.vocab_size", .uint32(UInt32(c.vocabSize))),
+            ("llama.rope.dimension_count", .uint32(UInt32(c.headDim))),
+        ]
+        if c.headDim * c.headCount != c.hiddenSize {
+            kv.append(("llama.attention.key_length", .uint32(UInt32(c.headDim))))
+            kv.append(("llama.attention.value_length", .uint32(UInt32(c.headDim))))
+        }
+        guard let tokenizerPath = model.tokenizerPath else {
+            throw QuantaError(.notFound, FileSystem.join(model.path, "tokenizer.json"),
+                              "a GGUF needs the tokenizer, and the model folder has no tokenizer.json")
+        }
+        let tokenizerConfigPath = FileSystem.join(model.path, "tokenizer_config.json")
+        let tokenizerConfig = FileSystem.kind(of: tokenizerConfigPath) == .file ? try HFModelFolder.readJSON(tokenizerConfigPath) : nil
+        kv += try tokenizerMetadata(tokenizer: HFModelFolder.readJSON(tokenizerPath), path: tokenizerPath,
+                                    tokenizerConfig: tokenizerConfig, config: c, generationConfig: model.generationConfig)
+        return kv
+    }
+
+    /// `tokenizer.ggml.*` keys from a byte-level BPE `tokenizer.json`.
+    static func tokenizerMetadata(tokenizer: JSONValue, path: String, tokenizerConfig: JSONValue?, config: ModelConfig,
+                                  generationConfig: JSONValue?) throws -> [(key: String, value: GGUFValue)] {
+        guard let model = tokenizer["model"], model["type"]?.stringValue == "BPE", let vocab = model["vocab"]?.objectValue else {
+            throw QuantaError.unsupported(path, "only byte-level BPE tokenizers (model.type \"BPE\") can be converted; this one is \(tokenizer["model"]?["type"]?.serialized() ?? "untyped")")
+        }
+        var special: [Int: Bool] = [:]
+        var byID: [Int: String] = [:]
+        for (token, id) in vocab {
+            guard let i = id.intValue, i >= 0 else { throw QuantaError.malformed(path, "vocab entry '\(token)' has no integer id") }
+            byID[i] = token
+        }
+        for added in tokenizer["added_tokens"]?.arrayValue ?? [] {
+            guard let id = added["id"]?.intValue, let content = added["content"]?.stringValue else { continue }
+            byID[id] = content
+            special[id] = added["special"]?.boolValue ?? false
+        }
+        let size = max(config.vocabSize, (byID.keys.max() ?? -1) + 1)
+        var tokens: [GGUFValue] = []
+        var types: [GGUFValue] = []
+        tokens.reserveCapacity(size)
+        for id in 0..<size {
+            if let token = byID[id] {
+                tokens.append(.string(token))
+                let type: TokenType = special[id].map { $0 ? .control : .userDefined } ?? .normal
+                types.append(.int32(type.rawValue))
+            } else {
+                tokens.append(.string("[PAD\(id)]"))
+                types.append(.int32(TokenType.unused.rawValue))
+            }
+        }
+        let merges: [GGUFValue] = try (model["merges"]?.arrayValue ?? []).map { merge in
+            if let text = merge.stringValue { return .string(text) }
+            if let pair = merge.arrayValue, pair.count == 2, let a = pair[0].stringValue, let b = pair[1].stringValue { return .string(a + " " + b) }
+            throw QuantaError.malformed(path, "merge \(merge.serialized()) is neither \"a b\" nor [a, b]")
+        }
+        func tokenID(_ key: String) -> Int? {
+            if let id = generationConfig?[key + "_id"]?.intValue { return id }
+            if let name = tokenizerConfig?[key]?.stringValue ?? tokenizerConfig?[key]?["content"]?.stringValue,
+               let id = byID.first(where: { $0.value == name })?.key { return id }
+            return nil
+        }
+        var kv: [(key: String, value: GGUFValue)] = [
+            ("tokenizer.ggml.model", .string("gpt2")),
+            ("tokenizer.ggml.pre", .string(try preTokenizerName(tokenizer["pre_tokenizer"], path: path))),
+            ("tokenizer.ggml.tokens", .array(.string, tokens)),
+            ("tokenizer.ggml.token_type", .array(.int32, types)),
+            ("tokenizer.ggml.merges", .array(.string, merges)),
+        ]
+        if let bos = config.bosTokenIds.first ?? tokenID("bos_token") { kv.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(bos)))) }
+        if let eos = config.eosTokenIds.first ?? tokenID("eos_token") { kv.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(eos)))) }
+        if let pad = tokenID("pad_token") { kv.append(("tokenizer.ggml.padding_token_id", .uint32(UInt32(pad)))) }
+        if let addBOS = tokenizerConfig?["add_bos_token"]?.boolValue { kv.append(("tokenizer.ggml.add_bos_token", .bool(addBOS))) }
+        if let addEOS = tokenizerConfig?["add_eos_token"]?.boolValue { kv.append(("tokenizer.ggml.add_eos_token", .bool(addEOS))) }
+        if let template = tokenizerConfig?["chat_template"]?.stringValue { kv.append(("tokenizer.chat_template", .string(template))) }
+        return kv
+    }
+
+    /// llama.cpp's name for a tokenizer.json pre-tokenizer ("gpt-2", "smollm", "llama-bpe").
+    static func preTokenizerName(_ pre: JSONValue?, path: String) throws -> String {
+        guard let pre else { return "default" }
+        if pre["type"]?.stringValue == "ByteLevel" && pre["use_regex"]?.boolValue != false { return "gpt-2" }
+        if pre["type"]?.stringValue == "Sequence", let parts = pre["pretokenizers"]?.arrayValue {
+            let kinds = parts.compactMap { $0["type"]?.stringValue }
+            if kinds == ["Digits", "ByteLevel"], parts[0]["individual_digits"]?.boolValue == true { return "smollm" }
+            if kinds == ["Split", "ByteLevel"], parts[0]["pattern"]?["Regex"]?.stringValue == llama3Regex { return "llama-bpe" }
+        }
+        throw QuantaError.unsupported("\(path): pre_tokenizer", "\(pre.serialized()) matches none of the pre-tokenizers Quanta knows (gpt-2, smollm, llama-bpe)")
+    }
+
+    static let llama3Regex = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
+
+    static func preTokenizerJSON(_ name: String) throws -> JSONValue {
+        let byteLevel = JSONValue.object([("type", .string("ByteLevel")), ("add_prefix_space", .bool(false)),
+                                          ("trim_offsets", .bool(true)), ("use_regex", .bool(true))])
+        switch name {
+        case "gpt-2", "default": return byteLevel
+        case "smollm":
+            return .object([("type", .string("Sequence")), ("pretokenizers", .array([
+                .object([("type", .string("Digits")), ("individual_digits", .bool(true))]), byteLevel]))])
+        case "llama-bpe":
+            return .object([("type", .string("Sequence")), ("pretokenizers", .array([
+                .object([("type", .string("Split")), ("pattern", .object([("Regex", .string(llama3Regex))])),
+                         ("behavior", .string("Isolated")), ("invert", .bool(false))]),
+                .object([("type", .string("ByteLevel")), ("add_prefix_space", .bool(false)), ("trim_offsets", .bool(true)),
+                         ("use_regex", .bool(false))])]))])
+        default:
+            throw QuantaError.unsupported("tokenizer.ggml.pre", "'\(name)' has no known tokenizer.json form (gpt-2, smollm, llama-bpe)")
+        }
+    }
+
+    /// Hugging Face files describing a llama GGUF: config.json, tokenizer.json,
+    /// tokenizer_config.json and generation_config.json.
+    public static func huggingFaceFiles(from file: GGUFFile) throws -> [(name: String, json: JSONValue)] {
+        func u(_ key: String) throws -> Int {
+            guard let v = file[key]?.intValue else { throw QuantaError.malformed(file.path, "missing integer metadata '\(key)'") }
+            return v
+        }
+        guard file["general.architecture"]?.stringValue == "llama" else {
+            throw QuantaError.unsupported(file.path, "general.architecture is \(file["general.architecture"]?.summary() ?? "absent"); Quanta converts llama GGUFs")
+        }
+        guard file["tokenizer.ggml.model"]?.stringValue == "gpt2", let tokens = file["tokenizer.ggml.tokens"]?.arrayValue?.compactMap(\.stringValue) else {
+            throw QuantaError.unsupported(file.path, "tokenizer.ggml.model is \(file["tokenizer.ggml.model"]?.summary() ?? "absent"); Quanta converts byte-level BPE (gpt2) vocabularies")
+        }
+        let types = file["tokenizer.ggml.token_type"]?.arrayValue?.compactMap(\.intValue) ?? []
+        let merges = file["tokenizer.ggml.merges"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let heads = try u("llama.attention.head_count")
+        let hidden = try u("llama.embedding_length")
+        let headDim = file["llama.attention.key_length"]?.intValue ?? file["llama.rope.dimension_count"]?.intValue ?? hidden / heads
+        let bos = file["tokenizer.ggml.bos_token_id"]?.intValue
+        let eos = file["tokenizer.ggml.eos_token_id"]?.intValue
+        let tied = !file.tensors.contains { $0.name == "output.weight" }
+        func id(_ v: Int?) -> JSONValue { v.map { .integer(Int64($0)) } ?? .null }
+        let config = JSONValue.object([
+            ("architectures", .array([.string("LlamaForCausalLM")])),
+            ("attention_bias", .bool(false)),
+            ("bos_token_id", id(bos)),
+            ("eos_token_id", id(eos)),
+            ("head_dim", .integer(Int64(headDim))),
+            ("hidden_act", .string("silu")),
+            ("hidden_size", .integer(Int64(hidden))),
+            ("intermediate_size", .integer(Int64(try u("llama.feed_forward_length")))),
+            ("max_position_embeddings", .integer(Int64(try u("llama.context_length")))),
+            ("mlp_bias", .bool(false)),
+            ("model_type", .string("llama")),
+            ("num_attention_heads", .integer(Int64(heads))),
+            ("num_hidden_layers", .integer(Int64(try u("llama.block_count")))),
+            ("num_key_value_heads", .integer(Int64(file["llama.attention.head_count_kv"]?.intValue ?? heads))),
+            ("rms_norm_eps", .number(file["llama.attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-5)),
+            ("rope_theta", .number(file["llama.rope.freq_base"]?.doubleValue ?? 10000)),
+            ("tie_word_embeddings", .bool(tied)),
+            ("torch_dtype", .string("float32")),
+            ("vocab_size", .integer(Int64(tokens.count))),
+        ])
+        var vocab: [(String, JSONValue)] = []
+        var added: [JSONValue] = []
+        for (i, token) in tokens.enumerated() {
+            vocab.append((token, .integer(Int64(i))))
+            let type = i < types.count ? types[i] : 1
+            if type == Int(TokenType.control.rawValue) || type == Int(TokenType.userDefined.rawValue) {
+                let isSpecial = type == Int(TokenType.control.rawValue)
+                added.append(.object([("id", .integer(Int64(i))), ("content", .string(token)), ("single_word", .bool(false)),
+                                      ("lstrip", .bool(false)), ("rstrip", .bool(false)), ("normalized", .bool(!isSpecial)),
+                                      ("special", .bool(isSpecial))]))
+            }
+        }
+        let byteLevel = JSONValue.object([("type", .string("ByteLevel")), ("add_prefix_space", .bool(true)),
+                                          ("trim_offsets", .bool(false)), ("use_regex", .bool(true))])
+        let tokenizer = JSONValue.object([
+            ("version", .string("1.0")), ("truncation", .null), ("padding", .null),
+            ("added_tokens", .array(added)), ("normalizer", .null),
+            ("pre_tokenizer", try preTokenizerJSON(file["tokenizer.ggml.pre"]?.stringValue ?? "default")),
+            ("post_processor", byteLevel), ("decoder", byteLevel),
+            ("model", .object([
+                ("type", .string("BPE")), ("dropout", .null), ("unk_token", .null), ("continuing_subword_prefix", .null),
+                ("end_of_word_suffix", .null), ("fuse_unk", .bool(false)), ("byte_fallback", .bool(false)),
+                ("ignore_merges", .bool(false)), ("vocab", .object(vocab)),
+                ("merges", .array(try merges.map { merge in
+                    let parts = merge.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
+                    guard parts.count == 2 else { throw QuantaError.malformed(file.path, "merge '\(merge)' is not two tokens") }
+                    return .array([.string(parts[0]), .string(parts[1])])
+                })),
+            ])),
+        ])
+        func tokenText(_ v: Int?) -> JSONValue { v.flatMap { $0 < tokens.count ? JSONValue.string(tokens[$0]) : nil } ?? .null }
+        var tokenizerConfig: [(String, JSONValue)] = [
+            ("add_bos_token", .bool(file["tokenizer.ggml.add_bos_token"]?.boolValue ?? false)),
+            ("add_eos_token", .bool(file["tokenizer.ggml.add_eos_token"]?.boolValue ?? false)),
+            ("bos_token", tokenText(bos)), ("eos_token", tokenText(eos)),
+            ("clean_up_tokenization_spaces", .bool(false)),
+            ("model_max_length", .integer(Int64(try u("llama.context_length")))),
+            ("tokenizer_class", .string("PreTrainedTokenizerFast")),
+        ]
+        if let pad = file["tokenizer.ggml.padding_token_id"]?.intValue { tokenizerConfig.append(("pad_token", tokenText(pad))) }
+        if let template = file["tokenizer.chat_template"]?.stringValue { tokenizerConfig.append(("chat_template", .string(template))) }
+        return [
+            ("config.json", config),
+            ("tokenizer.json", tokenizer),
+            ("tokenizer_config.json", .object(tokenizerConfig)),
+            ("generation_config.json", .object([("bos_token_id", id(bos)), ("eos_token_id", id(eos))])),
+        ]
+    }
+}

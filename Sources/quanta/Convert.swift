@@ -1,0 +1,40 @@
+import ArgumentParser
+import QuantaAlgorithms
+import QuantaCore
+import QuantaIO
+
+/// `quanta convert IN.gguf OUT_DIR`: a llama GGUF to a Hugging Face folder.
+struct Convert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Convert a llama GGUF into a Hugging Face folder (fp32 safetensors, config and tokenizer).",
+        discussion: """
+            Quantized tensors are dequantized to fp32, q/k rows are returned to the Hugging Face order and \
+            the tokenizer is rebuilt from the GGUF vocabulary and merges, so GGUF-only models become normal \
+            inputs of every Quanta command. OUT_DIR must not exist; it appears only when complete.
+            """
+    )
+
+    @Argument(help: "Input GGUF file.") var input: String
+    @Argument(help: "Output folder (must not exist).") var output: String
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func run() throws {
+        try reportingFailures {
+            let bar = ProgressBar(enabled: !json, verbose: false)
+            let summary = try HuggingFaceExport.convert(gguf: input, to: output) { index, count, name in
+                bar.update(index, of: count, name)
+            }
+            bar.finish()
+            if json {
+                print(JSONValue.object([
+                    ("output", .string(output)), ("tensor_count", .integer(Int64(summary.tensorCount))),
+                    ("parameter_count", .integer(Int64(summary.parameterCount))), ("bytes", .integer(Int64(summary.bytes))),
+                    ("seconds", .number((summary.seconds * 1000).rounded() / 1000)),
+                ]).serialized(indent: 2))
+            } else {
+                print("wrote \(output): \(summary.tensorCount) tensors, \(grouped(summary.parameterCount)) parameters, "
+                      + "\(megabytes(summary.bytes)) of fp32 safetensors in \(fixed(summary.seconds, 2)) s")
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import ArgumentParser
+import QuantaAlgorithms
+import QuantaCore
+import QuantaFormats
+import QuantaIO
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `quanta quantize SRC OUT.gguf TYPE`: llama-quantize's output, from a Hugging Face folder.
+struct Quantize: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Quantize a model to a GGUF file that llama.cpp runs as it is.",
+        discussion: """
+            SRC is a Hugging Face llama-family folder (fp32/f16/bf16 safetensors) or a GGUF file. TYPE is a \
+            preset (\(GGUFPreset.allCases.map(\.rawValue).joined(separator: ", "))); Q3_K, Q4_K and Q5_K \
+            mean their _M mixtures. The per-tensor types, fallbacks and bytes are llama-quantize's.
+            """
+    )
+
+    @Argument(help: "Model folder or GGUF file.") var source: String
+    @Argument(help: "Output GGUF file (written atomically).") var output: String
+    @Argument(help: "Preset or type.") var type: String
+
+    @Option(help: "Worker threads (default: all cores).") var threads: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    @Option(name: .customLong("tensor-type"), help: ArgumentHelp("Override the type of tensors whose name matches REGEX; the first matching rule wins.", valueName: "REGEX=TYPE"))
+    var tensorTypes: [String] = []
+    @Option(name: .customLong("output-tensor-type"), help: "Type of output.weight.") var outputTensorType: String?
+    @Option(name: .customLong("token-embedding-type"), help: "Type of token_embd.weight.") var tokenEmbeddingType: String?
+    @Flag(name: .customLong("leave-output-tensor"), help: "Keep output.weight unquantized.") var leaveOutputTensor = false
+    @Flag(help: "Give every quantized tensor the preset's default type (no mixture rules).") var pure = false
+    @Option(help: "Importance matrix (llama-imatrix GGUF or legacy .dat).") var imatrix: String?
+    @Flag(name: .customLong("allow-requantize"), help: "Allow quantizing tensors that are already quantized.") var allowRequantize = false
+    @Flag(name: .customLong("dry-run"), help: "Print the per-tensor plan and the final size; write nothing.") var dryRun = false
+    @Flag(help: "Print the result as JSON.") var json = false
+    @Flag(help: "Print one line per tensor as it is written (progress goes to a terminal's stderr anyway).") var verbose = false
+
+    func validate() throws {
+        guard GGUFPreset(name: type) != nil else {
+            throw ValidationError("unknown type '\(type)'; choose one of \(GGUFPreset.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        for rule in tensorTypes {
+            let parts = rule.split(separator: "=", maxSplits: 1).map(String.init)
+            guard parts.count == 2, !parts[0].isEmpty, GGMLType(name: parts[1]) != nil else {
+                throw ValidationError("--tensor-type '\(rule)' must be REGEX=TYPE with a ggml type name")
+            }
+        }
+        for (flag, value) in [("--output-tensor-type", outputTensorType), ("--token-embedding-type", tokenEmbeddingType)] {
+            if let value, GGMLType(name: value) == nil { throw ValidationError("\(flag): unknown type '\(value)'") }
+        }
+    }
+
+    func run() throws {
+        try reportingFailures {
+            var options = QuantizationOptions()
+            options.tensorTypes = tensorTypes.map { rule in
+                let parts = rule.split(separator: "=", maxSplits: 1).map(String.init)
+                return (parts[0], GGMLType(name: parts[1])!)
+            }
+            options.outputTensorType = outputTensorType.flatMap { GGMLType(name: $0) }
+            options.tokenEmbeddingType = tokenEmbeddingType.flatMap { GGMLType(name: $0) }
+            options.leaveOutputTensor = leaveOutputTensor
+            options.pure = pure
+            let matrix = try imatrix.map { try ImportanceMatrix.read($0) }
+            let export = GGUFExport(source: try openTensorSource(source), preset: GGUFPreset(name: type)!, options: options,
+                                    importance: matrix, threads: threads, allowRequantize: allowRequantize)
+            if dryRun {
+                let plan = try export.plan()
+                report(plan: plan, fileBytes: try export.fileSize(plan), seconds: nil, dryRun: true)
+                return
+            }
+            let bar = ProgressBar(enabled: !json || verbose, verbose: verbose)
+            let summary = try export.run(output: output) { p in
+                bar.update(p.index + 1, of: p.count, "\(p.tensor.name) \(p.tensor.sourceType.name) -> \(p.tensor.type.name)"
+                           + (p.megabytesPerSecond > 0 ? ", \(fixed(p.megabytesPerSecond, 1)) MB/s" : ""))
+            }
+            bar.finish()
+            report(plan: summary.plan, fileBytes: summary.fileBytes, seconds: summary.seconds, dryRun: false)
+        }
+    }
+
+    func report(plan: [PlannedTensor], fileBytes: Int, seconds: Double?, dryRun: Bool) {
+        let parameters = plan.reduce(0) { $0 + $1.dimensions.reduce(1, *) }
+        let sourceBytes = plan.reduce(0) { $0 + $1.dimensions.reduce(1, *) / $1.sourceType.blockSize * $1.sourceType.bytesPerBlock }
+        let tensorBytes = plan.reduce(0) { $0 + $1.byteCount }
+        let bpw = Double(tensorBytes * 8) / Double(max(parameters, 1))
+        if json {
+            var members: [(String, JSONValue)] = [
+                ("source", .string(source)), ("output", dryRun ? .null : .string(output)), ("preset", .string(GGUFPreset(name: type)!.rawValue)),
+                ("dry_run", .bool(dryRun)), ("tensor_count", .integer(Int64(plan.count))), ("parameter_count", .integer(Int64(parameters))),
+                ("source_bytes", .integer(Int64(sourceBytes))), ("file_bytes", .integer(Int64(fileBytes))),
+                ("bits_per_weight", .number((bpw * 10000).rounded() / 10000)),
+            ]
+            if let seconds { members.append(("seconds", .number((seconds * 1000).rounded() / 1000))) }
+            members.append(("tensors", .array(plan.map { t in
+                .object([("name", .string(t.name)), ("shape", .array(t.dimensions.map { .integer(Int64($0)) })),
+                         ("from", .string(t.sourceType.name)), ("to", .string(t.type.name)), ("bytes", .integer(Int64(t.byteCount))),
+                         ("fallback_from", t.fallbackFrom.map { .string($0.name) } ?? .null)])
+            })))
+            print(JSONValue.object(members).serialized(indent: 2))
+            return
+        }
+        let width = min(plan.map(\.name.count).max() ?? 4, 48)
+        for t in plan {
+            let shape = "[" + t.dimensions.map(String.init).joined(separator: ", ") + "]"
+            let note = t.fallbackFrom.map { "  (fallback from \($0.name))" } ?? ""
+            print("\(t.name.padded(width))  \(shape.padded(14))  \(t.sourceType.name.padded(6)) -> \(t.type.name.padded(6))  \(grouped(t.byteCount).leftPadded(11))\(note)")
+        }
+        let verb = dryRun ? "would write" : "wrote"
+        print("\(verb) \(dryRun ? "" : output + ": ")\(grouped(fileBytes)) bytes (\(megabytes(fileBytes))), \(plan.count) tensors, "
+              + "\(fixed(bpw, 4)) bits per weight, from \(megabytes(sourceBytes))" + (seconds.map { " in \(fixed($0, 2)) s" } ?? ""))
+    }
+}
+
+extension String {
+    func padded(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+}

@@ -1,0 +1,157 @@
+import QuantaCore
+import QuantaIO
+import TestSupport
+import XCTest
+
+/// `quanta quantize` and `quanta convert` end to end, checked with gguf-py and the golden files.
+final class QuantizeCommandTests: XCTestCase {
+    private func quanta(_ arguments: [String]) throws -> TestSupport.Run {
+        let run = try TestSupport.run(try TestSupport.quantaExecutable(), arguments)
+        XCTAssertFalse(run.signalled, "quanta crashed: \(run.stderr)")
+        return run
+    }
+
+    private func json(_ run: TestSupport.Run) throws -> JSONValue {
+        XCTAssertEqual(run.status, 0, run.stderr)
+        return try JSONParser.parse(Array(run.stdout.utf8))
+    }
+
+    /// llama-quantize's types for `preset` on `model` from presets.tsv.
+    private func presetTypes(_ model: String, _ preset: String) throws -> [String: String] {
+        let text = try String(contentsOfFile: TestSupport.path("Tests/Fixtures/golden/presets.tsv"), encoding: .utf8)
+        var types: [String: String] = [:]
+        for line in text.split(separator: "\n") {
+            let f = line.split(separator: "\t").map(String.init)
+            if f[0] == model && f[1] == preset { types[f[2]] = f[3] }
+        }
+        return types
+    }
+
+    /// Every tensor of `file` whose type matches a golden file's type has the golden bytes.
+    private func assertGoldenBytes(_ file: GGUFFile, prefix: String, expectMatches: Int, line: UInt = #line) throws {
+        var matched = 0
+        for tensor in file.tensors {
+            let golden = TestSupport.golden("\(prefix)-\(tensor.type.name).gguf")
+            guard FileManager.default.fileExists(atPath: golden) else { continue }
+            let goldenFile = try GGUFFile(path: golden)  // kept alive: rawBytes points into its map
+            guard let reference = try? goldenFile.info(tensor.name), reference.type == tensor.type else { continue }
+            XCTAssertTrue(file.rawBytes(tensor).elementsEqual(goldenFile.rawBytes(reference)),
+                          "\(tensor.name) (\(tensor.type.name)) differs from \(prefix)-\(tensor.type.name).gguf", line: line)
+            matched += 1
+        }
+        XCTAssertEqual(matched, expectMatches, "tensors compared with golden files", line: line)
+    }
+
+    func testBundledModelToQ4_K_M() throws {
+        let output = try TestSupport.temporaryFolder() + "/austen-Q4_K_M.gguf"
+        let report = try json(quanta(["quantize", TestSupport.austenModel, output, "Q4_K_M", "--json", "--threads", "2"]))
+        let expected = try presetTypes("austen", "Q4_K_M")
+        let tensors = report["tensors"]?.arrayValue ?? []
+        XCTAssertEqual(tensors.count, 57)
+        for tensor in tensors {
+            XCTAssertEqual(tensor["to"]?.stringValue, expected[tensor["name"]?.stringValue ?? ""], tensor["name"]?.stringValue ?? "")
+        }
+        let size = try FileManager.default.attributesOfItem(atPath: output)[.size] as? Int
+        XCTAssertEqual(report["file_bytes"]?.intValue, size)
+        let file = try GGUFFile(path: output)
+        XCTAssertEqual(file["general.file_type"], .uint32(15))
+        XCTAssertEqual(file["llama.attention.head_count_kv"], .uint32(4))
+        XCTAssertEqual(file["tokenizer.ggml.pre"], .string("gpt-2"))
+        // q/k permutation and quantization through the whole pipeline: the tensors whose type
+        // has a golden file (Q4_K, Q6_K) carry llama-quantize's bytes.
+        try assertGoldenBytes(file, prefix: "pure", expectMatches: 9)
+
+        let oracle = try TestSupport.oracle("""
+            import sys, gguf
+            r = gguf.GGUFReader(sys.argv[1])
+            f = r.fields
+            print(len(r.tensors), len(f["tokenizer.ggml.tokens"].data), len(f["tokenizer.ggml.merges"].data),
+                  f["tokenizer.ggml.model"].contents(), f["tokenizer.ggml.bos_token_id"].contents(), f["llama.block_count"].contents())
+            print(sorted({t.tensor_type.name for t in r.tensors}))
+            """, [output])
+        XCTAssertEqual(oracle.split(separator: "\n").map(String.init), ["57 4096 3839 gpt2 0 6", "['F32', 'Q4_K', 'Q6_K']"])
+    }
+
+    func testImportanceMatrixAndDryRun() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let output = folder + "/austen-imatrix-Q4_K.gguf"
+        let dry = try json(quanta(["quantize", TestSupport.austenModel, output, "Q4_K", "--pure", "--dry-run", "--json",
+                                   "--imatrix", TestSupport.golden("austen-imatrix.dat")]))
+        XCTAssertEqual(dry["dry_run"], .bool(true))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: output), "--dry-run writes nothing")
+        let written = try json(quanta(["quantize", TestSupport.austenModel, output, "Q4_K", "--pure", "--json",
+                                       "--imatrix", TestSupport.golden("austen-imatrix.dat")]))
+        XCTAssertEqual(dry["file_bytes"], written["file_bytes"], "the dry run predicts the exact size")
+        try assertGoldenBytes(GGUFFile(path: output), prefix: "imatrix", expectMatches: 9)
+    }
+
+    func testSmolLM2ConvertAndRequantizeReproducesTheOriginal() throws {
+        let original = try TestSupport.smolLM2()
+        let folder = try TestSupport.temporaryFolder()
+        let converted = try json(quanta(["convert", original, folder + "/smollm2", "--json"]))
+        XCTAssertEqual(converted["tensor_count"]?.intValue, 272)
+        XCTAssertEqual(converted["parameter_count"]?.intValue, 134_515_008)
+        let model = try HFModelFolder(path: folder + "/smollm2")
+        XCTAssertTrue(model.config.tieWordEmbeddings)
+        XCTAssertEqual([model.config.headCount, model.config.kvHeadCount, model.config.layerCount, model.config.vocabSize], [9, 3, 30, 49152])
+        XCTAssertFalse(model.weights.contains("lm_head.weight"))
+
+        let output = folder + "/requantized.gguf"
+        _ = try json(quanta(["quantize", folder + "/smollm2", output, "Q4_1", "--pure", "--token-embedding-type", "Q8_0", "--json"]))
+        let a = try GGUFFile(path: original), b = try GGUFFile(path: output)
+        XCTAssertEqual(Set(a.tensors.map(\.name)), Set(b.tensors.map(\.name)))
+        var identical = 0
+        for tensor in a.tensors {
+            let other = try b.info(tensor.name)
+            if other.type == tensor.type && a.rawBytes(tensor).elementsEqual(b.rawBytes(other)) { identical += 1 }
+        }
+        XCTAssertEqual(identical, 272, "tensors byte-identical with the original file")
+        XCTAssertEqual(b["tokenizer.ggml.pre"], .string("smollm"))
+        XCTAssertEqual(b["tokenizer.ggml.merges"]?.arrayValue, a["tokenizer.ggml.merges"]?.arrayValue)
+        XCTAssertEqual(b["tokenizer.ggml.tokens"]?.arrayValue, a["tokenizer.ggml.tokens"]?.arrayValue)
+        XCTAssertEqual(b["tokenizer.ggml.token_type"]?.arrayValue, a["tokenizer.ggml.token_type"]?.arrayValue)
+
+        // The rebuilt tokenizer.json loads in Hugging Face `tokenizers` and round-trips text.
+        let tokens = try TestSupport.oracle("""
+            import sys, tokenizers
+            t = tokenizers.Tokenizer.from_file(sys.argv[1])
+            s = "Persuasion, 1818: Sir Walter Elliot, of Kellynch-hall!"
+            e = t.encode(s)
+            print(t.decode(e.ids) == s, t.token_to_id("<|im_start|>"))
+            """, [folder + "/smollm2/tokenizer.json"])
+        XCTAssertEqual(tokens, "True 1\n")
+
+        let q4km = folder + "/smollm2-Q4_K_M.gguf"
+        let report = try json(quanta(["quantize", folder + "/smollm2", q4km, "Q4_K_M", "--json"]))
+        let expected = try presetTypes("smollm2", "Q4_K_M")
+        XCTAssertEqual(report["tensors"]?.arrayValue?.filter { expected[$0["name"]?.stringValue ?? ""] == $0["to"]?.stringValue }.count, 272)
+        let oracle = try TestSupport.oracle("import sys, gguf; print(len(gguf.GGUFReader(sys.argv[1]).tensors))", [q4km])
+        XCTAssertEqual(oracle, "272\n")
+    }
+
+    func testErrors() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let unknown = try quanta(["quantize", TestSupport.austenModel, folder + "/x.gguf", "Q9_K"])
+        XCTAssertEqual(unknown.status, 64)
+        XCTAssertTrue(unknown.stderr.contains("unknown type 'Q9_K'"), unknown.stderr)
+        let regex = try quanta(["quantize", TestSupport.austenModel, folder + "/x.gguf", "Q4_0", "--tensor-type", "attn_(=Q8_0"])
+        XCTAssertEqual(regex.status, 64)
+        XCTAssertTrue(regex.stderr.hasPrefix("quanta: error: --tensor-type attn_(: not a valid regular expression"), regex.stderr)
+        let quantized = try quanta(["quantize", TestSupport.golden("pure-Q4_0.gguf"), folder + "/x.gguf", "Q4_1"])
+        XCTAssertEqual(quantized.status, 64)
+        XCTAssertTrue(quantized.stderr.contains("is already Q4_0; requantizing loses precision twice (pass --allow-requantize"), quantized.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/x.gguf"))
+        try FileManager.default.createDirectory(atPath: folder + "/taken", withIntermediateDirectories: true)
+        let taken = try quanta(["convert", TestSupport.golden("pure-Q4_0.gguf"), folder + "/taken"])
+        XCTAssertEqual(taken.status, 64)
+        XCTAssertEqual(taken.stderr, "quanta: error: \(folder)/taken: already exists; choose a new output folder\n")
+        let noTokenizer = folder + "/no-tokenizer"
+        try FileManager.default.createDirectory(atPath: noTokenizer, withIntermediateDirectories: true)
+        for name in ["config.json", "model.safetensors"] {
+            try FileManager.default.copyItem(atPath: TestSupport.austenModel + "/" + name, toPath: noTokenizer + "/" + name)
+        }
+        let missing = try quanta(["quantize", noTokenizer, folder + "/x.gguf", "Q4_0"])
+        XCTAssertEqual(missing.status, 66)
+        XCTAssertEqual(missing.stderr, "quanta: error: \(noTokenizer)/tokenizer.json: a GGUF needs the tokenizer, and the model folder has no tokenizer.json\n")
+    }
+}
