@@ -35,6 +35,8 @@ let package = Package(
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: native),
         .target(name: "TestSupport", dependencies: ["QuantaIO"], path: "Tests/TestSupport"),
+        .executableTarget(name: "quanta-bench", dependencies: ["QuantaAlgorithms"], path: "Benchmarks/QuantaBench",
+                          swiftSettings: native),
         .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "TestSupport"]),
         .testTarget(name: "QuantaIOTests", dependencies: ["QuantaIO", "TestSupport"]),
         .testTarget(name: "QuantaFormatsTests", dependencies: ["QuantaFormats", "TestSupport"]),

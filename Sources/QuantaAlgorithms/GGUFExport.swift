@@ -94,26 +94,27 @@ public struct GGUFExport {
         plan.enumerated().map { index, tensor in
             GGUFWriter.TensorEntry(name: tensor.name, dimensions: tensor.dimensions, type: tensor.type) { writer in
                 let start = monotonicSeconds()
+                defer { source.release(tensor.name) }
                 if tensor.type == tensor.sourceType, let stored = try source.storedBytes(tensor.name) {
                     try writer.write(stored)
                     progress?(Progress(index: index, count: plan.count, tensor: tensor, megabytesPerSecond: 0))
                     return
                 }
-                let values = try source.values(tensor.name)
-                if let bad = values.firstIndex(where: { !$0.isFinite }) {
-                    throw QuantaError.malformed("\(source.path): tensor '\(tensor.name)'", "value \(bad) is \(values[bad]), not a finite number")
-                }
-                let bytes: [UInt8]
-                do {
-                    bytes = try Quantization.quantize(tensor.type, values, rowLength: tensor.dimensions[0],
-                                                      importance: try importance(for: tensor), threads: threads)
-                } catch let error as QuantaError {
-                    throw error.within("tensor '\(tensor.name)'")
+                let bytes: [UInt8] = try source.withValues(tensor.name) { values in
+                    if let bad = values.firstIndex(where: { !$0.isFinite }) {
+                        throw QuantaError.malformed("\(source.path): tensor '\(tensor.name)'", "value \(bad) is \(values[bad]), not a finite number")
+                    }
+                    do {
+                        return try Quantization.quantize(tensor.type, values, rowLength: tensor.dimensions[0],
+                                                         importance: try importance(for: tensor), threads: threads)
+                    } catch let error as QuantaError {
+                        throw error.within("tensor '\(tensor.name)'")
+                    }
                 }
                 try writer.write(bytes)
                 let seconds = max(monotonicSeconds() - start, 1e-9)
                 progress?(Progress(index: index, count: plan.count, tensor: tensor,
-                                   megabytesPerSecond: Double(values.count * 4) / 1e6 / seconds))
+                                   megabytesPerSecond: Double(tensor.dimensions.reduce(1, *) * 4) / 1e6 / seconds))
             }
         }
     }

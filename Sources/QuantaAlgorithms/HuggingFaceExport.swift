@@ -38,12 +38,13 @@ public enum HuggingFaceExport {
             }
             let shape = Array(info.dimensions.reversed())
             entries.append(try .init(name: hf, dtype: .f32, shape: shape) { writer in
+                defer { source.release(info.name) }
                 var values = try source.values(info.name)
                 if let h = LlamaGGUFNames.permutationHeads(forGGUF: info.name, heads: heads, kvHeads: kvHeads) {
                     values = try LlamaGGUFNames.permuteRows(values, rows: shape[0], columns: shape.count > 1 ? shape[1] : 1,
                                                             heads: h, inverse: true)
                 }
-                try writer.write(float32Bytes(values))
+                try values.withUnsafeBytes { try writer.write($0) }
                 progress?(index + 1, source.file.tensors.count, info.name)
             })
         }

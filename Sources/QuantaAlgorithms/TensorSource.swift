@@ -15,8 +15,23 @@ public protocol TensorSource: AnyObject {
     var layerCount: Int { get }
     /// The tensor as fp32 values in GGUF layout (q/k rows permuted for llama).
     func values(_ name: String) throws -> [Float]
+    /// Calls `body` with the tensor's fp32 values in GGUF layout, straight from the file
+    /// when it stores them that way (no copy), else from `values(_:)`.
+    func withValues<R>(_ name: String, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R
     /// The stored bytes when they are already in GGUF layout, else nil.
     func storedBytes(_ name: String) throws -> UnsafeRawBufferPointer?
+    /// Done with this tensor: its mapped pages may leave resident memory.
+    func release(_ name: String)
+}
+
+extension TensorSource {
+    public func withValues<R>(_ name: String, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
+        if let type = tensors.first(where: { $0.name == name })?.type, type == .f32, let stored = try storedBytes(name),
+           let base = stored.baseAddress, Int(bitPattern: base) % MemoryLayout<Float>.alignment == 0 {
+            return try body(UnsafeBufferPointer(start: base.assumingMemoryBound(to: Float.self), count: stored.count / 4))
+        }
+        return try values(name).withUnsafeBufferPointer(body)
+    }
 }
 
 /// A Hugging Face llama-family folder seen as GGUF tensors (llama.cpp's converter mapping).
@@ -73,6 +88,10 @@ public final class HuggingFaceSource: TensorSource {
         let info = try model.weights.info(hf)
         return info.shape.count == 1 && info.dtype != .f32 ? nil : try model.weights.rawBytes(hf)
     }
+
+    public func release(_ name: String) {
+        if let hf = hfNames[name] { model.weights.release(hf) }
+    }
 }
 
 /// A GGUF file as a tensor source (already in GGUF layout).
@@ -102,6 +121,10 @@ public final class GGUFSource: TensorSource {
     }
 
     public func storedBytes(_ name: String) throws -> UnsafeRawBufferPointer? { try file.rawBytes(name) }
+
+    public func release(_ name: String) {
+        if let info = try? file.info(name) { file.release(info) }
+    }
 }
 
 /// Opens a model folder or a GGUF file.

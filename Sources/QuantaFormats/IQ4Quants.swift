@@ -8,32 +8,32 @@ enum IQ4Quants {
     /// ggml `kvalues_iq4nl`.
     static let values: [Int8] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
 
-    /// ggml `best_index_int8` over the 16 non-linear values.
+    /// ggml `best_index_int8` over the 16 non-linear values `v` (as Float).
     @inline(__always)
-    static func bestIndex(_ x: Float) -> Int {
-        if x <= Float(values[0]) { return 0 }
-        if x >= Float(values[15]) { return 15 }
+    static func bestIndex(_ v: UnsafePointer<Float>, _ x: Float) -> Int {
+        if x <= v[0] { return 0 }
+        if x >= v[15] { return 15 }
         var ml = 0, mu = 15
         while mu - ml > 1 {
             let mav = (ml + mu) / 2
-            if x < Float(values[mav]) { mu = mav } else { ml = mav }
+            if x < v[mav] { mu = mav } else { ml = mav }
         }
-        return x - Float(values[mu - 1]) < Float(values[mu]) - x ? mu - 1 : mu
+        return x - v[mu - 1] < v[mu] - x ? mu - 1 : mu
     }
 
     /// ggml `quantize_row_iq4_nl_impl` for one superblock of `superBlock` values (32 for
     /// IQ4_NL, 256 for IQ4_XS). `scalesH`/`scalesL` are used only when superBlock > 32.
     static func quantizeSuperblock(_ superBlock: Int, _ x: UnsafePointer<Float>, dh: UnsafeMutablePointer<UInt8>,
                                    q4: UnsafeMutablePointer<UInt8>, scalesH: UnsafeMutablePointer<UInt8>?,
-                                   scalesL: UnsafeMutablePointer<UInt8>?, qw: UnsafePointer<Float>?, ntry: Int,
-                                   scales: inout [Float], weight: inout [Float], L: inout [UInt8]) {
+                                   scalesL: UnsafeMutablePointer<UInt8>?, qw: UnsafePointer<Float>?, ntry: Int, _ s: QuantScratch) {
+        let scales = s.scales, weight = s.weights, L = s.L, values = s.iq4
         let blockSize = 32
         var sigma2: Float = 0
         for j in 0..<superBlock { sigma2 += x[j] * x[j] }
         sigma2 *= 2 / Float(superBlock)
         for j in 0..<(superBlock / 2) { q4[j] = 0 }
         dh.storeHalf(fp16(0), at: 0)
-        let v0 = Float(values[0])
+        let v0 = values[0]
         var maxScale: Float = 0, amaxScale: Float = 0
         for ib in 0..<(superBlock / blockSize) {
             let xb = x + ib * blockSize
@@ -53,9 +53,9 @@ enum IQ4Quants {
             var id = 1 / d
             var sumqx: Float = 0, sumq2: Float = 0
             for j in 0..<blockSize {
-                let l = bestIndex(id * xb[j])
+                let l = bestIndex(values, id * xb[j])
                 L[ib * blockSize + j] = UInt8(l)
-                let q = Float(values[l])
+                let q = values[l]
                 let w = weight[j]
                 sumqx += w * q * xb[j]
                 sumq2 += w * q * q
@@ -64,12 +64,12 @@ enum IQ4Quants {
             var best = d * sumqx
             if ntry >= 0 {
                 for itry in -ntry...ntry {
-                    id = Float(itry + Int(values[0])) / max
+                    id = Float(itry + Int(IQ4Quants.values[0])) / max
                     sumqx = 0
                     sumq2 = 0
                     for j in 0..<blockSize {
-                        let l = bestIndex(id * xb[j])
-                        let q = Float(values[l])
+                        let l = bestIndex(values, id * xb[j])
+                        let q = values[l]
                         let w = weight[j]
                         sumqx += w * q * xb[j]
                         sumq2 += w * q * q
@@ -96,7 +96,7 @@ enum IQ4Quants {
                 let dl = d * Float(l)
                 let idl: Float = dl != 0 ? 1 / dl : 0
                 let xb = x + ib * blockSize
-                for j in 0..<blockSize { L[ib * blockSize + j] = UInt8(bestIndex(idl * xb[j])) }
+                for j in 0..<blockSize { L[ib * blockSize + j] = UInt8(bestIndex(values, idl * xb[j])) }
                 l += 32
                 let low = UInt8(l & 0xF), high = UInt16(l >> 4)
                 if ib % 2 == 0 { scalesL[ib / 2] = low } else { scalesL[ib / 2] |= low << 4 }
@@ -108,7 +108,7 @@ enum IQ4Quants {
             dh.storeHalf(fp16(scales[0]), at: 0)
             if ntry > 0 {
                 let id: Float = scales[0] != 0 ? 1 / scales[0] : 0
-                for j in 0..<superBlock { L[j] = UInt8(bestIndex(id * x[j])) }
+                for j in 0..<superBlock { L[j] = UInt8(bestIndex(values, id * x[j])) }
             }
         }
         for i in 0..<(superBlock / 32) {
@@ -117,22 +117,19 @@ enum IQ4Quants {
     }
 
     /// IQ4_NL for one row of `n` values; ggml's `quantize_iq4_nl` (ntry 7, with or without importance).
-    static func quantizeIQ4_NL(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>?) {
-        var scales = [Float](repeating: 0, count: 1), weight = [Float](repeating: 0, count: 32), L = [UInt8](repeating: 0, count: 32)
+    static func quantizeIQ4_NL(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>?, _ s: QuantScratch) {
         for ib in 0..<(n / 32) {
             let yb = y + 18 * ib
-            quantizeSuperblock(32, x + 32 * ib, dh: yb, q4: yb + 2, scalesH: nil, scalesL: nil, qw: qw.map { $0 + 32 * ib }, ntry: 7,
-                               scales: &scales, weight: &weight, L: &L)
+            quantizeSuperblock(32, x + 32 * ib, dh: yb, q4: yb + 2, scalesH: nil, scalesL: nil, qw: qw.map { $0 + 32 * ib }, ntry: 7, s)
         }
     }
 
     /// IQ4_XS for one row of `n` values; ggml's `quantize_iq4_xs`.
-    static func quantizeIQ4_XS(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>?) {
-        var scales = [Float](repeating: 0, count: 8), weight = [Float](repeating: 0, count: 32), L = [UInt8](repeating: 0, count: QK_K)
+    static func quantizeIQ4_XS(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>?, _ s: QuantScratch) {
         for ib in 0..<(n / QK_K) {
             let yb = y + 136 * ib
             quantizeSuperblock(QK_K, x + QK_K * ib, dh: yb, q4: yb + 8, scalesH: yb + 2, scalesL: yb + 4, qw: qw.map { $0 + QK_K * ib },
-                               ntry: 7, scales: &scales, weight: &weight, L: &L)
+                               ntry: 7, s)
         }
     }
 

@@ -8,7 +8,7 @@ import QuantaCore
 enum KQuantsHigh {
     /// Packs eight 6-bit scales and mins into the 12-byte Q4_K/Q5_K layout.
     @inline(__always)
-    static func packScalesMins(_ ls: [UInt8], _ lm: [UInt8], _ out: UnsafeMutablePointer<UInt8>) {
+    static func packScalesMins(_ ls: UnsafePointer<UInt8>, _ lm: UnsafePointer<UInt8>, _ out: UnsafeMutablePointer<UInt8>) {
         for j in 0..<8 {
             if j < 4 {
                 out[j] = ls[j]
@@ -31,7 +31,7 @@ enum KQuantsHigh {
     /// Shared by Q4_K (nmax 15) and Q5_K (nmax 31): block scales/mins from the per-32
     /// results, stored d/dmin, then the final quants `L`.
     @inline(__always)
-    static func requantize(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, _ L: inout [UInt8], nmax: Int) {
+    static func requantize(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, _ L: UnsafeMutablePointer<UInt8>, nmax: Int) {
         let d0 = fp32(UnsafePointer(yb).half(at: 0)), m0 = fp32(UnsafePointer(yb).half(at: 2))
         for j in 0..<8 {
             let (sc, m) = scaleMin(j, yb + 4)
@@ -47,25 +47,22 @@ enum KQuantsHigh {
     }
 
     /// The reference path of Q4_K / Q5_K: weights av_x + |x|, `make_qkx2_quants`.
-    static func referenceScales(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, _ L: inout [UInt8], nmax: Int,
-                                rmin: Float, rdelta: Float, nstep: Int) {
-        var Laux = [UInt8](repeating: 0, count: 32), weights = [Float](repeating: 0, count: 32)
-        var mins = [Float](repeating: 0, count: 8), scales = [Float](repeating: 0, count: 8)
+    static func referenceScales(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, nmax: Int,
+                                rmin: Float, rdelta: Float, nstep: Int, _ s: QuantScratch) {
+        let L = s.L, Laux = s.Laux, weights = s.weights, mins = s.mins, scales = s.scales
         var maxScale: Float = 0, maxMin: Float = 0
         for j in 0..<8 {
             var sumX2: Float = 0
             for l in 0..<32 { sumX2 += xb[32 * j + l] * xb[32 * j + l] }
             let avX = (sumX2 / 32).squareRoot()
             for l in 0..<32 { weights[l] = avX + abs(xb[32 * j + l]) }
-            scales[j] = L.withUnsafeMutableBufferPointer {
-                makeQKXQuants(32, nmax, xb + 32 * j, weights, $0.baseAddress! + 32 * j, &mins[j], &Laux, rmin, rdelta, nstep, false)
-            }
+            scales[j] = makeQKXQuants(32, nmax, xb + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep, false)
             if scales[j] > maxScale { maxScale = scales[j] }
             if mins[j] > maxMin { maxMin = mins[j] }
         }
         let invScale: Float = maxScale > 0 ? 63 / maxScale : 0
         let invMin: Float = maxMin > 0 ? 63 / maxMin : 0
-        var ls = [UInt8](repeating: 0, count: 8), lm = [UInt8](repeating: 0, count: 8)
+        let ls = s.Ls, lm = s.Lm
         for j in 0..<8 {
             ls[j] = min(63, UInt8(truncatingIfNeeded: nearestInt(invScale * scales[j])))
             lm[j] = min(63, UInt8(truncatingIfNeeded: nearestInt(invMin * mins[j])))
@@ -73,14 +70,13 @@ enum KQuantsHigh {
         packScalesMins(ls, lm, yb + 4)
         yb.storeHalf(fp16(maxScale / 63), at: 0)
         yb.storeHalf(fp16(maxMin / 63), at: 2)
-        requantize(xb, yb, &L, nmax: nmax)
+        requantize(xb, yb, L, nmax: nmax)
     }
 
     /// The importance path of Q4_K / Q5_K: `make_qkx3_quants` then `make_qp_quants`.
-    static func weightedScales(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, _ L: inout [UInt8], nmax: Int,
-                               qw: UnsafePointer<Float>?) {
-        var Laux = [UInt8](repeating: 0, count: 32), weights = [Float](repeating: 0, count: 32)
-        var mins = [Float](repeating: 0, count: 8), scales = [Float](repeating: 0, count: 8), sw = [Float](repeating: 0, count: 8)
+    static func weightedScales(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, nmax: Int,
+                               qw: UnsafePointer<Float>?, _ s: QuantScratch) {
+        let L = s.L, Laux = s.Laux, weights = s.weights, mins = s.mins, scales = s.scales, sw = s.sw
         var sumX2: Float = 0
         for l in 0..<QK_K { sumX2 += xb[l] * xb[l] }
         let sigma2 = 2 * sumX2 / Float(QK_K)
@@ -94,13 +90,11 @@ enum KQuantsHigh {
             var sumw: Float = 0
             for l in 0..<32 { sumw += weights[l] }
             sw[j] = sumw
-            scales[j] = L.withUnsafeMutableBufferPointer {
-                makeQKXQuants(32, nmax, xb + 32 * j, weights, $0.baseAddress! + 32 * j, &mins[j], &Laux, -0.9, 0.05, 36, false)
-            }
+            scales[j] = makeQKXQuants(32, nmax, xb + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9, 0.05, 36, false)
         }
-        var ls = [UInt8](repeating: 0, count: 8), lm = [UInt8](repeating: 0, count: 8)
-        let dBlock = makeQPQuants(8, 63, scales, &ls, sw)
-        let mBlock = makeQPQuants(8, 63, mins, &lm, sw)
+        let ls = s.Ls, lm = s.Lm
+        let dBlock = makeQPQuants(8, 63, scales, ls, sw)
+        let mBlock = makeQPQuants(8, 63, mins, lm, sw)
         for j in 0..<8 {
             ls[j] = min(63, ls[j])
             lm[j] = min(63, lm[j])
@@ -108,16 +102,16 @@ enum KQuantsHigh {
         packScalesMins(ls, lm, yb + 4)
         yb.storeHalf(fp16(dBlock), at: 0)
         yb.storeHalf(fp16(mBlock), at: 2)
-        requantize(xb, yb, &L, nmax: nmax)
+        requantize(xb, yb, L, nmax: nmax)
     }
 
-    static func packQ4(_ L: [UInt8], _ q: UnsafeMutablePointer<UInt8>) {
+    static func packQ4(_ L: UnsafePointer<UInt8>, _ q: UnsafeMutablePointer<UInt8>) {
         for j in stride(from: 0, to: QK_K, by: 64) {
             for l in 0..<32 { q[j / 2 + l] = L[j + l] | L[j + l + 32] << 4 }
         }
     }
 
-    static func packQ5(_ L: [UInt8], _ qh: UnsafeMutablePointer<UInt8>, _ ql: UnsafeMutablePointer<UInt8>) {
+    static func packQ5(_ L: UnsafePointer<UInt8>, _ qh: UnsafeMutablePointer<UInt8>, _ ql: UnsafeMutablePointer<UInt8>) {
         for j in 0..<32 { qh[j] = 0 }
         var m1: UInt8 = 1, m2: UInt8 = 2
         for n in stride(from: 0, to: QK_K, by: 64) {
@@ -134,30 +128,30 @@ enum KQuantsHigh {
     }
 
     static func quantizeQ4_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, qw: UnsafePointer<Float>?,
-                             reference: Bool) {
-        var L = [UInt8](repeating: 0, count: QK_K)
+                             reference: Bool, _ s: QuantScratch) {
+        let L = s.L
         for i in 0..<blocks {
             let xb = x + QK_K * i, yb = y + 144 * i
             for j in 0..<12 { yb[4 + j] = 0 }
             if reference {
-                referenceScales(xb, yb, &L, nmax: 15, rmin: -1, rdelta: 0.1, nstep: 20)
+                referenceScales(xb, yb, nmax: 15, rmin: -1, rdelta: 0.1, nstep: 20, s)
             } else {
-                weightedScales(xb, yb, &L, nmax: 15, qw: qw.map { $0 + QK_K * i })
+                weightedScales(xb, yb, nmax: 15, qw: qw.map { $0 + QK_K * i }, s)
             }
             packQ4(L, yb + 16)
         }
     }
 
     static func quantizeQ5_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, qw: UnsafePointer<Float>?,
-                             reference: Bool) {
-        var L = [UInt8](repeating: 0, count: QK_K)
+                             reference: Bool, _ s: QuantScratch) {
+        let L = s.L
         for i in 0..<blocks {
             let xb = x + QK_K * i, yb = y + 176 * i
             for j in 0..<12 { yb[4 + j] = 0 }
             if reference {
-                referenceScales(xb, yb, &L, nmax: 31, rmin: -0.5, rdelta: 0.1, nstep: 15)
+                referenceScales(xb, yb, nmax: 31, rmin: -0.5, rdelta: 0.1, nstep: 15, s)
             } else {
-                weightedScales(xb, yb, &L, nmax: 31, qw: qw.map { $0 + QK_K * i })
+                weightedScales(xb, yb, nmax: 31, qw: qw.map { $0 + QK_K * i }, s)
             }
             packQ5(L, yb + 16, yb + 48)
         }
@@ -203,16 +197,13 @@ enum KQuantsHigh {
 
     // MARK: Q6_K
 
-    static func quantizeQ6_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, qw: UnsafePointer<Float>?) {
-        var L = [Int8](repeating: 0, count: QK_K)
-        var scales = [Float](repeating: 0, count: 16)
+    static func quantizeQ6_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, qw: UnsafePointer<Float>?, _ s: QuantScratch) {
+        let L = s.Li, scales = s.scales
         for i in 0..<blocks {
             let xb = x + QK_K * i, yb = y + 210 * i
             var maxScale: Float = 0, maxAbsScale: Float = 0
             for ib in 0..<16 {
-                let scale = L.withUnsafeMutableBufferPointer {
-                    makeQXQuants(16, 32, xb + 16 * ib, $0.baseAddress! + 16 * ib, 1, qw.map { $0 + QK_K * i + 16 * ib })
-                }
+                let scale = makeQXQuants(16, 32, xb + 16 * ib, L + 16 * ib, 1, qw.map { $0 + QK_K * i + 16 * ib })
                 scales[ib] = scale
                 if abs(scale) > maxAbsScale { maxAbsScale = abs(scale); maxScale = scale }
             }

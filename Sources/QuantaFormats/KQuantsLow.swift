@@ -15,19 +15,15 @@ enum KQuantsLow {
         }
     }
 
-    static func quantizeQ2_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int) {
-        var L = [UInt8](repeating: 0, count: QK_K), Laux = [UInt8](repeating: 0, count: 16)
-        var weights = [Float](repeating: 0, count: 16)
-        var mins = [Float](repeating: 0, count: 16), scales = [Float](repeating: 0, count: 16)
+    static func quantizeQ2_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, _ s: QuantScratch) {
+        let L = s.L, Laux = s.Laux, weights = s.weights, mins = s.mins, scales = s.scales
         let q4scale: Float = 15
         for i in 0..<blocks {
             let xb = x + QK_K * i, yb = y + 84 * i
             var maxScale: Float = 0, maxMin: Float = 0
             for j in 0..<16 {
                 for l in 0..<16 { weights[l] = abs(xb[16 * j + l]) }
-                scales[j] = L.withUnsafeMutableBufferPointer { buffer in
-                    makeQKXQuants(16, 3, xb + 16 * j, weights, buffer.baseAddress! + 16 * j, &mins[j], &Laux, -0.5, 0.1, 15, true)
-                }
+                scales[j] = makeQKXQuants(16, 3, xb + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5, 0.1, 15, true)
                 if scales[j] > maxScale { maxScale = scales[j] }
                 if mins[j] > maxMin { maxMin = mins[j] }
             }
@@ -46,14 +42,14 @@ enum KQuantsLow {
             } else {
                 yb.storeHalf(fp16(0), at: 82)
             }
-            requantize2(xb, yb, &L, dm: fp32(UnsafePointer(yb).half(at: 80)), mm: fp32(UnsafePointer(yb).half(at: 82)))
+            requantize2(xb, yb, L, dm: fp32(UnsafePointer(yb).half(at: 80)), mm: fp32(UnsafePointer(yb).half(at: 82)))
             pack2(L, yb + 16)
         }
     }
 
     /// Recomputes the 2-bit quants from the stored (rounded) scales and mins.
     @inline(__always)
-    static func requantize2(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, _ L: inout [UInt8], dm: Float, mm: Float) {
+    static func requantize2(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, _ L: UnsafeMutablePointer<UInt8>, dm: Float, mm: Float) {
         for j in 0..<16 {
             let d = dm * Float(yb[j] & 0xF)
             if d == 0 { continue }
@@ -66,11 +62,8 @@ enum KQuantsLow {
         }
     }
 
-    static func quantizeQ2_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>) {
-        var L = [UInt8](repeating: 0, count: QK_K), Laux = [UInt8](repeating: 0, count: 16)
-        var mins = [Float](repeating: 0, count: 16), scales = [Float](repeating: 0, count: 16)
-        var sw = [Float](repeating: 0, count: 16), weight = [Float](repeating: 0, count: 16)
-        var Ls = [UInt8](repeating: 0, count: 16), Lm = [UInt8](repeating: 0, count: 16)
+    static func quantizeQ2_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>, _ s: QuantScratch) {
+        let L = s.L, Laux = s.Laux, mins = s.mins, scales = s.scales, sw = s.sw, weight = s.weights, Ls = s.Ls, Lm = s.Lm
         for i in 0..<(n / QK_K) {
             let xb = x + QK_K * i, yb = y + 84 * i
             for j in 0..<16 { sw[j] = 0 }
@@ -81,16 +74,14 @@ enum KQuantsLow {
                 let q = qw + QK_K * i + 16 * j
                 for l in 0..<16 { weight[l] = q[l] * (sigma2 + xb[16 * j + l] * xb[16 * j + l]).squareRoot() }
                 for l in 0..<16 { sw[j] += weight[l] }
-                scales[j] = L.withUnsafeMutableBufferPointer { buffer in
-                    makeQKXQuants(16, 3, xb + 16 * j, weight, buffer.baseAddress! + 16 * j, &mins[j], &Laux, -0.9, 0.05, 36, false)
-                }
+                scales[j] = makeQKXQuants(16, 3, xb + 16 * j, weight, L + 16 * j, &mins[j], Laux, -0.9, 0.05, 36, false)
             }
-            let dm = makeQPQuants(16, 15, scales, &Ls, sw)
-            let mm = makeQPQuants(16, 15, mins, &Lm, sw)
+            let dm = makeQPQuants(16, 15, scales, Ls, sw)
+            let mm = makeQPQuants(16, 15, mins, Lm, sw)
             yb.storeHalf(fp16(dm), at: 80)
             yb.storeHalf(fp16(mm), at: 82)
             for j in 0..<16 { yb[j] = Ls[j] | Lm[j] << 4 }
-            requantize2(xb, yb, &L, dm: fp32(fp16(dm)), mm: fp32(fp16(mm)))
+            requantize2(xb, yb, L, dm: fp32(fp16(dm)), mm: fp32(fp16(mm)))
             pack2(L, yb + 16)
         }
     }
@@ -142,7 +133,7 @@ enum KQuantsLow {
 
     /// Recomputes the 3-bit quants from the stored scales, then writes hmask and qs.
     @inline(__always)
-    static func finishQ3(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, _ L: inout [Int8]) {
+    static func finishQ3(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, _ L: UnsafeMutablePointer<Int8>) {
         let dAll = fp32(UnsafePointer(yb).half(at: 108))
         for j in 0..<16 {
             let d = dAll * Float(scale3(yb + 96, j))
@@ -164,18 +155,16 @@ enum KQuantsLow {
             m += 1
             if m == QK_K / 8 { m = 0; hm <<= 1 }
         }
-        let unsigned = L.map { UInt8($0) }
-        pack2(unsigned, yb + 32)
+        pack2(UnsafeRawPointer(L).assumingMemoryBound(to: UInt8.self), yb + 32)
     }
 
-    static func quantizeQ3_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int) {
-        var L = [Int8](repeating: 0, count: QK_K)
-        var scales = [Float](repeating: 0, count: 16)
+    static func quantizeQ3_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, _ s: QuantScratch) {
+        let L = s.Li, scales = s.scales
         for i in 0..<blocks {
             let xb = x + QK_K * i, yb = y + 110 * i
             var maxScale: Float = 0, amax: Float = 0
             for j in 0..<16 {
-                scales[j] = L.withUnsafeMutableBufferPointer { makeQ3Quants(16, 4, xb + 16 * j, $0.baseAddress! + 16 * j, true) }
+                scales[j] = makeQ3Quants(16, 4, xb + 16 * j, L + 16 * j, true)
                 let scale = abs(scales[j])
                 if scale > amax { amax = scale; maxScale = scales[j] }
             }
@@ -190,15 +179,12 @@ enum KQuantsLow {
                 for j in 0..<12 { yb[96 + j] = 0 }
                 yb.storeHalf(fp16(0), at: 108)
             }
-            finishQ3(xb, yb, &L)
+            finishQ3(xb, yb, L)
         }
     }
 
-    static func quantizeQ3_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>?) {
-        var L = [Int8](repeating: 0, count: QK_K)
-        var scales = [Float](repeating: 0, count: 16), weight = [Float](repeating: 0, count: 16)
-        var sw = [Float](repeating: 0, count: 16)
-        var Ls = [Int8](repeating: 0, count: 16)
+    static func quantizeQ3_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>?, _ s: QuantScratch) {
+        let L = s.Li, scales = s.scales, weight = s.weights, sw = s.sw, Ls = s.Lsi
         for i in 0..<(n / QK_K) {
             let xb = x + QK_K * i, yb = y + 110 * i
             var sumx2: Float = 0
@@ -214,12 +200,12 @@ enum KQuantsLow {
                 var sumw: Float = 0
                 for l in 0..<16 { sumw += weight[l] }
                 sw[j] = sumw
-                scales[j] = L.withUnsafeMutableBufferPointer { makeQXQuants(16, 4, xb + 16 * j, $0.baseAddress! + 16 * j, 1, weight) }
+                scales[j] = makeQXQuants(16, 4, xb + 16 * j, L + 16 * j, 1, weight)
             }
-            let dBlock = makeQXQuants(16, 32, scales, &Ls, 1, sw)
+            let dBlock = makeQXQuants(16, 32, scales, Ls, 1, sw)
             packScales3({ Int(Ls[$0]) }, yb + 96)
             yb.storeHalf(fp16(dBlock), at: 108)
-            finishQ3(xb, yb, &L)
+            finishQ3(xb, yb, L)
         }
     }
 

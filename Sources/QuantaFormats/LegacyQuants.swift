@@ -44,7 +44,7 @@ enum LegacyQuants {
         }
     }
 
-    static func quantizeQ5_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int) {
+    static func quantizeQ5_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, _ s: QuantScratch) {
         for i in 0..<blocks {
             let xb = x + 32 * i, yb = y + 22 * i
             var amax: Float = 0, max: Float = 0
@@ -52,7 +52,7 @@ enum LegacyQuants {
             let d = max / -16
             let id: Float = d != 0 ? 1 / d : 0
             yb.storeHalf(fp16(d), at: 0)
-            var L = [UInt8](repeating: 0, count: 32)
+            let L = s.L
             for j in 0..<32 {
                 L[j] = UInt8(Swift.min(31, Int(Int8(truncatingIfNeeded: Int(xb[j] * id + 16.5)))))
             }
@@ -60,7 +60,7 @@ enum LegacyQuants {
         }
     }
 
-    static func quantizeQ5_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int) {
+    static func quantizeQ5_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, _ s: QuantScratch) {
         for i in 0..<blocks {
             let xb = x + 32 * i, yb = y + 24 * i
             var min = Float.greatestFiniteMagnitude, max = -Float.greatestFiniteMagnitude
@@ -72,7 +72,7 @@ enum LegacyQuants {
             let id: Float = d != 0 ? 1 / d : 0
             yb.storeHalf(fp16(d), at: 0)
             yb.storeHalf(fp16(min), at: 2)
-            var L = [UInt8](repeating: 0, count: 32)
+            let L = s.L
             for j in 0..<32 { L[j] = UInt8(truncatingIfNeeded: Int((xb[j] - min) * id + 0.5)) }
             packQ5(L, yb + 4)
         }
@@ -80,7 +80,7 @@ enum LegacyQuants {
 
     /// qh (u32, bit j = 5th bit of quant j) then 16 bytes of low nibbles (j | j+16 << 4).
     @inline(__always)
-    static func packQ5(_ L: [UInt8], _ out: UnsafeMutablePointer<UInt8>) {
+    static func packQ5(_ L: UnsafePointer<UInt8>, _ out: UnsafeMutablePointer<UInt8>) {
         var qh: UInt32 = 0
         for j in 0..<16 {
             out[4 + j] = (L[j] & 0x0F) | (L[j + 16] & 0x0F) << 4
@@ -129,56 +129,52 @@ enum LegacyQuants {
         return sum / Float(n)
     }
 
-    static func quantizeQ4_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>) {
+    static func quantizeQ4_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>, _ s: QuantScratch) {
         let sigma2 = meanSquare(x, n)
-        var weight = [Float](repeating: 0, count: 32)
-        var L = [Int8](repeating: 0, count: 32)
+        let weight = s.weights, L = s.Li
         for ib in 0..<(n / 32) {
             let xb = x + 32 * ib, q = qw + 32 * ib, yb = y + 18 * ib
             for j in 0..<32 { weight[j] = q[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
-            let d = makeQXQuants(32, 8, xb, &L, 1, weight)
+            let d = makeQXQuants(32, 8, xb, L, 1, weight)
             yb.storeHalf(fp16(d), at: 0)
             for j in 0..<16 { yb[2 + j] = UInt8(L[j]) | UInt8(L[j + 16]) << 4 }
         }
     }
 
-    static func quantizeQ4_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>) {
+    static func quantizeQ4_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>, _ s: QuantScratch) {
         let sigma2 = meanSquare(x, n)
-        var weight = [Float](repeating: 0, count: 32)
-        var L = [UInt8](repeating: 0, count: 32), Laux = [UInt8](repeating: 0, count: 32)
+        let weight = s.weights, L = s.L, Laux = s.Laux
         for ib in 0..<(n / 32) {
             let xb = x + 32 * ib, q = qw + 32 * ib, yb = y + 20 * ib
             for j in 0..<32 { weight[j] = q[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
             var min: Float = 0
-            let d = makeQKXQuants(32, 15, xb, weight, &L, &min, &Laux, -0.9, 0.05, 36, false)
+            let d = makeQKXQuants(32, 15, xb, weight, L, &min, Laux, -0.9, 0.05, 36, false)
             yb.storeHalf(fp16(d), at: 0)
             yb.storeHalf(fp16(-min), at: 2)
             for j in 0..<16 { yb[4 + j] = L[j] | L[j + 16] << 4 }
         }
     }
 
-    static func quantizeQ5_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>) {
+    static func quantizeQ5_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>, _ s: QuantScratch) {
         let sigma2 = meanSquare(x, n)
-        var weight = [Float](repeating: 0, count: 32)
-        var L = [Int8](repeating: 0, count: 32)
+        let weight = s.weights, L = s.Li
         for ib in 0..<(n / 32) {
             let xb = x + 32 * ib, q = qw + 32 * ib, yb = y + 22 * ib
             for j in 0..<32 { weight[j] = q[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
-            let d = makeQXQuants(32, 16, xb, &L, 1, weight)
+            let d = makeQXQuants(32, 16, xb, L, 1, weight)
             yb.storeHalf(fp16(d), at: 0)
-            packQ5(L.map { UInt8($0) }, yb + 2)
+            packQ5(UnsafeRawPointer(L).assumingMemoryBound(to: UInt8.self), yb + 2)
         }
     }
 
-    static func quantizeQ5_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>) {
+    static func quantizeQ5_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>, _ s: QuantScratch) {
         let sigma2 = meanSquare(x, n)
-        var weight = [Float](repeating: 0, count: 32)
-        var L = [UInt8](repeating: 0, count: 32), Laux = [UInt8](repeating: 0, count: 32)
+        let weight = s.weights, L = s.L, Laux = s.Laux
         for ib in 0..<(n / 32) {
             let xb = x + 32 * ib, q = qw + 32 * ib, yb = y + 24 * ib
             for j in 0..<32 { weight[j] = q[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
             var min: Float = 0
-            let d = makeQKXQuants(32, 31, xb, weight, &L, &min, &Laux, -0.9, 0.05, 36, false)
+            let d = makeQKXQuants(32, 31, xb, weight, L, &min, Laux, -0.9, 0.05, 36, false)
             yb.storeHalf(fp16(d), at: 0)
             yb.storeHalf(fp16(-min), at: 2)
             packQ5(L, yb + 4)

@@ -167,21 +167,20 @@ func makeQ3Quants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ L: UnsafeM
     return 1 / iscale
 }
 
-/// ggml `make_qkx2_quants` (weights given) and `make_qkx3_quants` (weights nil means x²):
+/// ggml `make_qkx2_quants` / `make_qkx3_quants` (identical once the weights are given):
 /// asymmetric quantization to [0, nmax] with a min, searching `nstep + 1` scales.
 /// Returns the scale; `theMin` receives minus the min (a non-negative offset).
-func makeQKXQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>?,
+func makeQKXQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
                    _ L: UnsafeMutablePointer<UInt8>, _ theMin: inout Float, _ Laux: UnsafeMutablePointer<UInt8>,
                    _ rmin: Float, _ rdelta: Float, _ nstep: Int, _ useMAD: Bool) -> Float {
-    @inline(__always) func weight(_ i: Int) -> Float { weights.map { $0[i] } ?? x[i] * x[i] }
     var min = x[0]
     var max = x[0]
-    var sumW = weight(0)
+    var sumW = weights[0]
     var sumX = sumW * x[0]
     for i in 1..<n {
         if x[i] < min { min = x[i] }
         if x[i] > max { max = x[i] }
-        let w = weight(i)
+        let w = weights[i]
         sumW += w
         sumX += w * x[i]
     }
@@ -199,7 +198,7 @@ func makeQKXQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: 
         L[i] = UInt8(Swift.max(0, Swift.min(nmax, l)))
         var diff = scale * Float(L[i]) + min - x[i]
         diff = useMAD ? abs(diff) : diff * diff
-        bestError += weight(i) * diff
+        bestError += weights[i] * diff
     }
     if nstep < 1 {
         theMin = -min
@@ -212,7 +211,7 @@ func makeQKXQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: 
             var l = nearestInt(iscale * (x[i] - min))
             l = Swift.max(0, Swift.min(nmax, l))
             Laux[i] = UInt8(l)
-            let w = weight(i)
+            let w = weights[i]
             sumL += w * Float(l)
             sumL2 += w * Float(l) * Float(l)
             sumXL += w * Float(l) * x[i]
@@ -229,7 +228,7 @@ func makeQKXQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: 
             for i in 0..<n {
                 var diff = thisScale * Float(Laux[i]) + thisMin - x[i]
                 diff = useMAD ? abs(diff) : diff * diff
-                error += weight(i) * diff
+                error += weights[i] * diff
             }
             if error < bestError {
                 for i in 0..<n { L[i] = Laux[i] }

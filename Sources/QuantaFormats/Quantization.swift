@@ -47,8 +47,9 @@ public enum Quantization {
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let start = worker * chunk
             let end = min(rows, start + chunk)
+            let scratch = QuantScratch()
             for row in stride(from: start, to: end, by: 1) {
-                quantizeRow(type, source + row * rowLength, destination + row * rowBytes, rowLength, weights)
+                quantizeRow(type, source + row * rowLength, destination + row * rowBytes, rowLength, weights, scratch)
             }
         }
     }
@@ -56,7 +57,7 @@ public enum Quantization {
     /// One row through the path ggml takes for `type` (reference without importance,
     /// the weighted implementation with it).
     static func quantizeRow(_ type: GGMLType, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, _ n: Int,
-                            _ qw: UnsafePointer<Float>?) {
+                            _ qw: UnsafePointer<Float>?, _ s: QuantScratch) {
         let blocks = n / type.blockSize
         switch type {
         case .f32:
@@ -66,23 +67,29 @@ public enum Quantization {
         case .bf16:
             for i in 0..<n { y.storeHalf(HalfConversion.floatToBF16(x[i]), at: 2 * i) }
         case .q8_0: LegacyQuants.quantizeQ8_0(x, y, blocks: blocks)
-        case .q4_0: if let qw { LegacyQuants.quantizeQ4_0(x, y, n: n, qw: qw) } else { LegacyQuants.quantizeQ4_0(x, y, blocks: blocks) }
-        case .q4_1: if let qw { LegacyQuants.quantizeQ4_1(x, y, n: n, qw: qw) } else { LegacyQuants.quantizeQ4_1(x, y, blocks: blocks) }
-        case .q5_0: if let qw { LegacyQuants.quantizeQ5_0(x, y, n: n, qw: qw) } else { LegacyQuants.quantizeQ5_0(x, y, blocks: blocks) }
-        case .q5_1: if let qw { LegacyQuants.quantizeQ5_1(x, y, n: n, qw: qw) } else { LegacyQuants.quantizeQ5_1(x, y, blocks: blocks) }
-        case .q2_K: if let qw { KQuantsLow.quantizeQ2_K(x, y, n: n, qw: qw) } else { KQuantsLow.quantizeQ2_K(x, y, blocks: blocks) }
-        case .q3_K: if let qw { KQuantsLow.quantizeQ3_K(x, y, n: n, qw: qw) } else { KQuantsLow.quantizeQ3_K(x, y, blocks: blocks) }
-        case .q4_K: KQuantsHigh.quantizeQ4_K(x, y, blocks: blocks, qw: qw, reference: qw == nil)
-        case .q5_K: KQuantsHigh.quantizeQ5_K(x, y, blocks: blocks, qw: qw, reference: qw == nil)
-        case .q6_K: KQuantsHigh.quantizeQ6_K(x, y, blocks: blocks, qw: qw)
-        case .iq4_NL: IQ4Quants.quantizeIQ4_NL(x, y, n: n, qw: qw)
-        case .iq4_XS: IQ4Quants.quantizeIQ4_XS(x, y, n: n, qw: qw)
+        case .q4_0: if let qw { LegacyQuants.quantizeQ4_0(x, y, n: n, qw: qw, s) } else { LegacyQuants.quantizeQ4_0(x, y, blocks: blocks) }
+        case .q4_1: if let qw { LegacyQuants.quantizeQ4_1(x, y, n: n, qw: qw, s) } else { LegacyQuants.quantizeQ4_1(x, y, blocks: blocks) }
+        case .q5_0: if let qw { LegacyQuants.quantizeQ5_0(x, y, n: n, qw: qw, s) } else { LegacyQuants.quantizeQ5_0(x, y, blocks: blocks, s) }
+        case .q5_1: if let qw { LegacyQuants.quantizeQ5_1(x, y, n: n, qw: qw, s) } else { LegacyQuants.quantizeQ5_1(x, y, blocks: blocks, s) }
+        case .q2_K: if let qw { KQuantsLow.quantizeQ2_K(x, y, n: n, qw: qw, s) } else { KQuantsLow.quantizeQ2_K(x, y, blocks: blocks, s) }
+        case .q3_K: if let qw { KQuantsLow.quantizeQ3_K(x, y, n: n, qw: qw, s) } else { KQuantsLow.quantizeQ3_K(x, y, blocks: blocks, s) }
+        case .q4_K: KQuantsHigh.quantizeQ4_K(x, y, blocks: blocks, qw: qw, reference: qw == nil, s)
+        case .q5_K: KQuantsHigh.quantizeQ5_K(x, y, blocks: blocks, qw: qw, reference: qw == nil, s)
+        case .q6_K: KQuantsHigh.quantizeQ6_K(x, y, blocks: blocks, qw: qw, s)
+        case .iq4_NL: IQ4Quants.quantizeIQ4_NL(x, y, n: n, qw: qw, s)
+        case .iq4_XS: IQ4Quants.quantizeIQ4_XS(x, y, n: n, qw: qw, s)
         default: preconditionFailure("checked by canQuantize")
         }
     }
 
     /// Quantizes an array of `values.count / rowLength` rows.
     public static func quantize(_ type: GGMLType, _ values: [Float], rowLength: Int, importance: [Float]? = nil,
+                                threads: Int = 1) throws -> [UInt8] {
+        try values.withUnsafeBufferPointer { try quantize(type, $0, rowLength: rowLength, importance: importance, threads: threads) }
+    }
+
+    /// Quantizes `values.count / rowLength` rows held in a buffer (for example a memory map).
+    public static func quantize(_ type: GGMLType, _ values: UnsafeBufferPointer<Float>, rowLength: Int, importance: [Float]? = nil,
                                 threads: Int = 1) throws -> [UInt8] {
         guard rowLength > 0, values.count % rowLength == 0, let rowBytes = type.rowBytes(rowLength) else {
             throw QuantaError(.invalidArgument, type.name, "\(values.count) values do not form rows of \(rowLength) suited to \(type.name)")
@@ -92,7 +99,7 @@ public enum Quantization {
         }
         let rows = values.count / rowLength
         var out = [UInt8](repeating: 0, count: rows * rowBytes)
-        try values.withUnsafeBufferPointer { source in
+        try { (source: UnsafeBufferPointer<Float>) in
             try out.withUnsafeMutableBytes { destination in
                 if let importance {
                     try importance.withUnsafeBufferPointer {
@@ -104,7 +111,7 @@ public enum Quantization {
                                  into: destination.baseAddress!, threads: threads)
                 }
             }
-        }
+        }(values)
         return out
     }
 }

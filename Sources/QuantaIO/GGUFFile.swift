@@ -224,6 +224,11 @@ public final class GGUFFile: @unchecked Sendable {
         try rawBytes(info(name))
     }
 
+    /// Drops the tensor's pages from resident memory (see `MappedFile.release`).
+    public func release(_ info: GGUFTensorInfo) {
+        file.release((dataOffset + info.offset)..<(dataOffset + info.offset + info.byteCount))
+    }
+
     public func rawBytes(_ info: GGUFTensorInfo) -> UnsafeRawBufferPointer {
         let start = dataOffset + info.offset
         return UnsafeRawBufferPointer(rebasing: file.bytes[start..<(start + info.byteCount)])

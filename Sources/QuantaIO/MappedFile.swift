@@ -47,6 +47,18 @@ public final class MappedFile: @unchecked Sendable {
 
     public var count: Int { bytes.count }
 
+    /// Tells the kernel the pages covering `range` (byte offsets) are no longer needed, so
+    /// streaming through a large file keeps resident memory near one tensor. The bytes stay
+    /// readable: they are read from the file again if touched.
+    public func release(_ range: Range<Int>) {
+        guard let mapping, !range.isEmpty else { return }
+        let page = Int(sysconf(Int32(_SC_PAGESIZE)))
+        let start = (range.lowerBound + page - 1) / page * page
+        let end = min(range.upperBound, bytes.count) / page * page
+        guard end > start else { return }
+        madvise(mapping + start, end - start, MADV_DONTNEED)
+    }
+
     deinit {
         if let mapping { munmap(mapping, bytes.count) }
     }

@@ -81,6 +81,7 @@ public final class SafetensorsCollection: @unchecked Sendable {
     }
 
     public func info(_ name: String) throws -> SafetensorsTensorInfo { try shard(of: name).info(name) }
+    public func release(_ name: String) { (try? shard(of: name))?.release(name) }
     public func floatTensor(_ name: String) throws -> Tensor<Float> { try shard(of: name).floatTensor(name) }
     public func rawBytes(_ name: String) throws -> UnsafeRawBufferPointer { try shard(of: name).rawBytes(name) }
     public func integerTensor<T: FixedWidthInteger & Sendable>(_ name: String, as type: T.Type = T.self) throws -> Tensor<T> {

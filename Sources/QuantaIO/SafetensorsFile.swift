@@ -170,6 +170,12 @@ public final class SafetensorsFile: @unchecked Sendable {
         return UnsafeRawBufferPointer(rebasing: file.bytes[(dataStart + info.dataRange.lowerBound)..<(dataStart + info.dataRange.upperBound)])
     }
 
+    /// Drops the tensor's pages from resident memory (see `MappedFile.release`).
+    public func release(_ name: String) {
+        guard let info = try? info(name) else { return }
+        file.release((dataStart + info.dataRange.lowerBound)..<(dataStart + info.dataRange.upperBound))
+    }
+
     /// An F32, F16, BF16 or F64 tensor as fp32 values.
     public func floatTensor(_ name: String) throws -> Tensor<Float> {
         let info = try info(name)

@@ -1,0 +1,66 @@
+import QuantaAlgorithms
+import QuantaCore
+import QuantaFormats
+import QuantaIO
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Quantization throughput per type, in MB/s of fp32 input, on real weights.
+// Usage: quanta-bench [MODEL_FOLDER ...] [--threads N] [--repeat R]
+// Prints, per model and type: the single-thread reference path, the threaded path used by
+// `quanta quantize`, and their ratio, all measured in this run.
+
+var folders: [String] = []
+var threads = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+var repeats = 3
+var arguments = CommandLine.arguments.dropFirst().makeIterator()
+while let argument = arguments.next() {
+    switch argument {
+    case "--threads": threads = Int(arguments.next() ?? "") ?? threads
+    case "--repeat": repeats = Int(arguments.next() ?? "") ?? repeats
+    default: folders.append(argument)
+    }
+}
+if folders.isEmpty { folders = ["Models/austen-llama"] }
+
+/// Every 2-D weight of the model as (values, row length), in GGUF layout.
+func weights(_ folder: String) throws -> [([Float], Int)] {
+    let source = try HuggingFaceSource(path: folder)
+    return try source.tensors.filter { $0.dimensions.count == 2 }.map { (try source.values($0.name), $0.dimensions[0]) }
+}
+
+func best(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
+    var fastest = Double.infinity
+    for _ in 0..<repeats {
+        let start = monotonicSeconds()
+        try body()
+        fastest = min(fastest, monotonicSeconds() - start)
+    }
+    return fastest
+}
+
+do {
+    for folder in folders {
+        let tensors = try weights(folder)
+        let megabytes = Double(tensors.reduce(0) { $0 + $1.0.count * 4 }) / 1e6
+        print("\(folder): \(tensors.count) matrices, \(fixed(megabytes, 1)) MB fp32, \(threads) threads, best of \(repeats)")
+        print("type     reference MB/s   threaded MB/s   ratio")
+        for type in Quantization.quantizableTypes where type != .f32 {
+            let usable = tensors.filter { $0.1 % type.blockSize == 0 }
+            let mb = Double(usable.reduce(0) { $0 + $1.0.count * 4 }) / 1e6
+            let reference = try best(repeats) { for (values, row) in usable { _ = try Quantization.quantize(type, values, rowLength: row, threads: 1) } }
+            let threaded = try best(repeats) { for (values, row) in usable { _ = try Quantization.quantize(type, values, rowLength: row, threads: threads) } }
+            print("\(type.name.rightPad(8)) \(fixed(mb / reference, 1).leftPad(14)) \(fixed(mb / threaded, 1).leftPad(15)) \(fixed(reference / threaded, 2).leftPad(7))")
+        }
+    }
+} catch {
+    print("quanta-bench: \(error)")
+    exit(1)
+}
+
+extension String {
+    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
+    func rightPad(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
+}
