@@ -170,7 +170,8 @@ func makeQ3Quants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ L: UnsafeM
 /// ggml `make_qkx2_quants` / `make_qkx3_quants` (identical once the weights are given):
 /// asymmetric quantization to [0, nmax] with a min, searching `nstep + 1` scales.
 /// Returns the scale; `theMin` receives minus the min (a non-negative offset).
-func makeQKXQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
+/// This is the plain port; `makeQKXQuants` computes the same bits faster.
+func makeQKXQuantsReference(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
                    _ L: UnsafeMutablePointer<UInt8>, _ theMin: inout Float, _ Laux: UnsafeMutablePointer<UInt8>,
                    _ rmin: Float, _ rdelta: Float, _ nstep: Int, _ useMAD: Bool) -> Float {
     var min = x[0]
@@ -308,4 +309,122 @@ func makeQPQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ L: UnsafeM
         if changed == 0 { break }
     }
     return suml2 > 0 ? sumlx / suml2 : 0
+}
+
+/// `makeQKXQuantsReference` with the candidate scales evaluated four at a time: each
+/// candidate's sums still run over i = 0..<n in order (so every float is bit-identical), but
+/// the four independent accumulation chains overlap instead of waiting on each other.
+/// A candidate depends on the min chosen so far, so the four are computed speculatively with
+/// the current min and the group restarts after any accepted candidate that changes it.
+/// `Laux` must hold 4 * n values.
+func makeQKXQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
+                   _ L: UnsafeMutablePointer<UInt8>, _ theMin: inout Float, _ Laux: UnsafeMutablePointer<UInt8>,
+                   _ rmin: Float, _ rdelta: Float, _ nstep: Int, _ useMAD: Bool) -> Float {
+    var min = x[0]
+    var max = x[0]
+    var sumW = weights[0]
+    var sumX = sumW * x[0]
+    for i in 1..<n {
+        if x[i] < min { min = x[i] }
+        if x[i] > max { max = x[i] }
+        let w = weights[i]
+        sumW += w
+        sumX += w * x[i]
+    }
+    if min > 0 { min = 0 }
+    if max <= min {
+        for i in 0..<n { L[i] = 0 }
+        theMin = -min
+        return 0
+    }
+    var iscale = Float(nmax) / (max - min)
+    var scale = 1 / iscale
+    var bestError: Float = 0
+    for i in 0..<n {
+        let l = nearestInt(iscale * (x[i] - min))
+        L[i] = UInt8(Swift.max(0, Swift.min(nmax, l)))
+        var diff = scale * Float(L[i]) + min - x[i]
+        diff = useMAD ? abs(diff) : diff * diff
+        bestError += weights[i] * diff
+    }
+    if nstep < 1 {
+        theMin = -min
+        return scale
+    }
+    let A0 = Laux, A1 = Laux + n, A2 = Laux + 2 * n, A3 = Laux + 3 * n
+    var step = 0
+    while step <= nstep {
+        let range = max - min
+        let baseMin = min
+        let s0 = (rmin + rdelta * Float(step) + Float(nmax)) / range
+        let s1 = (rmin + rdelta * Float(step + 1) + Float(nmax)) / range
+        let s2 = (rmin + rdelta * Float(step + 2) + Float(nmax)) / range
+        let s3 = (rmin + rdelta * Float(step + 3) + Float(nmax)) / range
+        var l0s: Float = 0, l0q: Float = 0, l0x: Float = 0
+        var l1s: Float = 0, l1q: Float = 0, l1x: Float = 0
+        var l2s: Float = 0, l2q: Float = 0, l2x: Float = 0
+        var l3s: Float = 0, l3q: Float = 0, l3x: Float = 0
+        for i in 0..<n {
+            let d = x[i] - baseMin
+            let w = weights[i]
+            let q0 = Swift.max(0, Swift.min(nmax, nearestInt(s0 * d)))
+            let q1 = Swift.max(0, Swift.min(nmax, nearestInt(s1 * d)))
+            let q2 = Swift.max(0, Swift.min(nmax, nearestInt(s2 * d)))
+            let q3 = Swift.max(0, Swift.min(nmax, nearestInt(s3 * d)))
+            A0[i] = UInt8(q0); A1[i] = UInt8(q1); A2[i] = UInt8(q2); A3[i] = UInt8(q3)
+            let f0 = Float(q0), f1 = Float(q1), f2 = Float(q2), f3 = Float(q3)
+            l0s += w * f0; l0q += w * f0 * f0; l0x += w * f0 * x[i]
+            l1s += w * f1; l1q += w * f1 * f1; l1x += w * f1 * x[i]
+            l2s += w * f2; l2q += w * f2 * f2; l2x += w * f2 * x[i]
+            l3s += w * f3; l3q += w * f3 * f3; l3x += w * f3 * x[i]
+        }
+        @inline(__always) func fit(_ sL: Float, _ sL2: Float, _ sXL: Float) -> (Bool, Float, Float) {
+            let D = sumW * sL2 - sL * sL
+            guard D > 0 else { return (false, 0, 0) }
+            var thisScale = (sumW * sXL - sumX * sL) / D
+            var thisMin = (sL2 * sumX - sL * sXL) / D
+            if thisMin > 0 {
+                thisMin = 0
+                thisScale = sXL / sL2
+            }
+            return (true, thisScale, thisMin)
+        }
+        let (v0, sc0, m0) = fit(l0s, l0q, l0x)
+        let (v1, sc1, m1) = fit(l1s, l1q, l1x)
+        let (v2, sc2, m2) = fit(l2s, l2q, l2x)
+        let (v3, sc3, m3) = fit(l3s, l3q, l3x)
+        var e0: Float = 0, e1: Float = 0, e2: Float = 0, e3: Float = 0
+        for i in 0..<n {
+            let w = weights[i]
+            var d0 = sc0 * Float(A0[i]) + m0 - x[i]
+            var d1 = sc1 * Float(A1[i]) + m1 - x[i]
+            var d2 = sc2 * Float(A2[i]) + m2 - x[i]
+            var d3 = sc3 * Float(A3[i]) + m3 - x[i]
+            if useMAD {
+                d0 = abs(d0); d1 = abs(d1); d2 = abs(d2); d3 = abs(d3)
+            } else {
+                d0 = d0 * d0; d1 = d1 * d1; d2 = d2 * d2; d3 = d3 * d3
+            }
+            e0 += w * d0; e1 += w * d1; e2 += w * d2; e3 += w * d3
+        }
+        // The candidates in step order, exactly as the sequential loop would see them.
+        let candidates = [(v0, e0, sc0, m0, A0), (v1, e1, sc1, m1, A1), (v2, e2, sc2, m2, A2), (v3, e3, sc3, m3, A3)]
+        var next = step + 4
+        for k in 0..<4 where step + k <= nstep {
+            let (valid, error, thisScale, thisMin, levels) = candidates[k]
+            if valid && error < bestError {
+                for i in 0..<n { L[i] = levels[i] }
+                bestError = error
+                scale = thisScale
+                min = thisMin
+                if min != baseMin {
+                    next = step + k + 1
+                    break
+                }
+            }
+        }
+        step = next
+    }
+    theMin = -min
+    return scale
 }
