@@ -15,6 +15,7 @@ let package = Package(
         .library(name: "QuantaCore", targets: ["QuantaCore"]),
         .library(name: "QuantaIO", targets: ["QuantaIO"]),
         .library(name: "QuantaFormats", targets: ["QuantaFormats"]),
+        .library(name: "QuantaModel", targets: ["QuantaModel"]),
         .library(name: "QuantaAlgorithms", targets: ["QuantaAlgorithms"]),
     ],
     dependencies: [
@@ -28,7 +29,8 @@ let package = Package(
         .target(name: "QuantaCore", dependencies: ["CBLAS"], swiftSettings: native),
         .target(name: "QuantaIO", dependencies: ["QuantaCore", "CHDF5"], swiftSettings: native),
         .target(name: "QuantaFormats", dependencies: ["QuantaCore", "QuantaIO"], swiftSettings: kernels),
-        .target(name: "QuantaAlgorithms", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats"], swiftSettings: native),
+        .target(name: "QuantaModel", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "CBLAS"], swiftSettings: kernels),
+        .target(name: "QuantaAlgorithms", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "QuantaModel"], swiftSettings: native),
         .executableTarget(
             name: "quanta",
             dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "QuantaAlgorithms",
@@ -40,6 +42,7 @@ let package = Package(
         .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "TestSupport"]),
         .testTarget(name: "QuantaIOTests", dependencies: ["QuantaIO", "TestSupport"]),
         .testTarget(name: "QuantaFormatsTests", dependencies: ["QuantaFormats", "TestSupport"]),
+        .testTarget(name: "QuantaModelTests", dependencies: ["QuantaModel", "TestSupport"]),
         .testTarget(name: "QuantaAlgorithmsTests", dependencies: ["QuantaAlgorithms", "TestSupport"]),
         .testTarget(name: "QuantaCLITests", dependencies: ["QuantaIO", "quanta", "TestSupport"]),
     ]

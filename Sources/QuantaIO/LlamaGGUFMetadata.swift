@@ -98,7 +98,7 @@ public enum LlamaGGUFMetadata {
     }
 
     /// llama.cpp's name for a tokenizer.json pre-tokenizer ("gpt-2", "smollm", "llama-bpe").
-    static func preTokenizerName(_ pre: JSONValue?, path: String) throws -> String {
+    public static func preTokenizerName(_ pre: JSONValue?, path: String) throws -> String {
         guard let pre else { return "default" }
         if pre["type"]?.stringValue == "ByteLevel" && pre["use_regex"]?.boolValue != false { return "gpt-2" }
         if pre["type"]?.stringValue == "Sequence", let parts = pre["pretokenizers"]?.arrayValue {

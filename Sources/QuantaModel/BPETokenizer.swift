@@ -1,0 +1,251 @@
+import QuantaCore
+import QuantaIO
+
+/// A GPT-2 style byte-level BPE tokenizer: special tokens split out first, then the
+/// pre-tokenizer's pieces, each piece's UTF-8 bytes mapped to printable characters and merged
+/// by rank. Built from a Hugging Face `tokenizer.json` or from GGUF tokenizer metadata, with
+/// identical ids to the `tokenizers` package for the supported pre-tokenizers.
+public final class BPETokenizer: @unchecked Sendable {
+    /// Token strings by id (byte-level form for normal tokens).
+    public let tokens: [String]
+    public let preTokenizer: PreTokenizer
+    /// Special (control) tokens matched verbatim in the text, longest first.
+    public let specialTokens: [(text: [Unicode.Scalar], id: Int32)]
+    public let bosID: Int32?
+    public let eosID: Int32?
+    /// Whether llama.cpp would prepend BOS (`tokenizer.ggml.add_bos_token` / `add_bos_token`).
+    public let addBOS: Bool
+    /// Use a piece's own token when the vocabulary has it, before merging (llama-3).
+    public let ignoreMerges: Bool
+
+    private let vocab: [String: Int32]
+    /// (left id, right id) -> (rank, merged id).
+    private let merges: [UInt64: (rank: Int32, id: Int32)]
+    /// The token of each byte, or -1 when the vocabulary lacks it (such bytes are dropped, as
+    /// `tokenizers` drops characters it cannot map when there is no unknown token).
+    private let byteTokens: [Int32]
+    private var cache: [[UInt8]: [Int32]] = [:]
+    private let lock = NSLockLike()
+
+    static let byteToUnicode: [Unicode.Scalar] = {
+        var bytes = Array(33...126) + Array(161...172) + Array(174...255)
+        var chars = bytes
+        var n = 0
+        for b in 0..<256 where !bytes.contains(b) {
+            bytes.append(b)
+            chars.append(256 + n)
+            n += 1
+        }
+        var table = [Unicode.Scalar](repeating: " ", count: 256)
+        for (b, c) in zip(bytes, chars) { table[b] = Unicode.Scalar(UInt32(c))! }
+        return table
+    }()
+
+    static let unicodeToByte: [UInt32: UInt8] = {
+        var map: [UInt32: UInt8] = [:]
+        for (b, c) in byteToUnicode.enumerated() { map[c.value] = UInt8(b) }
+        return map
+    }()
+
+    /// `tokens` by id, `merges` as "left right" token strings in rank order.
+    public init(tokens: [String], merges: [String], special: [(String, Int32)], preTokenizer: PreTokenizer,
+                bosID: Int32?, eosID: Int32?, addBOS: Bool, ignoreMerges: Bool, source: String) throws {
+        self.tokens = tokens
+        self.preTokenizer = preTokenizer
+        self.bosID = bosID
+        self.eosID = eosID
+        self.addBOS = addBOS
+        self.ignoreMerges = ignoreMerges
+        var vocab: [String: Int32] = [:]
+        vocab.reserveCapacity(tokens.count)
+        for (i, t) in tokens.enumerated() where vocab[t] == nil { vocab[t] = Int32(i) }
+        self.vocab = vocab
+        let byteTokens = (0..<256).map { vocab[String(Character(BPETokenizer.byteToUnicode[$0]))] ?? -1 }
+        guard byteTokens.filter({ $0 >= 0 }).count >= 128 else {
+            throw QuantaError.malformed(source, "vocabulary lacks most single-byte tokens; not a byte-level BPE vocabulary")
+        }
+        self.byteTokens = byteTokens
+        var table: [UInt64: (rank: Int32, id: Int32)] = [:]
+        table.reserveCapacity(merges.count)
+        for (rank, merge) in merges.enumerated() {
+            let parts = merge.split(separator: " ", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, let a = vocab[String(parts[0])], let b = vocab[String(parts[1])],
+                  let merged = vocab[String(parts[0]) + String(parts[1])] else {
+                throw QuantaError.malformed(source, "merge \(rank) '\(merge)' does not join two vocabulary tokens into one")
+            }
+            let key = UInt64(UInt32(bitPattern: a)) << 32 | UInt64(UInt32(bitPattern: b))
+            if table[key] == nil { table[key] = (Int32(rank), merged) }
+        }
+        self.merges = table
+        self.specialTokens = special.map { (Array($0.0.unicodeScalars), $0.1) }.sorted { $0.0.count > $1.0.count }
+    }
+
+    /// From a Hugging Face `tokenizer.json` (and `tokenizer_config.json` for BOS/EOS when given).
+    public convenience init(tokenizerJSON path: String, tokenizerConfig: JSONValue? = nil, config: ModelConfig? = nil) throws {
+        let json: JSONValue
+        do { json = try JSONParser.parse(FileSystem.read(path)) } catch let failure as JSONParser.Failure {
+            throw QuantaError.malformed(path, "not valid JSON: \(failure)")
+        }
+        guard let model = json["model"], model["type"]?.stringValue == "BPE", let vocabJSON = model["vocab"]?.objectValue else {
+            throw QuantaError.unsupported(path, "only byte-level BPE tokenizers are supported")
+        }
+        var byID: [Int: String] = [:]
+        for (token, id) in vocabJSON { if let i = id.intValue { byID[i] = token } }
+        var special: [(String, Int32)] = []
+        for added in json["added_tokens"]?.arrayValue ?? [] {
+            guard let id = added["id"]?.intValue, let content = added["content"]?.stringValue else { continue }
+            byID[id] = content
+            special.append((content, Int32(id)))
+        }
+        let count = (byID.keys.max() ?? -1) + 1
+        let tokens = (0..<count).map { byID[$0] ?? "[PAD\($0)]" }
+        let merges: [String] = (model["merges"]?.arrayValue ?? []).compactMap { merge in
+            if let text = merge.stringValue { return text }
+            if let pair = merge.arrayValue, pair.count == 2, let a = pair[0].stringValue, let b = pair[1].stringValue { return a + " " + b }
+            return nil
+        }
+        let preName = try LlamaGGUFMetadata.preTokenizerName(json["pre_tokenizer"], path: path)
+        guard let pre = PreTokenizer(rawValue: preName == "default" ? "gpt-2" : preName) else {
+            throw QuantaError.unsupported(path, "pre-tokenizer '\(preName)' is not supported")
+        }
+        func id(_ key: String) -> Int32? {
+            guard let name = tokenizerConfig?[key]?.stringValue ?? tokenizerConfig?[key]?["content"]?.stringValue else { return nil }
+            return byID.first { $0.value == name }.map { Int32($0.key) }
+        }
+        try self.init(tokens: tokens, merges: merges, special: special, preTokenizer: pre,
+                      bosID: config?.bosTokenIds.first.map(Int32.init) ?? id("bos_token"),
+                      eosID: config?.eosTokenIds.first.map(Int32.init) ?? id("eos_token"),
+                      addBOS: tokenizerConfig?["add_bos_token"]?.boolValue ?? false,
+                      ignoreMerges: model["ignore_merges"]?.boolValue ?? false, source: path)
+    }
+
+    /// From GGUF tokenizer metadata (`tokenizer.ggml.*`, model "gpt2").
+    public convenience init(gguf file: GGUFFile) throws {
+        guard file["tokenizer.ggml.model"]?.stringValue == "gpt2",
+              let tokens = file["tokenizer.ggml.tokens"]?.arrayValue?.compactMap(\.stringValue) else {
+            throw QuantaError.unsupported(file.path, "tokenizer.ggml.model is \(file["tokenizer.ggml.model"]?.summary() ?? "absent"); only gpt2 (byte-level BPE) is supported")
+        }
+        let types = file["tokenizer.ggml.token_type"]?.arrayValue?.compactMap(\.intValue) ?? []
+        let special = types.enumerated().filter { $0.element == 3 || $0.element == 4 }.map { (tokens[$0.offset], Int32($0.offset)) }
+        let preName = file["tokenizer.ggml.pre"]?.stringValue ?? "default"
+        let pre: PreTokenizer
+        switch preName {
+        case "default", "gpt-2", "gpt2": pre = .gpt2
+        case "llama-bpe", "llama3": pre = .llama3
+        case "smollm": pre = .smollm
+        default: throw QuantaError.unsupported("\(file.path): tokenizer.ggml.pre", "'\(preName)' is not supported (gpt-2, llama-bpe, smollm)")
+        }
+        try self.init(tokens: tokens, merges: file["tokenizer.ggml.merges"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+                      special: special, preTokenizer: pre,
+                      bosID: file["tokenizer.ggml.bos_token_id"]?.intValue.map(Int32.init),
+                      eosID: file["tokenizer.ggml.eos_token_id"]?.intValue.map(Int32.init),
+                      addBOS: file["tokenizer.ggml.add_bos_token"]?.boolValue ?? false,
+                      ignoreMerges: pre == .llama3, source: file.path)
+    }
+
+    /// Token ids of `text` (no BOS; see `addBOS`).
+    public func encode(_ text: String) -> [Int32] {
+        let scalars = Array(text.unicodeScalars)
+        var out: [Int32] = []
+        out.reserveCapacity(scalars.count / 3)
+        var start = 0
+        var p = 0
+        while p < scalars.count {
+            if let (length, id) = special(at: p, in: scalars) {
+                if start < p { encodeOrdinary(scalars, start..<p, into: &out) }
+                out.append(id)
+                p += length
+                start = p
+            } else {
+                p += 1
+            }
+        }
+        if start < scalars.count { encodeOrdinary(scalars, start..<scalars.count, into: &out) }
+        return out
+    }
+
+    private func special(at p: Int, in s: [Unicode.Scalar]) -> (Int, Int32)? {
+        guard !specialTokens.isEmpty, s[p] == "<" || specialTokens.contains(where: { $0.text.first == s[p] }) else { return nil }
+        for (text, id) in specialTokens where p + text.count <= s.count && text.first == s[p] {
+            if s[p..<(p + text.count)].elementsEqual(text) { return (text.count, id) }
+        }
+        return nil
+    }
+
+    private func encodeOrdinary(_ s: [Unicode.Scalar], _ range: Range<Int>, into out: inout [Int32]) {
+        let piece = Array(s[range])
+        for r in preTokenizer.split(piece) {
+            var bytes: [UInt8] = []
+            for scalar in piece[r] { bytes.append(contentsOf: String(Character(scalar)).utf8) }
+            out.append(contentsOf: bpe(bytes))
+        }
+    }
+
+    private func bpe(_ bytes: [UInt8]) -> [Int32] {
+        if let hit = lock.withLock({ cache[bytes] }) { return hit }
+        var result: [Int32]
+        if ignoreMerges, let whole = vocab[String(String.UnicodeScalarView(bytes.map { BPETokenizer.byteToUnicode[Int($0)] }))] {
+            result = [whole]
+        } else {
+            var symbols = bytes.map { byteTokens[Int($0)] }.filter { $0 >= 0 }
+            while symbols.count > 1 {
+                var best: (rank: Int32, index: Int, id: Int32)?
+                for i in 0..<(symbols.count - 1) {
+                    let key = UInt64(UInt32(bitPattern: symbols[i])) << 32 | UInt64(UInt32(bitPattern: symbols[i + 1]))
+                    if let merge = merges[key], merge.rank < (best?.rank ?? .max) { best = (merge.rank, i, merge.id) }
+                }
+                guard let best else { break }
+                // Merge every occurrence of the pair, left to right (as tokenizers does for one rank).
+                let left = symbols[best.index], right = symbols[best.index + 1]
+                var merged: [Int32] = []
+                merged.reserveCapacity(symbols.count)
+                var i = 0
+                while i < symbols.count {
+                    if i + 1 < symbols.count && symbols[i] == left && symbols[i + 1] == right {
+                        merged.append(best.id)
+                        i += 2
+                    } else {
+                        merged.append(symbols[i])
+                        i += 1
+                    }
+                }
+                symbols = merged
+            }
+            result = symbols
+        }
+        lock.withLock { cache[bytes] = result }
+        return result
+    }
+
+    /// The text of `ids` (byte-level tokens decoded back to UTF-8; invalid sequences replaced).
+    public func decode(_ ids: [Int32]) -> String {
+        var bytes: [UInt8] = []
+        for id in ids where id >= 0 && Int(id) < tokens.count {
+            let token = tokens[Int(id)]
+            if specialTokens.contains(where: { $0.id == id }) {
+                bytes.append(contentsOf: token.utf8)
+                continue
+            }
+            for scalar in token.unicodeScalars {
+                if let b = BPETokenizer.unicodeToByte[scalar.value] { bytes.append(b) } else { bytes.append(contentsOf: String(scalar).utf8) }
+            }
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+}
+
+/// A minimal mutex (pthread) so the BPE cache can be shared across threads.
+final class NSLockLike: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func withLock<T>(_ body: () throws -> T) rethrows -> T {
+        pthread_mutex_lock(&mutex)
+        defer { pthread_mutex_unlock(&mutex) }
+        return try body()
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
