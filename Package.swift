@@ -17,6 +17,7 @@ let package = Package(
         .library(name: "QuantaFormats", targets: ["QuantaFormats"]),
         .library(name: "QuantaModel", targets: ["QuantaModel"]),
         .library(name: "QuantaAlgorithms", targets: ["QuantaAlgorithms"]),
+        .library(name: "QuantaEval", targets: ["QuantaEval"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
@@ -31,9 +32,10 @@ let package = Package(
         .target(name: "QuantaFormats", dependencies: ["QuantaCore", "QuantaIO"], swiftSettings: kernels),
         .target(name: "QuantaModel", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "CBLAS"], swiftSettings: kernels),
         .target(name: "QuantaAlgorithms", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "QuantaModel"], swiftSettings: native),
+        .target(name: "QuantaEval", dependencies: ["QuantaCore", "QuantaIO", "QuantaModel"], swiftSettings: kernels),
         .executableTarget(
             name: "quanta",
-            dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "QuantaAlgorithms",
+            dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "QuantaAlgorithms", "QuantaModel", "QuantaEval",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: native),
         .target(name: "TestSupport", dependencies: ["QuantaIO"], path: "Tests/TestSupport"),
@@ -44,6 +46,7 @@ let package = Package(
         .testTarget(name: "QuantaFormatsTests", dependencies: ["QuantaFormats", "TestSupport"]),
         .testTarget(name: "QuantaModelTests", dependencies: ["QuantaModel", "TestSupport"]),
         .testTarget(name: "QuantaAlgorithmsTests", dependencies: ["QuantaAlgorithms", "TestSupport"]),
+        .testTarget(name: "QuantaEvalTests", dependencies: ["QuantaEval", "TestSupport"]),
         .testTarget(name: "QuantaCLITests", dependencies: ["QuantaIO", "quanta", "TestSupport"]),
     ]
 )

@@ -142,7 +142,7 @@ public final class HFModelFolder: @unchecked Sendable {
             ? try HFModelFolder.readJSON(FileSystem.join(path, "generation_config.json")) : nil
     }
 
-    static func readJSON(_ path: String) throws -> JSONValue {
+    public static func readJSON(_ path: String) throws -> JSONValue {
         let bytes = try FileSystem.read(path)
         do {
             return try JSONParser.parse(bytes)

@@ -1,0 +1,116 @@
+import QuantaCore
+import QuantaIO
+import QuantaModel
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// Where the baseline's log-probabilities come from.
+public enum Baseline {
+    /// Run this model on the same chunks.
+    case model(LlamaModel)
+    /// Read them from a file written by `--save-logits`.
+    case logits(BaselineLogits)
+}
+
+/// The result of an evaluation.
+public struct EvaluationResult: Sendable {
+    public let perplexity: Double
+    /// llama-perplexity's ± estimate: PPL · sqrt(var(NLL) / (N - 1)).
+    public let perplexityError: Double
+    public let meanNLL: Double
+    public let scoredTokens: Int
+    public let chunks: Int
+    public let textTokens: Int
+    public let seconds: Double
+    public let drift: DriftStatistics?
+}
+
+/// Perplexity and drift with llama-perplexity's protocol.
+public struct Evaluator {
+    public let model: LlamaModel
+    public let protocolSettings: PerplexityProtocol
+
+    public init(model: LlamaModel, protocol settings: PerplexityProtocol) {
+        self.model = model
+        self.protocolSettings = settings
+    }
+
+    /// Evaluates `text`; `progress(chunk, chunks)` after each batch.
+    public func run(text: String, baseline: Baseline? = nil, saveLogits: LogitsSink? = nil,
+                    progress: ((Int, Int) -> Void)? = nil) throws -> EvaluationResult {
+        let start = monotonic()
+        let tokens = model.tokenizer.encode(text)
+        let chunks = try protocolSettings.chunks(of: tokens, bos: model.tokenizer.bosID)
+        let vocab = model.config.vocabSize
+        if case let .model(base) = baseline, base.config.vocabSize != vocab {
+            throw QuantaError(.invalidArgument, base.path, "vocabulary of \(base.config.vocabSize) differs from the model's \(vocab)")
+        }
+        if case let .logits(stored) = baseline {
+            try stored.check(chunks: chunks, protocol: protocolSettings, vocab: vocab)
+        }
+        try saveLogits?.begin(chunks: chunks, protocol: protocolSettings, vocab: vocab)
+        let first = protocolSettings.firstScored, ctx = protocolSettings.context
+        var nllSum = 0.0, nll2Sum = 0.0, count = 0
+        var drift = baseline == nil ? nil : DriftAccumulator()
+        let ours = UnsafeMutablePointer<Double>.allocate(capacity: vocab)
+        let theirs = UnsafeMutablePointer<Double>.allocate(capacity: vocab)
+        defer { ours.deallocate(); theirs.deallocate() }
+        var position = 0
+        for batchStart in stride(from: 0, to: chunks.count, by: protocolSettings.batch) {
+            let batch = Array(chunks[batchStart..<min(chunks.count, batchStart + protocolSettings.batch)])
+            let logits = try model.logits(batch)
+            var baseLogits: [Float]?
+            if case let .model(base) = baseline { baseLogits = try base.logits(batch) }
+            for (b, chunk) in batch.enumerated() {
+                for j in first..<(ctx - 1) {
+                    let target = Int(chunk[j + 1])
+                    logits.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + (b * ctx + j) * vocab, vocab, into: ours) }
+                    let nll = -ours[target]
+                    nllSum += nll
+                    nll2Sum += nll * nll
+                    count += 1
+                    try saveLogits?.add(position: position, logprobs: UnsafeBufferPointer(start: ours, count: vocab))
+                    if drift != nil {
+                        var kld = 0.0, baseTarget = 0.0, sameTop = false
+                        if let baseLogits {
+                            baseLogits.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + (b * ctx + j) * vocab, vocab, into: theirs) }
+                            var argOurs = 0, argTheirs = 0
+                            for i in 0..<vocab {
+                                kld += exp(theirs[i]) * (theirs[i] - ours[i])
+                                if ours[i] > ours[argOurs] { argOurs = i }
+                                if theirs[i] > theirs[argTheirs] { argTheirs = i }
+                            }
+                            baseTarget = theirs[target]
+                            sameTop = argOurs == argTheirs
+                        } else if case let .logits(stored) = baseline {
+                            (kld, baseTarget, sameTop) = try stored.compare(position: position, ours: UnsafeBufferPointer(start: ours, count: vocab), target: target)
+                        }
+                        drift!.kld.append(kld)
+                        drift!.sameTop += sameTop ? 1 : 0
+                        let dp = exp(ours[target]) - exp(baseTarget)
+                        drift!.deltaP2 += dp * dp
+                        drift!.baseNLL.append(-baseTarget)
+                        drift!.nll.append(nll)
+                    }
+                    position += 1
+                }
+            }
+            progress?(min(chunks.count, batchStart + batch.count), chunks.count)
+        }
+        try saveLogits?.finish()
+        let mean = nllSum / Double(count)
+        let ppl = exp(mean)
+        let variance = nll2Sum / Double(count) - mean * mean
+        let error = variance > 0 && count > 1 ? ppl * (variance / Double(count - 1)).squareRoot() : 0
+        return EvaluationResult(perplexity: ppl, perplexityError: error, meanNLL: mean, scoredTokens: count, chunks: chunks.count,
+                                textTokens: tokens.count, seconds: monotonic() - start, drift: drift?.statistics(perplexity: ppl))
+    }
+}
+
+func monotonic() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}

@@ -1,0 +1,61 @@
+import QuantaCore
+import QuantaModel
+
+/// llama-perplexity's protocol: the text tokenized once (BOS first when the model adds one),
+/// cut into chunks of `context` tokens from token 0, the first token of each chunk replaced by
+/// BOS (when BOS is used), and the predictions at positions context/2 ..< context-1 scored.
+public struct PerplexityProtocol: Sendable {
+    public var context: Int
+    /// At most this many chunks (nil: every whole chunk).
+    public var chunks: Int?
+    public var addBOS: Bool
+    /// Chunks evaluated in one forward batch.
+    public var batch: Int
+
+    public init(context: Int = 512, chunks: Int? = nil, addBOS: Bool, batch: Int = 1) {
+        self.context = context
+        self.chunks = chunks
+        self.addBOS = addBOS
+        self.batch = max(1, batch)
+    }
+
+    /// The first scored position in a chunk.
+    public var firstScored: Int { context / 2 }
+    /// Scored predictions per chunk.
+    public var scoredPerChunk: Int { context - 1 - firstScored }
+
+    /// The token stream and the chunk count for `tokens` (already tokenized, without BOS).
+    public func chunks(of tokens: [Int32], bos: Int32?) throws -> [[Int32]] {
+        guard context >= 4 else { throw QuantaError(.invalidArgument, "--ctx", "context \(context) is too short") }
+        var stream = tokens
+        if addBOS {
+            guard let bos else { throw QuantaError(.invalidArgument, "BOS", "the tokenizer has no BOS token") }
+            stream.insert(bos, at: 0)
+        }
+        let available = stream.count / context
+        guard available > 0 else {
+            throw QuantaError(.invalidArgument, "text", "\(stream.count) tokens are fewer than one chunk of \(context)")
+        }
+        let count = min(available, chunks ?? available)
+        return (0..<count).map { c in
+            var chunk = Array(stream[(c * context)..<((c + 1) * context)])
+            if addBOS, let bos { chunk[0] = bos }
+            return chunk
+        }
+    }
+}
+
+/// Log-probabilities of one scored position's whole vocabulary, computed in Double.
+@inline(__always)
+func logSoftmax(_ row: UnsafePointer<Float>, _ n: Int, into out: UnsafeMutablePointer<Double>) {
+    var m = -Double.infinity
+    for j in 0..<n { m = max(m, Double(row[j])) }
+    var sum = 0.0
+    for j in 0..<n { sum += exp(Double(row[j]) - m) }
+    let lse = m + log(sum)
+    for j in 0..<n { out[j] = Double(row[j]) - lse }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif

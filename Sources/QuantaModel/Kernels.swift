@@ -1,0 +1,69 @@
+import CBLAS
+
+// Dense fp32 building blocks of the forward pass. Matrix products go to OpenBLAS; the rest are
+// plain loops over contiguous rows.
+
+enum Kernels {
+    /// C[m, n] (ldc) = A[m, k] (lda) · B[n, k]ᵀ (ldb) (+ C when `accumulate`), all row-major.
+    static func gemmNT(_ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                       _ c: UnsafeMutablePointer<Float>, _ ldc: Int, accumulate: Bool = false, alpha: Float = 1) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
+                    accumulate ? 1 : 0, c, Int32(ldc))
+    }
+
+    /// C[m, n] = A[m, k] · B[k, n], row-major with leading dimensions.
+    static func gemmNN(_ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
+                       _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(lda), b, Int32(ldb),
+                    0, c, Int32(ldc))
+    }
+
+    /// out[r] = x[r] / sqrt(mean(x[r]²) + eps) * weight, for `rows` rows of `n`.
+    static func rmsNorm(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
+                        rows: Int, n: Int, eps: Float) {
+        for r in 0..<rows {
+            let xr = x + r * n, o = out + r * n
+            var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
+            var i = 0
+            while i + 4 <= n {
+                s0 += xr[i] * xr[i]; s1 += xr[i + 1] * xr[i + 1]; s2 += xr[i + 2] * xr[i + 2]; s3 += xr[i + 3] * xr[i + 3]
+                i += 4
+            }
+            while i < n { s0 += xr[i] * xr[i]; i += 1 }
+            let scale = 1 / ((s0 + s1 + s2 + s3) / Float(n) + eps).squareRoot()
+            for j in 0..<n { o[j] = xr[j] * scale * weight[j] }
+        }
+    }
+
+    /// silu(gate) * up, in place into `gate`.
+    static func swiglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        for i in 0..<count {
+            let g = gate[i]
+            gate[i] = g / (1 + expf(-g)) * up[i]
+        }
+    }
+
+    static func add(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, n: Int) {
+        for r in 0..<rows { for j in 0..<n { x[r * n + j] += bias[j] } }
+    }
+
+    /// Softmax of each row's first `valid` entries in place; the rest become 0.
+    static func causalSoftmax(_ s: UnsafeMutablePointer<Float>, row: Int, n: Int, valid: Int) {
+        let r = s + row * n
+        var m = -Float.infinity
+        for j in 0..<valid where r[j] > m { m = r[j] }
+        var sum: Float = 0
+        for j in 0..<valid {
+            let e = expf(r[j] - m)
+            r[j] = e
+            sum += e
+        }
+        let inv = 1 / sum
+        for j in 0..<valid { r[j] *= inv }
+        for j in valid..<n { r[j] = 0 }
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
