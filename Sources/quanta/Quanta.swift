@@ -11,6 +11,11 @@ struct Quanta: ParsableCommand {
             69 unsupported input, 74 I/O error, 77 input refused (e.g. pickle checkpoints).
             """,
         version: "0.1.0",
-        subcommands: [Inspect.self, Quantize.self, Convert.self]
+        subcommands: [Inspect.self, Quantize.self, Convert.self, Eval.self]
     )
+
+    static func main() {
+        BLASKernel.selectAndReexecIfNeeded()
+        main(nil)
+    }
 }

@@ -1,0 +1,94 @@
+import ArgumentParser
+import QuantaCore
+import QuantaEval
+import QuantaIO
+import QuantaModel
+
+/// `quanta eval MODEL --text FILE`: perplexity and drift with llama-perplexity's protocol.
+struct Eval: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Perplexity of a model on a text, and its drift from a baseline, as llama-perplexity computes them.",
+        discussion: """
+            The text is tokenized once, cut into chunks of --ctx tokens, the first token of each chunk is \
+            replaced by BOS (when BOS is used), and the predictions in the second half of each chunk are \
+            scored. With --baseline (a model) or --baseline-logits (a file from --save-logits) it also \
+            reports the KL divergence (mean, median, p99, max), the same-top-token rate, RMS Δp, Δppl and \
+            the ppl ratio. MODEL and BASE are Hugging Face folders or GGUF files (quantized tensors are \
+            dequantized, so this measures weight error only).
+            """
+    )
+
+    enum BOS: String, ExpressibleByArgument, CaseIterable { case auto, yes, no }
+
+    @Argument(help: "Model folder or GGUF file.") var model: String
+    @Option(help: "UTF-8 text file to score.") var text: String
+    @Option(help: "Tokens per chunk.") var ctx: Int = 512
+    @Option(help: "Evaluate at most this many chunks (default: all).") var chunks: Int?
+    @Option(help: "Chunks per forward batch.") var batch: Int = 1
+    @Option(help: "Baseline model for drift statistics.") var baseline: String?
+    @Option(name: .customLong("baseline-logits"), help: "Baseline log-probabilities saved with --save-logits.") var baselineLogits: String?
+    @Option(name: .customLong("save-logits"), help: "Save this model's log-probabilities (HDF5) for later --baseline-logits runs.") var saveLogits: String?
+    @Option(name: .customLong("top-k"), help: "With --save-logits: keep only the top K log-probabilities per position plus the rest's mass (0 = all).") var topK: Int = 0
+    @Option(name: .customLong("add-bos"), help: "BOS at the start of each chunk: auto follows the model's tokenizer (add_bos_token).") var addBOS: BOS = .auto
+    @Flag(help: "Print the result as JSON.") var json = false
+
+    func validate() throws {
+        guard ctx >= 4 else { throw ValidationError("--ctx must be at least 4") }
+        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1") }
+        guard baseline == nil || baselineLogits == nil else { throw ValidationError("give --baseline or --baseline-logits, not both") }
+        guard topK >= 0 else { throw ValidationError("--top-k must be 0 or more") }
+    }
+
+    func run() throws {
+        try reportingFailures {
+            let bytes = try FileSystem.read(text)
+            guard let content = String(validating: bytes, as: UTF8.self) else {
+                throw QuantaError.malformed(text, "is not valid UTF-8")
+            }
+            let subject = try LlamaModel(path: model)
+            let bos = addBOS == .auto ? subject.tokenizer.addBOS : addBOS == .yes
+            let settings = PerplexityProtocol(context: ctx, chunks: chunks, addBOS: bos, batch: batch)
+            var reference: Baseline?
+            if let baseline { reference = .model(try LlamaModel(path: baseline)) }
+            if let baselineLogits { reference = .logits(try BaselineLogits(path: baselineLogits)) }
+            let bar = ProgressBar(enabled: !json, verbose: false)
+            let result = try Evaluator(model: subject, protocol: settings)
+                .run(text: content, baseline: reference, saveLogits: saveLogits.map { LogitsSink(path: $0, topK: topK) }) { done, total in
+                    bar.update(done, of: total, "chunks")
+                }
+            bar.finish()
+            json ? print(report(result, bos: bos).serialized(indent: 2)) : print(lines(result, bos: bos))
+        }
+    }
+
+    func report(_ r: EvaluationResult, bos: Bool) -> JSONValue {
+        var members: [(String, JSONValue)] = [
+            ("model", .string(model)), ("text", .string(text)), ("ctx", .integer(Int64(ctx))), ("chunks", .integer(Int64(r.chunks))),
+            ("add_bos", .bool(bos)), ("text_tokens", .integer(Int64(r.textTokens))), ("scored_tokens", .integer(Int64(r.scoredTokens))),
+            ("perplexity", .number(r.perplexity)), ("perplexity_error", .number(r.perplexityError)), ("mean_nll", .number(r.meanNLL)),
+            ("seconds", .number((r.seconds * 1000).rounded() / 1000)),
+        ]
+        if let d = r.drift {
+            members.append(("drift", .object([
+                ("baseline", .string(baseline ?? baselineLogits ?? "")), ("baseline_perplexity", .number(d.baselinePerplexity)),
+                ("mean_kld", .number(d.meanKLD)), ("mean_kld_error", .number(d.meanKLDError)), ("median_kld", .number(d.medianKLD)),
+                ("p99_kld", .number(d.p99KLD)), ("max_kld", .number(d.maxKLD)), ("same_top_percent", .number(d.sameTopPercent)),
+                ("rms_delta_p_percent", .number(d.rmsDeltaPPercent)), ("delta_ppl", .number(d.deltaPerplexity)),
+                ("ppl_ratio", .number(d.perplexityRatio)), ("ln_ppl_correlation", .number(d.correlation)),
+            ])))
+        }
+        return .object(members)
+    }
+
+    func lines(_ r: EvaluationResult, bos: Bool) -> String {
+        var out = ["\(model) on \(text): \(r.textTokens) tokens, \(r.chunks) chunks of \(ctx) (BOS \(bos ? "on" : "off")), \(r.scoredTokens) scored, \(fixed(r.seconds, 2)) s",
+                   "PPL = \(fixed(r.perplexity, 4)) +/- \(fixed(r.perplexityError, 5))"]
+        if let d = r.drift {
+            out += ["baseline PPL = \(fixed(d.baselinePerplexity, 4)), delta = \(fixed(d.deltaPerplexity, 4)), ratio = \(fixed(d.perplexityRatio, 6))",
+                    "mean KLD = \(fixed(d.meanKLD, 6)) +/- \(fixed(d.meanKLDError, 6)), median \(fixed(d.medianKLD, 6)), p99 \(fixed(d.p99KLD, 6)), max \(fixed(d.maxKLD, 6))",
+                    "same top token = \(fixed(d.sameTopPercent, 3)) %, RMS delta-p = \(fixed(d.rmsDeltaPPercent, 3)) %"]
+        }
+        return out.joined(separator: "\n")
+    }
+}

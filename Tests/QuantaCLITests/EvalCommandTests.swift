@@ -1,0 +1,79 @@
+import QuantaCore
+import QuantaIO
+import TestSupport
+import XCTest
+
+/// `quanta eval` against llama-perplexity's numbers (Tests/Fixtures/golden/README.md).
+final class EvalCommandTests: XCTestCase {
+    static let persuasion = TestSupport.path("Calibration/austen-persuasion-eval.txt")
+
+    private func eval(_ arguments: [String]) throws -> JSONValue {
+        let run = try TestSupport.run(try TestSupport.quantaExecutable(), ["eval"] + arguments + ["--json"])
+        XCTAssertFalse(run.signalled, run.stderr)
+        XCTAssertEqual(run.status, 0, run.stderr)
+        return try JSONParser.parse(Array(run.stdout.utf8))
+    }
+
+    private func number(_ json: JSONValue, _ path: String...) -> Double {
+        var value: JSONValue? = json
+        for key in path { value = value?[key] }
+        return value?.doubleValue ?? .nan
+    }
+
+    /// F32 perplexity 75.2329 (the golden F32 GGUF had add_bos true), Q4_K_M drift against it
+    /// through saved logits and through a live baseline, matching the weight-only table.
+    func testBundledModelAndQ4_K_MDrift() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let common = ["--text", EvalCommandTests.persuasion, "--ctx", "256", "--chunks", "40", "--add-bos", "yes", "--batch", "8"]
+        let f32 = try eval([TestSupport.austenModel] + common + ["--save-logits", folder + "/f32.h5"])
+        XCTAssertEqual(f32["scored_tokens"]?.intValue, 5080)
+        XCTAssertEqual(number(f32, "perplexity"), 75.2329, accuracy: 75.2329 * 0.001)
+        XCTAssertEqual(number(f32, "perplexity_error"), 2.91446, accuracy: 0.003)
+
+        let quantized = folder + "/q4km.gguf"
+        let q = try TestSupport.run(try TestSupport.quantaExecutable(), ["quantize", TestSupport.austenModel, quantized, "Q4_K_M"])
+        XCTAssertEqual(q.status, 0, q.stderr)
+        let stored = try eval([quantized] + common + ["--baseline-logits", folder + "/f32.h5"])
+        let live = try eval([quantized] + common + ["--baseline", TestSupport.austenModel])
+        // Weight-only Q4_K_M row: PPL(Q) 75.270507, mean KLD 0.001663, p99 0.008088, same top 96.220 %.
+        for drift in [stored, live] {
+            XCTAssertEqual(number(drift, "perplexity"), 75.270507, accuracy: 75.270507 * 0.001)
+            XCTAssertEqual(number(drift, "drift", "mean_kld"), 0.001663, accuracy: 0.001663 * 0.02)
+            XCTAssertEqual(number(drift, "drift", "p99_kld"), 0.008088, accuracy: 0.008088 * 0.02)
+            XCTAssertEqual(number(drift, "drift", "same_top_percent"), 96.220, accuracy: 96.220 * 0.02)
+            XCTAssertEqual(number(drift, "drift", "baseline_perplexity"), 75.2329, accuracy: 75.2329 * 0.001)
+        }
+        XCTAssertEqual(number(stored, "drift", "mean_kld"), number(live, "drift", "mean_kld"), accuracy: 1e-7,
+                       "saved full log-probabilities give the live baseline's KLD")
+    }
+
+    /// SmolLM2's Q4_1 file evaluated directly equals its fp32 conversion, and both give
+    /// llama-perplexity's 30.9846 at -c 512 --chunks 10 (add_bos false in this model).
+    func testSmolLM2DirectAndConverted() throws {
+        let gguf = try TestSupport.smolLM2()
+        let folder = try TestSupport.temporaryFolder()
+        let convert = try TestSupport.run(try TestSupport.quantaExecutable(), ["convert", gguf, folder + "/smollm2"])
+        XCTAssertEqual(convert.status, 0, convert.stderr)
+        let direct = try eval([gguf, "--text", EvalCommandTests.persuasion, "--ctx", "512", "--chunks", "10"])
+        let converted = try eval([folder + "/smollm2", "--text", EvalCommandTests.persuasion, "--ctx", "512", "--chunks", "10"])
+        XCTAssertEqual(direct["add_bos"], .bool(false))
+        XCTAssertEqual(direct["scored_tokens"]?.intValue, 2550)
+        let a = number(direct, "perplexity"), b = number(converted, "perplexity")
+        XCTAssertEqual(a, 30.9846, accuracy: 30.9846 * 0.001)
+        XCTAssertEqual(a, b, accuracy: a * 5e-5, "the same to 4 significant digits")
+    }
+
+    func testErrors() throws {
+        let missing = try TestSupport.run(try TestSupport.quantaExecutable(), ["eval", TestSupport.austenModel, "--text", "/nonexistent.txt"])
+        XCTAssertEqual(missing.status, 66)
+        XCTAssertEqual(missing.stderr, "quanta: error: /nonexistent.txt: no such file\n")
+        let short = try TestSupport.temporaryFolder() + "/short.txt"
+        try TestSupport.write(Array("A few words only.".utf8), to: short)
+        let tooShort = try TestSupport.run(try TestSupport.quantaExecutable(), ["eval", TestSupport.austenModel, "--text", short, "--ctx", "256"])
+        XCTAssertEqual(tooShort.status, 64)
+        XCTAssertTrue(tooShort.stderr.contains("tokens are fewer than one chunk of 256"), tooShort.stderr)
+        let both = try TestSupport.run(try TestSupport.quantaExecutable(), ["eval", TestSupport.austenModel, "--text", short,
+                                                                            "--baseline", "a", "--baseline-logits", "b"])
+        XCTAssertEqual(both.status, 64)
+    }
+}
