@@ -1,4 +1,5 @@
 import QuantaCore
+import QuantaFormats
 import QuantaIO
 
 /// The linear layers of a decoder block (and the head), as observers see them.
@@ -15,11 +16,21 @@ public protocol ForwardObserver: AnyObject {
     func blockOutput(layer: Int, _ x: UnsafeBufferPointer<Float>, rows: Int, columns: Int)
 }
 
+/// How matrix products treat activations.
+public enum Runtime: String, Sendable, CaseIterable {
+    /// fp32 activations against the (dequantized) weights: the weight error alone.
+    case fp32
+    /// As llama.cpp's CPU backend runs a GGUF: activations quantized to each weight type's
+    /// dot-product format (Q8_0/Q8_1/Q8_K blocks, f16), and K/V rounded to f16 as its KV cache.
+    case llamacpp
+}
+
 /// A Llama-family decoder in fp32: whole causal sequences, no KV cache, every matrix product
 /// through OpenBLAS sgemm, attention batched per head.
 public final class LlamaModel: @unchecked Sendable {
     public let config: TransformerConfig
     public var weights: LlamaWeights
+    public var runtime: Runtime = .fp32
     /// The tokenizer that came with the model.
     public let tokenizer: BPETokenizer
     public let path: String
@@ -93,6 +104,17 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
+    /// The input a linear layer of storage type `type` multiplies under `runtime`: `x` itself,
+    /// or its llama.cpp activation round trip in `scratch`.
+    private func linearInput(_ x: UnsafePointer<Float>, count: Int, rowLength: Int, type: GGMLType?,
+                             scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+        guard runtime == .llamacpp, let type, let dotType = ActivationQuantization.vecDotType(for: type),
+              rowLength % dotType.blockSize == 0 else { return x }
+        scratch.update(from: x, count: count)
+        ActivationQuantization.roundTrip(dotType, scratch, count: count, rowLength: rowLength)
+        return UnsafePointer(scratch)
+    }
+
     /// Logits `[sequences.count * T, vocab]` for equal-length token sequences of length T
     /// (each causal on its own).
     public func logits(_ sequences: [[Int32]], observer: ForwardObserver? = nil) throws -> [Float] {
@@ -117,6 +139,9 @@ public final class LlamaModel: @unchecked Sendable {
         var scores = [Float](repeating: 0, count: T * T)
         var gate = [Float](repeating: 0, count: rows * f)
         var up = [Float](repeating: 0, count: rows * f)
+        let scratchCount = runtime == .llamacpp ? rows * max(d, f, c.qDim) : 0
+        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(scratchCount, 1))
+        defer { scratch.deallocate() }
         weights.embedding.withUnsafeBufferPointer { e in
             for (s, sequence) in sequences.enumerated() {
                 for (t, token) in sequence.enumerated() {
@@ -143,15 +168,22 @@ public final class LlamaModel: @unchecked Sendable {
                 if let observer {
                     for role in [LinearRole.q, .k, .v] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
                 }
-                layer.q.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.qDim, d, H, d, $0.baseAddress!, d, Q, c.qDim) }
-                layer.k.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.kvDim, d, H, d, $0.baseAddress!, d, K, c.kvDim) }
-                layer.v.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.kvDim, d, H, d, $0.baseAddress!, d, V, c.kvDim) }
+                var hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.q], scratch: scratch)
+                layer.q.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.qDim, d, hq, d, $0.baseAddress!, d, Q, c.qDim) }
+                hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.k], scratch: scratch)
+                layer.k.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.kvDim, d, hq, d, $0.baseAddress!, d, K, c.kvDim) }
+                hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.v], scratch: scratch)
+                layer.v.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.kvDim, d, hq, d, $0.baseAddress!, d, V, c.kvDim) }
                 layer.qBias?.withUnsafeBufferPointer { Kernels.add(Q, $0.baseAddress!, rows: rows, n: c.qDim) }
                 layer.kBias?.withUnsafeBufferPointer { Kernels.add(K, $0.baseAddress!, rows: rows, n: c.kvDim) }
                 layer.vBias?.withUnsafeBufferPointer { Kernels.add(V, $0.baseAddress!, rows: rows, n: c.kvDim) }
                 for s in 0..<B {
                     rope(Q + s * T * c.qDim, count: T, heads: c.headCount, stride: c.qDim)
                     rope(K + s * T * c.kvDim, count: T, heads: c.kvHeadCount, stride: c.kvDim)
+                    if runtime == .llamacpp {  // llama.cpp keeps K and V in an f16 cache
+                        ActivationQuantization.roundTrip(.f16, K + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
+                        ActivationQuantization.roundTrip(.f16, V + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
+                    }
                     for head in 0..<c.headCount {
                         let kvHead = head / group
                         let qh = Q + s * T * c.qDim + head * c.headDim
@@ -163,16 +195,20 @@ public final class LlamaModel: @unchecked Sendable {
                     }
                 }
                 observer?.linearInput(layer: l, role: .o, UnsafeBufferPointer(ab), rows: rows, columns: c.qDim)
-                layer.o.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, c.qDim, A, c.qDim, $0.baseAddress!, c.qDim, X, d, accumulate: true) }
+                let ao = linearInput(A, count: rows * c.qDim, rowLength: c.qDim, type: layer.types[.o], scratch: scratch)
+                layer.o.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, c.qDim, ao, c.qDim, $0.baseAddress!, c.qDim, X, d, accumulate: true) }
                 layer.ffnNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: c.rmsNormEps) }
                 if let observer {
                     for role in [LinearRole.gate, .up] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
                 }
-                layer.gate.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, H, d, $0.baseAddress!, d, G, f) }
-                layer.up.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, H, d, $0.baseAddress!, d, U, f) }
+                hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.gate], scratch: scratch)
+                layer.gate.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, G, f) }
+                hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.up], scratch: scratch)
+                layer.up.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, U, f) }
                 Kernels.swiglu(G, U, count: rows * f)
                 observer?.linearInput(layer: l, role: .down, UnsafeBufferPointer(gb), rows: rows, columns: f)
-                layer.down.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, f, G, f, $0.baseAddress!, f, X, d, accumulate: true) }
+                let gd = linearInput(G, count: rows * f, rowLength: f, type: layer.types[.down], scratch: scratch)
+                layer.down.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, f, gd, f, $0.baseAddress!, f, X, d, accumulate: true) }
                 observer?.blockOutput(layer: l, UnsafeBufferPointer(xb), rows: rows, columns: d)
             }
             weights.outputNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: c.rmsNormEps) }
@@ -181,9 +217,10 @@ public final class LlamaModel: @unchecked Sendable {
         var logits = [Float](repeating: 0, count: rows * c.vocabSize)
         let head = weights.output ?? weights.embedding
         h.withUnsafeBufferPointer { hb in
+            let input = linearInput(hb.baseAddress!, count: rows * d, rowLength: d, type: weights.outputType, scratch: scratch)
             head.withUnsafeBufferPointer { w in
                 logits.withUnsafeMutableBufferPointer {
-                    Kernels.gemmNT(rows, c.vocabSize, d, hb.baseAddress!, d, w.baseAddress!, d, $0.baseAddress!, c.vocabSize)
+                    Kernels.gemmNT(rows, c.vocabSize, d, input, d, w.baseAddress!, d, $0.baseAddress!, c.vocabSize)
                 }
             }
         }

@@ -17,6 +17,8 @@ public struct LlamaWeights: Sendable {
         public var qBias: [Float]?, kBias: [Float]?, vBias: [Float]?
         public var ffnNorm: [Float]
         public var gate: [Float], up: [Float], down: [Float]
+        /// Storage types of the linear weights (GGUF sources), for runtime emulation.
+        public var types: [LinearRole: GGMLType] = [:]
     }
 
     public var embedding: [Float]
@@ -25,6 +27,8 @@ public struct LlamaWeights: Sendable {
     /// nil when tied to the embedding.
     public var output: [Float]?
     public var ropeLayout: RopeLayout
+    /// Storage type of the output head (GGUF sources).
+    public var outputType: GGMLType?
 
     /// Loads every tensor with `load(name)` (HF or GGUF naming chosen by `gguf`), checking shapes.
     static func load(_ config: TransformerConfig, gguf: Bool, ropeLayout: RopeLayout, source: String,
@@ -78,7 +82,7 @@ public struct LlamaWeights: Sendable {
     public static func load(gguf file: GGUFFile, config: TransformerConfig) throws -> LlamaWeights {
         // llama.cpp's llama converter interleaves q/k rotary pairs; qwen2 keeps the HF halves.
         let layout: RopeLayout = config.architecture == "qwen2" ? .halves : .interleaved
-        return try load(config, gguf: true, ropeLayout: layout, source: file.path) { name in
+        var weights = try load(config, gguf: true, ropeLayout: layout, source: file.path) { name in
             guard let info = try? file.info(name) else { return nil }
             do {
                 return try Quantization.dequantize(info.type, file.rawBytes(info), count: info.elementCount)
@@ -86,5 +90,12 @@ public struct LlamaWeights: Sendable {
                 throw error.within("\(file.path): tensor '\(name)'")
             }
         }
+        let names: [(LinearRole, String)] = [(.q, "attn_q"), (.k, "attn_k"), (.v, "attn_v"), (.o, "attn_output"),
+                                             (.gate, "ffn_gate"), (.up, "ffn_up"), (.down, "ffn_down")]
+        for i in weights.layers.indices {
+            for (role, name) in names { weights.layers[i].types[role] = try? file.info("blk.\(i).\(name).weight").type }
+        }
+        weights.outputType = (try? file.info("output.weight"))?.type ?? (try? file.info("token_embd.weight"))?.type
+        return weights
     }
 }

@@ -30,6 +30,8 @@ struct Eval: ParsableCommand {
     @Option(name: .customLong("save-logits"), help: "Save this model's log-probabilities (HDF5) for later --baseline-logits runs.") var saveLogits: String?
     @Option(name: .customLong("top-k"), help: "With --save-logits: keep only the top K log-probabilities per position plus the rest's mass (0 = all).") var topK: Int = 0
     @Option(name: .customLong("add-bos"), help: "BOS at the start of each chunk: auto follows the model's tokenizer (add_bos_token).") var addBOS: BOS = .auto
+    @Option(help: "fp32: weight error only. llamacpp: also quantize activations inside the dot products and keep K/V in f16, as llama.cpp's CPU backend does when it runs the file.")
+    var runtime: Runtime = .fp32
     @Flag(help: "Print the result as JSON.") var json = false
 
     func validate() throws {
@@ -47,10 +49,15 @@ struct Eval: ParsableCommand {
                 throw QuantaError.malformed(text, "is not valid UTF-8")
             }
             let subject = try LlamaModel(path: model)
+            subject.runtime = runtime
             let bos = addBOS == .auto ? subject.tokenizer.addBOS : addBOS == .yes
             let settings = PerplexityProtocol(context: ctx, chunks: chunks, addBOS: bos, batch: batch)
             var reference: Baseline?
-            if let baseline { reference = .model(try LlamaModel(path: baseline)) }
+            if let baseline {
+                let base = try LlamaModel(path: baseline)
+                base.runtime = runtime
+                reference = .model(base)
+            }
             if let baselineLogits { reference = .logits(try BaselineLogits(path: baselineLogits)) }
             let bar = ProgressBar(enabled: !json, verbose: false)
             let result = try Evaluator(model: subject, protocol: settings)
@@ -65,7 +72,7 @@ struct Eval: ParsableCommand {
     func report(_ r: EvaluationResult, bos: Bool) -> JSONValue {
         var members: [(String, JSONValue)] = [
             ("model", .string(model)), ("text", .string(text)), ("ctx", .integer(Int64(ctx))), ("chunks", .integer(Int64(r.chunks))),
-            ("add_bos", .bool(bos)), ("text_tokens", .integer(Int64(r.textTokens))), ("scored_tokens", .integer(Int64(r.scoredTokens))),
+            ("add_bos", .bool(bos)), ("runtime", .string(runtime.rawValue)), ("text_tokens", .integer(Int64(r.textTokens))), ("scored_tokens", .integer(Int64(r.scoredTokens))),
             ("perplexity", .number(r.perplexity)), ("perplexity_error", .number(r.perplexityError)), ("mean_nll", .number(r.meanNLL)),
             ("seconds", .number((r.seconds * 1000).rounded() / 1000)),
         ]
@@ -82,7 +89,7 @@ struct Eval: ParsableCommand {
     }
 
     func lines(_ r: EvaluationResult, bos: Bool) -> String {
-        var out = ["\(model) on \(text): \(r.textTokens) tokens, \(r.chunks) chunks of \(ctx) (BOS \(bos ? "on" : "off")), \(r.scoredTokens) scored, \(fixed(r.seconds, 2)) s",
+        var out = ["\(model) on \(text) (\(runtime.rawValue) runtime): \(r.textTokens) tokens, \(r.chunks) chunks of \(ctx) (BOS \(bos ? "on" : "off")), \(r.scoredTokens) scored, \(fixed(r.seconds, 2)) s",
                    "PPL = \(fixed(r.perplexity, 4)) +/- \(fixed(r.perplexityError, 5))"]
         if let d = r.drift {
             out += ["baseline PPL = \(fixed(d.baselinePerplexity, 4)), delta = \(fixed(d.deltaPerplexity, 4)), ratio = \(fixed(d.perplexityRatio, 6))",
@@ -92,3 +99,5 @@ struct Eval: ParsableCommand {
         return out.joined(separator: "\n")
     }
 }
+
+extension Runtime: ExpressibleByArgument {}

@@ -45,6 +45,18 @@ final class EvalCommandTests: XCTestCase {
         }
         XCTAssertEqual(number(stored, "drift", "mean_kld"), number(live, "drift", "mean_kld"), accuracy: 1e-7,
                        "saved full log-probabilities give the live baseline's KLD")
+
+        // What llama.cpp itself reports running the file (runtime table): PPL(Q) 75.254805,
+        // mean KLD 0.001765, p99 0.008421, same top 96.083 %, RMS delta-p 0.841 %.
+        let runtime = try eval([quantized] + common + ["--baseline", TestSupport.austenModel, "--runtime", "llamacpp"])
+        XCTAssertEqual(runtime["runtime"], .string("llamacpp"))
+        XCTAssertEqual(number(runtime, "perplexity"), 75.254805, accuracy: 75.254805 * 0.002)
+        XCTAssertEqual(number(runtime, "drift", "mean_kld"), 0.001765, accuracy: 0.001765 * 0.05)
+        XCTAssertEqual(number(runtime, "drift", "p99_kld"), 0.008421, accuracy: 0.008421 * 0.05)
+        XCTAssertEqual(number(runtime, "drift", "same_top_percent"), 96.083, accuracy: 96.083 * 0.05)
+        XCTAssertEqual(number(runtime, "drift", "rms_delta_p_percent"), 0.841, accuracy: 0.841 * 0.05)
+        XCTAssertGreaterThan(number(runtime, "drift", "mean_kld"), number(live, "drift", "mean_kld"),
+                             "activation quantization adds drift on top of the weights'")
     }
 
     /// SmolLM2's Q4_1 file evaluated directly equals its fp32 conversion, and both give
@@ -61,6 +73,10 @@ final class EvalCommandTests: XCTestCase {
         let a = number(direct, "perplexity"), b = number(converted, "perplexity")
         XCTAssertEqual(a, 30.9846, accuracy: 30.9846 * 0.001)
         XCTAssertEqual(a, b, accuracy: a * 5e-5, "the same to 4 significant digits")
+
+        // llama.cpp running the Q4_1 file (activations in Q8_1 blocks): 31.1489.
+        let runtime = try eval([gguf, "--text", EvalCommandTests.persuasion, "--ctx", "512", "--chunks", "10", "--runtime", "llamacpp"])
+        XCTAssertEqual(number(runtime, "perplexity"), 31.1489, accuracy: 31.1489 * 0.002)
     }
 
     func testErrors() throws {
