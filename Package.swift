@@ -41,6 +41,8 @@ let package = Package(
         .target(name: "TestSupport", dependencies: ["QuantaIO"], path: "Tests/TestSupport"),
         .executableTarget(name: "quanta-bench", dependencies: ["QuantaAlgorithms"], path: "Benchmarks/QuantaBench",
                           swiftSettings: native),
+        .executableTarget(name: "quanta-forward-bench", dependencies: ["QuantaModel", "QuantaIO", "CBLAS"], path: "Benchmarks/ForwardBench",
+                          swiftSettings: native),
         .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "TestSupport"]),
         .testTarget(name: "QuantaIOTests", dependencies: ["QuantaIO", "TestSupport"]),
         .testTarget(name: "QuantaFormatsTests", dependencies: ["QuantaFormats", "TestSupport"]),

@@ -60,41 +60,47 @@ public struct Evaluator {
         var position = 0
         for batchStart in stride(from: 0, to: chunks.count, by: protocolSettings.batch) {
             let batch = Array(chunks[batchStart..<min(chunks.count, batchStart + protocolSettings.batch)])
-            let logits = try model.logits(batch)
-            var baseLogits: [Float]?
-            if case let .model(base) = baseline { baseLogits = try base.logits(batch) }
-            for (b, chunk) in batch.enumerated() {
-                for j in first..<(ctx - 1) {
-                    let target = Int(chunk[j + 1])
-                    logits.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + (b * ctx + j) * vocab, vocab, into: ours) }
-                    let nll = -ours[target]
-                    nllSum += nll
-                    nll2Sum += nll * nll
-                    count += 1
-                    try saveLogits?.add(position: position, logprobs: UnsafeBufferPointer(start: ours, count: vocab))
-                    if drift != nil {
-                        var kld = 0.0, baseTarget = 0.0, sameTop = false
-                        if let baseLogits {
-                            baseLogits.withUnsafeBufferPointer { logSoftmax($0.baseAddress! + (b * ctx + j) * vocab, vocab, into: theirs) }
-                            var argOurs = 0, argTheirs = 0
-                            for i in 0..<vocab {
-                                kld += exp(theirs[i]) * (theirs[i] - ours[i])
-                                if ours[i] > ours[argOurs] { argOurs = i }
-                                if theirs[i] > theirs[argTheirs] { argTheirs = i }
+            let score = { (logits: UnsafeBufferPointer<Float>, baseLogits: UnsafeBufferPointer<Float>?) throws in
+                for (b, chunk) in batch.enumerated() {
+                    for j in first..<(ctx - 1) {
+                        let target = Int(chunk[j + 1])
+                        logSoftmax(logits.baseAddress! + (b * ctx + j) * vocab, vocab, into: ours)
+                        let nll = -ours[target]
+                        nllSum += nll
+                        nll2Sum += nll * nll
+                        count += 1
+                        try saveLogits?.add(position: position, logprobs: UnsafeBufferPointer(start: ours, count: vocab))
+                        if drift != nil {
+                            var kld = 0.0, baseTarget = 0.0, sameTop = false
+                            if let baseLogits {
+                                logSoftmax(baseLogits.baseAddress! + (b * ctx + j) * vocab, vocab, into: theirs)
+                                var argOurs = 0, argTheirs = 0
+                                for i in 0..<vocab {
+                                    kld += exp(theirs[i]) * (theirs[i] - ours[i])
+                                    if ours[i] > ours[argOurs] { argOurs = i }
+                                    if theirs[i] > theirs[argTheirs] { argTheirs = i }
+                                }
+                                baseTarget = theirs[target]
+                                sameTop = argOurs == argTheirs
+                            } else if case let .logits(stored) = baseline {
+                                (kld, baseTarget, sameTop) = try stored.compare(position: position, ours: UnsafeBufferPointer(start: ours, count: vocab), target: target)
                             }
-                            baseTarget = theirs[target]
-                            sameTop = argOurs == argTheirs
-                        } else if case let .logits(stored) = baseline {
-                            (kld, baseTarget, sameTop) = try stored.compare(position: position, ours: UnsafeBufferPointer(start: ours, count: vocab), target: target)
+                            drift!.kld.append(kld)
+                            drift!.sameTop += sameTop ? 1 : 0
+                            let dp = exp(ours[target]) - exp(baseTarget)
+                            drift!.deltaP2 += dp * dp
+                            drift!.baseNLL.append(-baseTarget)
+                            drift!.nll.append(nll)
                         }
-                        drift!.kld.append(kld)
-                        drift!.sameTop += sameTop ? 1 : 0
-                        let dp = exp(ours[target]) - exp(baseTarget)
-                        drift!.deltaP2 += dp * dp
-                        drift!.baseNLL.append(-baseTarget)
-                        drift!.nll.append(nll)
+                        position += 1
                     }
-                    position += 1
+                }
+            }
+            try model.withLogits(batch) { logits in
+                if case let .model(base) = baseline {
+                    try base.withLogits(batch) { try score(logits, $0) }
+                } else {
+                    try score(logits, nil)
                 }
             }
             progress?(min(chunks.count, batchStart + batch.count), chunks.count)

@@ -183,13 +183,13 @@ public func grouped(_ value: Int) -> String {
 /// `value` with `places` decimals, without Foundation.
 public func fixed(_ value: Double, _ places: Int) -> String {
     guard value.isFinite else { return "\(value)" }
-    var scale = 1.0
-    for _ in 0..<places { scale *= 10 }
-    let scaled = Int64((abs(value) * scale).rounded())
-    let whole = scaled / Int64(scale)
-    var fraction = String(scaled % Int64(scale))
-    fraction = String(repeating: "0", count: places - fraction.count) + fraction
-    return (value < 0 && scaled != 0 ? "-" : "") + String(whole) + (places > 0 ? "." + fraction : "")
+    var scale: Int64 = 1
+    for _ in 0..<max(places, 0) { scale *= 10 }
+    let scaled = Int64((abs(value) * Double(scale)).rounded())
+    let sign = value < 0 && scaled != 0 ? "-" : ""
+    guard places > 0 else { return sign + String(scaled) }
+    let digits = String(scaled % scale)
+    return sign + String(scaled / scale) + "." + String(repeating: "0", count: places - digits.count) + digits
 }
 
 /// Bytes as "12.34 MB" (10^6).

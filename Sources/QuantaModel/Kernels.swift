@@ -1,9 +1,13 @@
 import CBLAS
+import Dispatch
 
 // Dense fp32 building blocks of the forward pass. Matrix products go to OpenBLAS; the rest are
 // plain loops over contiguous rows.
 
 enum Kernels {
+    /// Online cores.
+    static let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+
     /// C[m, n] (ldc) = A[m, k] (lda) · B[n, k]ᵀ (ldb) (+ C when `accumulate`), all row-major.
     static func gemmNT(_ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                        _ c: UnsafeMutablePointer<Float>, _ ldc: Int, accumulate: Bool = false, alpha: Float = 1) {
@@ -35,11 +39,16 @@ enum Kernels {
         }
     }
 
-    /// silu(gate) * up, in place into `gate`.
+    /// silu(gate) * up, in place into `gate`, split across cores.
     static func swiglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
-        for i in 0..<count {
-            let g = gate[i]
-            gate[i] = g / (1 + expf(-g)) * up[i]
+        nonisolated(unsafe) let (g, u) = (gate, up)
+        let parts = count >= 1 << 16 ? cores : 1
+        let chunk = (count + parts - 1) / parts
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            for i in (part * chunk)..<min(count, (part + 1) * chunk) {
+                let x = g[i]
+                g[i] = x / (1 + expf(-x)) * u[i]
+            }
         }
     }
 

@@ -1,3 +1,5 @@
+import CBLAS
+import Dispatch
 import QuantaCore
 import QuantaFormats
 import QuantaIO
@@ -25,9 +27,33 @@ public enum Runtime: String, Sendable, CaseIterable {
     case llamacpp
 }
 
+/// Reusable activation buffers: large fresh allocations cost page faults on every pass.
+final class Workspace {
+    private var buffers: [UnsafeMutablePointer<Float>] = []
+    private var capacities: [Int] = []
+
+    /// Buffer `index` with room for at least `count` floats (contents unspecified).
+    func buffer(_ index: Int, _ count: Int) -> UnsafeMutablePointer<Float> {
+        while buffers.count <= index {
+            buffers.append(.allocate(capacity: 1))
+            capacities.append(1)
+        }
+        if capacities[index] < count {
+            buffers[index].deallocate()
+            buffers[index] = .allocate(capacity: count)
+            capacities[index] = count
+        }
+        return buffers[index]
+    }
+
+    deinit { for b in buffers { b.deallocate() } }
+}
+
 /// A Llama-family decoder in fp32: whole causal sequences, no KV cache, every matrix product
-/// through OpenBLAS sgemm, attention batched per head.
+/// through OpenBLAS sgemm, attention batched per head. One forward pass at a time per model
+/// (activation buffers are reused between passes).
 public final class LlamaModel: @unchecked Sendable {
+    private let workspace = Workspace()
     public let config: TransformerConfig
     public var weights: LlamaWeights
     public var runtime: Runtime = .fp32
@@ -104,6 +130,30 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
+    /// Causal attention of one sequence: heads split across cores, each head's products on
+    /// single-threaded BLAS (small products gain nothing from BLAS threads and lose to their wake-ups).
+    private func attention(_ Q: UnsafeMutablePointer<Float>, _ K: UnsafeMutablePointer<Float>, _ V: UnsafeMutablePointer<Float>,
+                           _ A: UnsafeMutablePointer<Float>, T: Int, scale: Float) {
+        let c = config
+        let group = c.headCount / c.kvHeadCount
+        let workers = min(Kernels.cores, c.headCount)
+        let scores = workspace.buffer(11, workers * T * T)
+        nonisolated(unsafe) let (q, k, v, a, s) = (Q, K, V, A, scores)
+        let threads = openblas_get_num_threads()
+        openblas_set_num_threads(1)
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            let S = s + worker * T * T
+            for head in stride(from: worker, to: c.headCount, by: workers) {
+                let kvHead = head / group
+                let qh = q + head * c.headDim, kh = k + kvHead * c.headDim, vh = v + kvHead * c.headDim
+                Kernels.gemmNT(T, T, c.headDim, qh, c.qDim, kh, c.kvDim, S, T, alpha: scale)
+                for t in 0..<T { Kernels.causalSoftmax(S, row: t, n: T, valid: t + 1) }
+                Kernels.gemmNN(T, c.headDim, T, S, T, vh, c.kvDim, a + head * c.headDim, c.qDim)
+            }
+        }
+        openblas_set_num_threads(threads)
+    }
+
     /// The input a linear layer of storage type `type` multiplies under `runtime`: `x` itself,
     /// or its llama.cpp activation round trip in `scratch`.
     private func linearInput(_ x: UnsafePointer<Float>, count: Int, rowLength: Int, type: GGMLType?,
@@ -118,6 +168,13 @@ public final class LlamaModel: @unchecked Sendable {
     /// Logits `[sequences.count * T, vocab]` for equal-length token sequences of length T
     /// (each causal on its own).
     public func logits(_ sequences: [[Int32]], observer: ForwardObserver? = nil) throws -> [Float] {
+        try withLogits(sequences, observer: observer) { Array($0) }
+    }
+
+    /// Calls `body` with the logits `[sequences.count * T, vocab]` in the model's own buffer
+    /// (valid during the call only), saving the copy `logits(_:)` makes.
+    public func withLogits<R>(_ sequences: [[Int32]], observer: ForwardObserver? = nil,
+                              _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
         guard let T = sequences.first?.count, T > 0, sequences.allSatisfy({ $0.count == T }) else {
             throw QuantaError(.invalidArgument, "forward pass", "sequences must be non-empty and of equal length")
         }
@@ -130,39 +187,22 @@ public final class LlamaModel: @unchecked Sendable {
                 throw QuantaError(.invalidArgument, "sequence \(s)", "token \(sequence[bad]) at \(bad) is outside the vocabulary of \(c.vocabSize)")
             }
         }
-        var x = [Float](repeating: 0, count: rows * d)
-        var h = [Float](repeating: 0, count: rows * d)
-        var q = [Float](repeating: 0, count: rows * c.qDim)
-        var k = [Float](repeating: 0, count: rows * c.kvDim)
-        var v = [Float](repeating: 0, count: rows * c.kvDim)
-        var attn = [Float](repeating: 0, count: rows * c.qDim)
-        var scores = [Float](repeating: 0, count: T * T)
-        var gate = [Float](repeating: 0, count: rows * f)
-        var up = [Float](repeating: 0, count: rows * f)
-        let scratchCount = runtime == .llamacpp ? rows * max(d, f, c.qDim) : 0
-        let scratch = UnsafeMutablePointer<Float>.allocate(capacity: max(scratchCount, 1))
-        defer { scratch.deallocate() }
+        let X = workspace.buffer(0, rows * d), H = workspace.buffer(1, rows * d)
+        let Q = workspace.buffer(2, rows * c.qDim), K = workspace.buffer(3, rows * c.kvDim), V = workspace.buffer(4, rows * c.kvDim)
+        let A = workspace.buffer(5, rows * c.qDim)
+        let G = workspace.buffer(7, rows * f), U = workspace.buffer(8, rows * f)
+        let scratch = workspace.buffer(9, runtime == .llamacpp ? rows * max(d, f, c.qDim) : 1)
+        let xb = UnsafeMutableBufferPointer(start: X, count: rows * d), hb = UnsafeMutableBufferPointer(start: H, count: rows * d)
+        let ab = UnsafeMutableBufferPointer(start: A, count: rows * c.qDim), gb = UnsafeMutableBufferPointer(start: G, count: rows * f)
         weights.embedding.withUnsafeBufferPointer { e in
             for (s, sequence) in sequences.enumerated() {
                 for (t, token) in sequence.enumerated() {
-                    (x.withUnsafeMutableBufferPointer { $0.baseAddress! } + (s * T + t) * d)
-                        .update(from: e.baseAddress! + Int(token) * d, count: d)
+                    (X + (s * T + t) * d).update(from: e.baseAddress! + Int(token) * d, count: d)
                 }
             }
         }
-        let group = c.headCount / c.kvHeadCount
         let scale = 1 / Float(c.headDim).squareRoot()
-        x.withUnsafeMutableBufferPointer { xb in
-        h.withUnsafeMutableBufferPointer { hb in
-        q.withUnsafeMutableBufferPointer { qb in
-        k.withUnsafeMutableBufferPointer { kb in
-        v.withUnsafeMutableBufferPointer { vb in
-        attn.withUnsafeMutableBufferPointer { ab in
-        scores.withUnsafeMutableBufferPointer { sb in
-        gate.withUnsafeMutableBufferPointer { gb in
-        up.withUnsafeMutableBufferPointer { ub in
-            let X = xb.baseAddress!, H = hb.baseAddress!, Q = qb.baseAddress!, K = kb.baseAddress!, V = vb.baseAddress!
-            let A = ab.baseAddress!, S = sb.baseAddress!, G = gb.baseAddress!, U = ub.baseAddress!
+        do {
             for (l, layer) in weights.layers.enumerated() {
                 layer.attentionNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: c.rmsNormEps) }
                 if let observer {
@@ -184,15 +224,7 @@ public final class LlamaModel: @unchecked Sendable {
                         ActivationQuantization.roundTrip(.f16, K + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
                         ActivationQuantization.roundTrip(.f16, V + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
                     }
-                    for head in 0..<c.headCount {
-                        let kvHead = head / group
-                        let qh = Q + s * T * c.qDim + head * c.headDim
-                        let kh = K + s * T * c.kvDim + kvHead * c.headDim
-                        let vh = V + s * T * c.kvDim + kvHead * c.headDim
-                        Kernels.gemmNT(T, T, c.headDim, qh, c.qDim, kh, c.kvDim, S, T, alpha: scale)
-                        for t in 0..<T { Kernels.causalSoftmax(S, row: t, n: T, valid: t + 1) }
-                        Kernels.gemmNN(T, c.headDim, T, S, T, vh, c.kvDim, A + s * T * c.qDim + head * c.headDim, c.qDim)
-                    }
+                    attention(Q + s * T * c.qDim, K + s * T * c.kvDim, V + s * T * c.kvDim, A + s * T * c.qDim, T: T, scale: scale)
                 }
                 observer?.linearInput(layer: l, role: .o, UnsafeBufferPointer(ab), rows: rows, columns: c.qDim)
                 let ao = linearInput(A, count: rows * c.qDim, rowLength: c.qDim, type: layer.types[.o], scratch: scratch)
@@ -213,18 +245,14 @@ public final class LlamaModel: @unchecked Sendable {
             }
             weights.outputNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: c.rmsNormEps) }
             observer?.linearInput(layer: -1, role: .output, UnsafeBufferPointer(hb), rows: rows, columns: d)
-        } } } } } } } } }
-        var logits = [Float](repeating: 0, count: rows * c.vocabSize)
-        let head = weights.output ?? weights.embedding
-        h.withUnsafeBufferPointer { hb in
-            let input = linearInput(hb.baseAddress!, count: rows * d, rowLength: d, type: weights.outputType, scratch: scratch)
-            head.withUnsafeBufferPointer { w in
-                logits.withUnsafeMutableBufferPointer {
-                    Kernels.gemmNT(rows, c.vocabSize, d, input, d, w.baseAddress!, d, $0.baseAddress!, c.vocabSize)
-                }
-            }
         }
-        return logits
+        let logits = workspace.buffer(10, rows * c.vocabSize)
+        let head = weights.output ?? weights.embedding
+        let input = linearInput(H, count: rows * d, rowLength: d, type: weights.outputType, scratch: scratch)
+        head.withUnsafeBufferPointer { w in
+            Kernels.gemmNT(rows, c.vocabSize, d, input, d, w.baseAddress!, d, logits, c.vocabSize)
+        }
+        return try body(UnsafeBufferPointer(start: logits, count: rows * c.vocabSize))
     }
 }
 

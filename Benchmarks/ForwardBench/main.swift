@@ -1,0 +1,69 @@
+import CBLAS
+import QuantaIO
+import QuantaModel
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+// Forward-pass throughput at ctx 512 and its fraction of the sgemm peak measured in this run.
+// Usage: quanta-forward-bench [MODEL ...] [--ctx N] [--repeat R]
+
+var models: [String] = []
+var ctx = 512
+var repeats = 3
+var arguments = CommandLine.arguments.dropFirst().makeIterator()
+while let argument = arguments.next() {
+    switch argument {
+    case "--ctx": ctx = Int(arguments.next() ?? "") ?? ctx
+    case "--repeat": repeats = Int(arguments.next() ?? "") ?? repeats
+    default: models.append(argument)
+    }
+}
+if models.isEmpty { models = ["Models/austen-llama"] }
+
+func seconds() -> Double {
+    var ts = timespec()
+    clock_gettime(CLOCK_MONOTONIC, &ts)
+    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
+}
+
+/// Best sgemm rate (GFLOP/s) over square products of size n.
+func sgemmPeak(_ n: Int, _ repeats: Int) -> Double {
+    let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
+    var c = [Float](repeating: 0, count: n * n)
+    var best = 0.0
+    for _ in 0..<repeats {
+        let start = seconds()
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(n), 1, a, Int32(n), b, Int32(n), 0, &c, Int32(n))
+        best = max(best, 2 * Double(n * n * n) / (seconds() - start) / 1e9)
+    }
+    return best
+}
+
+let peak = max(sgemmPeak(1024, repeats), sgemmPeak(2048, repeats))
+print("sgemm peak (n = 1024, 2048): \(fixed(peak, 1)) GFLOP/s")
+do {
+    for path in models {
+        let model = try LlamaModel(path: path)
+        let c = model.config
+        let tokens = (0..<ctx).map { Int32($0 % c.vocabSize) }
+        // Matrix products: 2 * params of every linear per token, attention QK^T and PV (causal half counted in full).
+        let linear = c.layerCount * (c.hiddenSize * (c.qDim + 2 * c.kvDim) + c.qDim * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize)
+            + c.vocabSize * c.hiddenSize
+        let flops = 2 * Double(linear) * Double(ctx) + 4 * Double(c.layerCount * c.headCount * ctx * ctx * c.headDim)
+        _ = try model.withLogits([tokens]) { $0.count }
+        var best = Double.infinity
+        for _ in 0..<repeats {
+            let start = seconds()
+            _ = try model.withLogits([tokens]) { $0.count }
+            best = min(best, seconds() - start)
+        }
+        let rate = flops / best / 1e9
+        print("\(path): ctx \(ctx): \(fixed(best, 3)) s, \(fixed(Double(ctx) / best, 0)) tokens/s, "
+              + "\(fixed(rate, 1)) GFLOP/s = \(fixed(100 * rate / peak, 0)) % of sgemm peak")
+    }
+} catch {
+    print("quanta-forward-bench: \(error)")
+    exit(1)
+}
