@@ -47,7 +47,7 @@ let package = Package(
         .testTarget(name: "QuantaIOTests", dependencies: ["QuantaIO", "TestSupport"]),
         .testTarget(name: "QuantaFormatsTests", dependencies: ["QuantaFormats", "TestSupport"]),
         .testTarget(name: "QuantaModelTests", dependencies: ["QuantaModel", "TestSupport"]),
-        .testTarget(name: "QuantaAlgorithmsTests", dependencies: ["QuantaAlgorithms", "TestSupport"]),
+        .testTarget(name: "QuantaAlgorithmsTests", dependencies: ["QuantaAlgorithms", "QuantaModel", "TestSupport"]),
         .testTarget(name: "QuantaEvalTests", dependencies: ["QuantaEval", "TestSupport"]),
         .testTarget(name: "QuantaCLITests", dependencies: ["QuantaIO", "quanta", "TestSupport"]),
     ]

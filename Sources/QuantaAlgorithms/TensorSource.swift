@@ -40,9 +40,12 @@ public final class HuggingFaceSource: TensorSource {
     public let metadata: [(key: String, value: GGUFValue)]
     public let tensors: [(name: String, dimensions: [Int], type: GGMLType)]
     private let hfNames: [String: String]
+    /// llama.cpp permutes q/k rows for the llama architecture only.
+    private let permutes: Bool
 
     public init(path: String) throws {
         model = try HFModelFolder(path: path)
+        permutes = LlamaGGUFMetadata.architecture(for: model.config.modelType) == "llama"
         let baseName = path.split(separator: "/").last.map(String.init) ?? "model"
         metadata = try LlamaGGUFMetadata.metadata(for: model, name: baseName)
         var tensors: [(name: String, dimensions: [Int], type: GGMLType)] = []
@@ -76,7 +79,7 @@ public final class HuggingFaceSource: TensorSource {
     public func values(_ name: String) throws -> [Float] {
         guard let hf = hfNames[name] else { throw QuantaError(.invalidArgument, "tensor '\(name)'", "not in \(path)") }
         let tensor = try model.weights.floatTensor(hf)
-        if let heads = LlamaGGUFNames.permutationHeads(forGGUF: name, heads: headCount, kvHeads: kvHeadCount) {
+        if permutes, let heads = LlamaGGUFNames.permutationHeads(forGGUF: name, heads: headCount, kvHeads: kvHeadCount) {
             let columns = tensor.shape.count == 2 ? tensor.shape[1] : 1
             return try LlamaGGUFNames.permuteRows(tensor.storage, rows: tensor.shape[0], columns: columns, heads: heads)
         }
@@ -84,7 +87,7 @@ public final class HuggingFaceSource: TensorSource {
     }
 
     public func storedBytes(_ name: String) throws -> UnsafeRawBufferPointer? {
-        guard let hf = hfNames[name], LlamaGGUFNames.permutationHeads(forGGUF: name, heads: 1, kvHeads: 1) == nil else { return nil }
+        guard let hf = hfNames[name], !permutes || LlamaGGUFNames.permutationHeads(forGGUF: name, heads: 1, kvHeads: 1) == nil else { return nil }
         let info = try model.weights.info(hf)
         return info.shape.count == 1 && info.dtype != .f32 ? nil : try model.weights.rawBytes(hf)
     }

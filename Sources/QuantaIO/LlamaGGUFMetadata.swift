@@ -6,27 +6,35 @@ public enum LlamaGGUFMetadata {
     /// gguf TokenType values.
     public enum TokenType: Int32 { case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6 }
 
+    /// The GGUF architecture llama.cpp's converter uses for a Hugging Face `model_type`
+    /// (mistral models are written as llama; qwen2 keeps its own, with q/k/v biases and
+    /// without the q/k row permutation).
+    public static func architecture(for modelType: String) -> String {
+        modelType == "qwen2" ? "qwen2" : "llama"
+    }
+
     /// Architecture and tokenizer metadata for `model` (`general.file_type` is set by the caller).
     public static func metadata(for model: HFModelFolder, name: String) throws -> [(key: String, value: GGUFValue)] {
         let c = model.config
+        let arch = architecture(for: c.modelType)
         var kv: [(key: String, value: GGUFValue)] = [
-            ("general.architecture", .string("llama")),
+            ("general.architecture", .string(arch)),
             ("general.type", .string("model")),
             ("general.name", .string(name)),
-            ("llama.block_count", .uint32(UInt32(c.layerCount))),
-            ("llama.context_length", .uint32(UInt32(c.maxPositionEmbeddings))),
-            ("llama.embedding_length", .uint32(UInt32(c.hiddenSize))),
-            ("llama.feed_forward_length", .uint32(UInt32(c.intermediateSize))),
-            ("llama.attention.head_count", .uint32(UInt32(c.headCount))),
-            ("llama.attention.head_count_kv", .uint32(UInt32(c.kvHeadCount))),
-            ("llama.rope.freq_base", .float32(Float(c.ropeTheta))),
-            ("llama.attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEps))),
-            ("llama.vocab_size", .uint32(UInt32(c.vocabSize))),
-            ("llama.rope.dimension_count", .uint32(UInt32(c.headDim))),
+            ("\(arch).block_count", .uint32(UInt32(c.layerCount))),
+            ("\(arch).context_length", .uint32(UInt32(c.maxPositionEmbeddings))),
+            ("\(arch).embedding_length", .uint32(UInt32(c.hiddenSize))),
+            ("\(arch).feed_forward_length", .uint32(UInt32(c.intermediateSize))),
+            ("\(arch).attention.head_count", .uint32(UInt32(c.headCount))),
+            ("\(arch).attention.head_count_kv", .uint32(UInt32(c.kvHeadCount))),
+            ("\(arch).rope.freq_base", .float32(Float(c.ropeTheta))),
+            ("\(arch).attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEps))),
+            ("\(arch).vocab_size", .uint32(UInt32(c.vocabSize))),
+            ("\(arch).rope.dimension_count", .uint32(UInt32(c.headDim))),
         ]
         if c.headDim * c.headCount != c.hiddenSize {
-            kv.append(("llama.attention.key_length", .uint32(UInt32(c.headDim))))
-            kv.append(("llama.attention.value_length", .uint32(UInt32(c.headDim))))
+            kv.append(("\(arch).attention.key_length", .uint32(UInt32(c.headDim))))
+            kv.append(("\(arch).attention.value_length", .uint32(UInt32(c.headDim))))
         }
         guard let tokenizerPath = model.tokenizerPath else {
             throw QuantaError(.notFound, FileSystem.join(model.path, "tokenizer.json"),
