@@ -167,13 +167,21 @@ func makeQ3Quants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ L: UnsafeM
     return 1 / iscale
 }
 
-/// ggml `make_qkx2_quants` / `make_qkx3_quants` (identical once the weights are given):
-/// asymmetric quantization to [0, nmax] with a min, searching `nstep + 1` scales.
-/// Returns the scale; `theMin` receives minus the min (a non-negative offset).
-/// This is the plain port; `makeQKXQuants` computes the same bits faster.
-func makeQKXQuantsReference(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
-                   _ L: UnsafeMutablePointer<UInt8>, _ theMin: inout Float, _ Laux: UnsafeMutablePointer<UInt8>,
-                   _ rmin: Float, _ rdelta: Float, _ nstep: Int, _ useMAD: Bool) -> Float {
+/// The part of `make_qkx2/3_quants` before the scale search: min/max (min clamped to at most 0),
+/// weighted sums, the first rounding into `L` and its error. Returns nil when the search is
+/// skipped; then `theMin` and `L` hold the result and `earlyScale` the scale to return.
+struct QKXStart {
+    var min: Float
+    let max: Float
+    let sumW: Float
+    let sumX: Float
+    var scale: Float
+    var bestError: Float
+}
+
+@inline(__always)
+func qkxStart(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>, _ L: UnsafeMutablePointer<UInt8>,
+              _ theMin: inout Float, _ earlyScale: inout Float, _ useMAD: Bool, _ nstep: Int) -> QKXStart? {
     var min = x[0]
     var max = x[0]
     var sumW = weights[0]
@@ -189,10 +197,11 @@ func makeQKXQuantsReference(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ 
     if max <= min {
         for i in 0..<n { L[i] = 0 }
         theMin = -min
-        return 0
+        earlyScale = 0
+        return nil
     }
-    var iscale = Float(nmax) / (max - min)
-    var scale = 1 / iscale
+    let iscale = Float(nmax) / (max - min)
+    let scale = 1 / iscale
     var bestError: Float = 0
     for i in 0..<n {
         let l = nearestInt(iscale * (x[i] - min))
@@ -203,10 +212,25 @@ func makeQKXQuantsReference(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ 
     }
     if nstep < 1 {
         theMin = -min
-        return scale
+        earlyScale = scale
+        return nil
     }
+    return QKXStart(min: min, max: max, sumW: sumW, sumX: sumX, scale: scale, bestError: bestError)
+}
+
+/// ggml `make_qkx2_quants` / `make_qkx3_quants` (identical once the weights are given):
+/// asymmetric quantization to [0, nmax] with a min, searching `nstep + 1` scales.
+/// Returns the scale; `theMin` receives minus the min (a non-negative offset).
+/// This is the plain port; `makeQKXQuants` computes the same bits faster.
+func makeQKXQuantsReference(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
+                   _ L: UnsafeMutablePointer<UInt8>, _ theMin: inout Float, _ Laux: UnsafeMutablePointer<UInt8>,
+                   _ rmin: Float, _ rdelta: Float, _ nstep: Int, _ useMAD: Bool) -> Float {
+    var earlyScale: Float = 0
+    guard let start = qkxStart(n, nmax, x, weights, L, &theMin, &earlyScale, useMAD, nstep) else { return earlyScale }
+    var min = start.min, scale = start.scale, bestError = start.bestError
+    let max = start.max, sumW = start.sumW, sumX = start.sumX
     for step in 0...nstep {
-        iscale = (rmin + rdelta * Float(step) + Float(nmax)) / (max - min)
+        let iscale = (rmin + rdelta * Float(step) + Float(nmax)) / (max - min)
         var sumL: Float = 0, sumL2: Float = 0, sumXL: Float = 0
         for i in 0..<n {
             var l = nearestInt(iscale * (x[i] - min))
@@ -320,37 +344,10 @@ func makeQPQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ L: UnsafeM
 func makeQKXQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: UnsafePointer<Float>,
                    _ L: UnsafeMutablePointer<UInt8>, _ theMin: inout Float, _ Laux: UnsafeMutablePointer<UInt8>,
                    _ rmin: Float, _ rdelta: Float, _ nstep: Int, _ useMAD: Bool) -> Float {
-    var min = x[0]
-    var max = x[0]
-    var sumW = weights[0]
-    var sumX = sumW * x[0]
-    for i in 1..<n {
-        if x[i] < min { min = x[i] }
-        if x[i] > max { max = x[i] }
-        let w = weights[i]
-        sumW += w
-        sumX += w * x[i]
-    }
-    if min > 0 { min = 0 }
-    if max <= min {
-        for i in 0..<n { L[i] = 0 }
-        theMin = -min
-        return 0
-    }
-    var iscale = Float(nmax) / (max - min)
-    var scale = 1 / iscale
-    var bestError: Float = 0
-    for i in 0..<n {
-        let l = nearestInt(iscale * (x[i] - min))
-        L[i] = UInt8(Swift.max(0, Swift.min(nmax, l)))
-        var diff = scale * Float(L[i]) + min - x[i]
-        diff = useMAD ? abs(diff) : diff * diff
-        bestError += weights[i] * diff
-    }
-    if nstep < 1 {
-        theMin = -min
-        return scale
-    }
+    var earlyScale: Float = 0
+    guard let start = qkxStart(n, nmax, x, weights, L, &theMin, &earlyScale, useMAD, nstep) else { return earlyScale }
+    var min = start.min, scale = start.scale, bestError = start.bestError
+    let max = start.max, sumW = start.sumW, sumX = start.sumX
     let A0 = Laux, A1 = Laux + n, A2 = Laux + 2 * n, A3 = Laux + 3 * n
     var step = 0
     while step <= nstep {

@@ -38,6 +38,15 @@ public final class AtomicFileWriter {
         try bytes.withUnsafeBytes { try write($0) }
     }
 
+    /// Runs `produce`, which must append exactly `expected` bytes for `name`.
+    public func append(_ name: String, expected: Int, _ produce: (AtomicFileWriter) throws -> Void) throws {
+        let start = offset
+        try produce(self)
+        guard offset - start == expected else {
+            throw QuantaError(.invalidArgument, "tensor '\(name)'", "wrote \(offset - start) bytes, expected \(expected)")
+        }
+    }
+
     /// Appends `count` zero bytes.
     public func writeZeros(_ count: Int) throws {
         guard count > 0 else { return }

@@ -132,14 +132,8 @@ public enum GGUFWriter {
         do {
             try writer.write(header)
             for tensor in tensors {
-                let start = writer.offset
-                try tensor.write(writer)
-                let written = writer.offset - start
-                guard written == tensor.byteCount else {
-                    throw QuantaError(.invalidArgument, "tensor '\(tensor.name)'",
-                                      "wrote \(written) bytes, expected \(tensor.byteCount)")
-                }
-                try writer.writeZeros(padded(written, alignment) - written)
+                try writer.append(tensor.name, expected: tensor.byteCount, tensor.write)
+                try writer.writeZeros(padded(tensor.byteCount, alignment) - tensor.byteCount)
             }
             try writer.commit()
         } catch {

@@ -76,13 +76,7 @@ public enum SafetensorsWriter {
         let writer = try AtomicFileWriter(path: path)
         do {
             try writer.write(header)
-            for entry in ordered {
-                let start = writer.offset
-                try entry.write(writer)
-                guard writer.offset - start == entry.byteCount else {
-                    throw QuantaError(.invalidArgument, "tensor '\(entry.name)'", "wrote \(writer.offset - start) bytes, expected \(entry.byteCount)")
-                }
-            }
+            for entry in ordered { try writer.append(entry.name, expected: entry.byteCount, entry.write) }
             try writer.commit()
         } catch {
             writer.abandon()
