@@ -119,7 +119,8 @@ public enum LlamaGGUFMetadata {
 
     static let llama3Regex = #"(?i:'s|'t|'re|'ve|'m|'ll|'d)|[^\r\n\p{L}\p{N}]?\p{L}+|\p{N}{1,3}| ?[^\s\p{L}\p{N}]+[\r\n]*|\s*[\r\n]+|\s+(?!\S)|\s+"#
 
-    static func preTokenizerJSON(_ name: String) throws -> JSONValue {
+    /// The tokenizer.json `pre_tokenizer` for a llama.cpp pre-tokenizer name.
+    public static func preTokenizerJSON(_ name: String) throws -> JSONValue {
         let byteLevel = JSONValue.object([("type", .string("ByteLevel")), ("add_prefix_space", .bool(false)),
                                           ("trim_offsets", .bool(true)), ("use_regex", .bool(true))])
         switch name {

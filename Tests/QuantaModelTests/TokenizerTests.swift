@@ -87,6 +87,31 @@ final class TokenizerTests: XCTestCase {
         try compare(tokenizer, tokenizerJSON: folder + "/tokenizer.json", lines: lines, label: "smollm2")
     }
 
+    /// The llama-3 pre-tokenizer (Split with its regex, then ByteLevel without regex, merges
+    /// ignored for whole-vocabulary pieces) on the bundled vocabulary, against `tokenizers`.
+    func testLlama3PreTokenizerAgainstTokenizers() throws {
+        let folder = try TestSupport.temporaryFolder()
+        var json = try JSONParser.parse(FileSystem.read(TestSupport.austenModel + "/tokenizer.json"))
+        guard case var .object(members) = json else { return XCTFail("tokenizer.json is not an object") }
+        let pre = try LlamaGGUFMetadata.preTokenizerJSON("llama-bpe")
+        for (i, member) in members.enumerated() where member.0 == "pre_tokenizer" { members[i].1 = pre }
+        for (i, member) in members.enumerated() where member.0 == "model" {
+            guard case var .object(model) = member.1 else { continue }
+            for (j, field) in model.enumerated() where field.0 == "ignore_merges" { model[j].1 = .bool(true) }
+            members[i].1 = .object(model)
+        }
+        json = .object(members)
+        let path = folder + "/tokenizer.json"
+        try TestSupport.write(Array(json.serialized().utf8), to: path)
+        let tokenizer = try BPETokenizer(tokenizerJSON: path)
+        XCTAssertEqual(tokenizer.preTokenizer, .llama3)
+        XCTAssertTrue(tokenizer.ignoreMerges)
+        let text = try String(contentsOfFile: TestSupport.path("Calibration/calib-c4.txt"), encoding: .utf8)
+        let lines = TokenizerTests.adversarial + ["HELLO's World'S 12345 678\r\n\r\n  x\t?!\n"]
+            + text.split(separator: "\n").map(String.init)
+        try compare(tokenizer, tokenizerJSON: path, lines: lines, label: "llama3")
+    }
+
     func testLlama3PreTokenizer() {
         let text = "Hello's WORLD'S  123456 a\n\n b\t?!\r\n  x"
         let scalars = Array(text.unicodeScalars)
