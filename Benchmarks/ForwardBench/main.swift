@@ -7,16 +7,21 @@ import Glibc
 #endif
 
 // Forward-pass throughput at ctx 512 and its fraction of the sgemm peak measured in this run.
-// Usage: quanta-forward-bench [MODEL ...] [--ctx N] [--repeat R]
+// Usage: quanta-forward-bench [MODEL ...] [--ctx N] [--batch B] [--repeat R]
+// B sequences of N tokens go through one pass (llama-perplexity's default n_batch 2048 is 4
+// sequences of 512). FLOPs: 2 per parameter of every matrix per token, plus QKᵀ and PV over the
+// full T x T score matrix (the usual convention; the causal pass computes about half of that).
 
 var models: [String] = []
 var ctx = 512
 var repeats = 3
+var batch = 4
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
     case "--ctx": ctx = Int(arguments.next() ?? "") ?? ctx
     case "--repeat": repeats = Int(arguments.next() ?? "") ?? repeats
+    case "--batch": batch = Int(arguments.next() ?? "") ?? batch
     default: models.append(argument)
     }
 }
@@ -47,20 +52,20 @@ do {
     for path in models {
         let model = try LlamaModel(path: path)
         let c = model.config
-        let tokens = (0..<ctx).map { Int32($0 % c.vocabSize) }
+        let tokens = (0..<batch).map { b in (0..<ctx).map { Int32(($0 * 7 + b) % c.vocabSize) } }
         // Matrix products: 2 * params of every linear per token, attention QK^T and PV (causal half counted in full).
         let linear = c.layerCount * (c.hiddenSize * (c.qDim + 2 * c.kvDim) + c.qDim * c.hiddenSize + 3 * c.hiddenSize * c.intermediateSize)
             + c.vocabSize * c.hiddenSize
-        let flops = 2 * Double(linear) * Double(ctx) + 4 * Double(c.layerCount * c.headCount * ctx * ctx * c.headDim)
-        _ = try model.withLogits([tokens]) { $0.count }
+        let flops = Double(batch) * (2 * Double(linear) * Double(ctx) + 4 * Double(c.layerCount * c.headCount * ctx * ctx * c.headDim))
+        _ = try model.withLogits(tokens) { $0.count }
         var best = Double.infinity
         for _ in 0..<repeats {
             let start = seconds()
-            _ = try model.withLogits([tokens]) { $0.count }
+            _ = try model.withLogits(tokens) { $0.count }
             best = min(best, seconds() - start)
         }
         let rate = flops / best / 1e9
-        print("\(path): ctx \(ctx): \(fixed(best, 3)) s, \(fixed(Double(ctx) / best, 0)) tokens/s, "
+        print("\(path): \(batch) x ctx \(ctx): \(fixed(best, 3)) s, \(fixed(Double(batch * ctx) / best, 0)) tokens/s, "
               + "\(fixed(rate, 1)) GFLOP/s = \(fixed(100 * rate / peak, 0)) % of sgemm peak")
     }
 } catch {

@@ -130,6 +130,9 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
+    /// Query rows per attention block.
+    static let queryBlock = 128
+
     /// Causal attention of one sequence: heads split across cores, each head's products on
     /// single-threaded BLAS (small products gain nothing from BLAS threads and lose to their wake-ups).
     private func attention(_ Q: UnsafeMutablePointer<Float>, _ K: UnsafeMutablePointer<Float>, _ V: UnsafeMutablePointer<Float>,
@@ -146,9 +149,13 @@ public final class LlamaModel: @unchecked Sendable {
             for head in stride(from: worker, to: c.headCount, by: workers) {
                 let kvHead = head / group
                 let qh = q + head * c.headDim, kh = k + kvHead * c.headDim, vh = v + kvHead * c.headDim
-                Kernels.gemmNT(T, T, c.headDim, qh, c.qDim, kh, c.kvDim, S, T, alpha: scale)
-                for t in 0..<T { Kernels.causalSoftmax(S, row: t, n: T, valid: t + 1) }
-                Kernels.gemmNN(T, c.headDim, T, S, T, vh, c.kvDim, a + head * c.headDim, c.qDim)
+                // Causal: query block [r0, r1) only needs keys [0, r1), which halves the work.
+                for r0 in stride(from: 0, to: T, by: LlamaModel.queryBlock) {
+                    let r1 = min(T, r0 + LlamaModel.queryBlock)
+                    Kernels.gemmNT(r1 - r0, r1, c.headDim, qh + r0 * c.qDim, c.qDim, kh, c.kvDim, S, r1, alpha: scale)
+                    for t in r0..<r1 { Kernels.causalSoftmax(S, row: t - r0, n: r1, valid: t + 1) }
+                    Kernels.gemmNN(r1 - r0, c.headDim, r1, S, r1, vh, c.kvDim, a + r0 * c.qDim + head * c.headDim, c.qDim)
+                }
             }
         }
         openblas_set_num_threads(threads)
