@@ -130,8 +130,8 @@ public final class LlamaModel: @unchecked Sendable {
         }
     }
 
-    /// Query rows per attention block.
-    static let queryBlock = 128
+    /// Query rows per attention block (causal attention skips the keys after each block).
+    public var attentionBlock = 128
 
     /// Causal attention of one sequence: heads split across cores, each head's products on
     /// single-threaded BLAS (small products gain nothing from BLAS threads and lose to their wake-ups).
@@ -141,6 +141,8 @@ public final class LlamaModel: @unchecked Sendable {
         let group = c.headCount / c.kvHeadCount
         let workers = min(Kernels.cores, c.headCount)
         let scores = workspace.buffer(11, workers * T * T)
+        let block = attentionBlock
+        let roundProbabilities = runtime == .llamacpp
         nonisolated(unsafe) let (q, k, v, a, s) = (Q, K, V, A, scores)
         let threads = openblas_get_num_threads()
         openblas_set_num_threads(1)
@@ -150,10 +152,13 @@ public final class LlamaModel: @unchecked Sendable {
                 let kvHead = head / group
                 let qh = q + head * c.headDim, kh = k + kvHead * c.headDim, vh = v + kvHead * c.headDim
                 // Causal: query block [r0, r1) only needs keys [0, r1), which halves the work.
-                for r0 in stride(from: 0, to: T, by: LlamaModel.queryBlock) {
-                    let r1 = min(T, r0 + LlamaModel.queryBlock)
+                for r0 in stride(from: 0, to: T, by: block) {
+                    let r1 = min(T, r0 + block)
                     Kernels.gemmNT(r1 - r0, r1, c.headDim, qh + r0 * c.qDim, c.qDim, kh, c.kvDim, S, r1, alpha: scale)
                     for t in r0..<r1 { Kernels.causalSoftmax(S, row: t - r0, n: r1, valid: t + 1) }
+                    if roundProbabilities {  // llama.cpp multiplies the f16 V cache by f16 probabilities
+                        ActivationQuantization.roundTrip(.f16, S, count: (r1 - r0) * r1, rowLength: r1)
+                    }
                     Kernels.gemmNN(r1 - r0, c.headDim, r1, S, r1, vh, c.kvDim, a + r0 * c.qDim + head * c.headDim, c.qDim)
                 }
             }
@@ -227,9 +232,11 @@ public final class LlamaModel: @unchecked Sendable {
                 for s in 0..<B {
                     rope(Q + s * T * c.qDim, count: T, heads: c.headCount, stride: c.qDim)
                     rope(K + s * T * c.kvDim, count: T, heads: c.kvHeadCount, stride: c.kvDim)
-                    if runtime == .llamacpp {  // llama.cpp keeps K and V in an f16 cache
+                    if runtime == .llamacpp {
+                        // llama.cpp keeps K and V in an f16 cache, and its f16 products take Q in f16.
                         ActivationQuantization.roundTrip(.f16, K + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
                         ActivationQuantization.roundTrip(.f16, V + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
+                        ActivationQuantization.roundTrip(.f16, Q + s * T * c.qDim, count: T * c.qDim, rowLength: c.qDim)
                     }
                     attention(Q + s * T * c.qDim, K + s * T * c.kvDim, V + s * T * c.kvDim, A + s * T * c.qDim, T: T, scale: scale)
                 }
