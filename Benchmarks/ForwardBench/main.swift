@@ -1,4 +1,5 @@
 import CBLAS
+import QuantaCore
 import QuantaIO
 import QuantaModel
 
@@ -27,11 +28,6 @@ while let argument = arguments.next() {
 }
 if models.isEmpty { models = ["Models/austen-llama"] }
 
-func seconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}
 
 /// Best sgemm rate (GFLOP/s) over square products of size n.
 func sgemmPeak(_ n: Int, _ repeats: Int) -> Double {
@@ -39,9 +35,9 @@ func sgemmPeak(_ n: Int, _ repeats: Int) -> Double {
     var c = [Float](repeating: 0, count: n * n)
     var best = 0.0
     for _ in 0..<repeats {
-        let start = seconds()
+        let start = monotonicSeconds()
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(n), 1, a, Int32(n), b, Int32(n), 0, &c, Int32(n))
-        best = max(best, 2 * Double(n * n * n) / (seconds() - start) / 1e9)
+        best = max(best, 2 * Double(n * n * n) / (monotonicSeconds() - start) / 1e9)
     }
     return best
 }
@@ -60,9 +56,9 @@ do {
         _ = try model.withLogits(tokens) { $0.count }
         var best = Double.infinity
         for _ in 0..<repeats {
-            let start = seconds()
+            let start = monotonicSeconds()
             _ = try model.withLogits(tokens) { $0.count }
-            best = min(best, seconds() - start)
+            best = min(best, monotonicSeconds() - start)
         }
         let rate = flops / best / 1e9
         print("\(path): \(batch) x ctx \(ctx): \(fixed(best, 3)) s, \(fixed(Double(batch * ctx) / best, 0)) tokens/s, "

@@ -52,15 +52,10 @@ do {
             let mb = Double(usable.reduce(0) { $0 + $1.0.count * 4 }) / 1e6
             let reference = try best(repeats) { for (values, row) in usable { _ = try Quantization.quantize(type, values, rowLength: row, threads: 1) } }
             let threaded = try best(repeats) { for (values, row) in usable { _ = try Quantization.quantize(type, values, rowLength: row, threads: threads) } }
-            print("\(type.name.rightPad(8)) \(fixed(mb / reference, 1).leftPad(14)) \(fixed(mb / threaded, 1).leftPad(15)) \(fixed(reference / threaded, 2).leftPad(7))")
+            print("\(type.name.padded(8)) \(fixed(mb / reference, 1).leftPadded(14)) \(fixed(mb / threaded, 1).leftPadded(15)) \(fixed(reference / threaded, 2).leftPadded(7))")
         }
     }
 } catch {
     print("quanta-bench: \(error)")
     exit(1)
-}
-
-extension String {
-    func leftPad(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
-    func rightPad(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
 }

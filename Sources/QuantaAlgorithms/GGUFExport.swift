@@ -134,10 +134,3 @@ public struct GGUFExport {
                        parameterCount: plan.reduce(0) { $0 + $1.dimensions.reduce(1, *) }, seconds: monotonicSeconds() - start)
     }
 }
-
-/// Seconds from an arbitrary origin, for durations.
-public func monotonicSeconds() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
-}

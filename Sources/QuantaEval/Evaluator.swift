@@ -40,7 +40,7 @@ public struct Evaluator {
     /// Evaluates `text`; `progress(chunk, chunks)` after each batch.
     public func run(text: String, baseline: Baseline? = nil, saveLogits: LogitsSink? = nil,
                     progress: ((Int, Int) -> Void)? = nil) throws -> EvaluationResult {
-        let start = monotonic()
+        let start = monotonicSeconds()
         let tokens = model.tokenizer.encode(text)
         let chunks = try protocolSettings.chunks(of: tokens, bos: model.tokenizer.bosID)
         let vocab = model.config.vocabSize
@@ -111,12 +111,6 @@ public struct Evaluator {
         let variance = nll2Sum / Double(count) - mean * mean
         let error = variance > 0 && count > 1 ? ppl * (variance / Double(count - 1)).squareRoot() : 0
         return EvaluationResult(perplexity: ppl, perplexityError: error, meanNLL: mean, scoredTokens: count, chunks: chunks.count,
-                                textTokens: tokens.count, seconds: monotonic() - start, drift: drift?.statistics(perplexity: ppl))
+                                textTokens: tokens.count, seconds: monotonicSeconds() - start, drift: drift?.statistics(perplexity: ppl))
     }
-}
-
-func monotonic() -> Double {
-    var ts = timespec()
-    clock_gettime(CLOCK_MONOTONIC, &ts)
-    return Double(ts.tv_sec) + Double(ts.tv_nsec) / 1e9
 }

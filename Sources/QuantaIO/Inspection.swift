@@ -155,15 +155,15 @@ public struct Inspection: Sendable {
             lines.append("metadata (\(metadata.count) entries):")
             let width = min(metadata.map(\.0.count).max() ?? 0, 48)
             for (key, value) in metadata {
-                lines.append("  \(key.padding(width))  \(value.type.name.padding(6))  \(value.summary())")
+                lines.append("  \(key.padded(width))  \(value.type.name.padded(6))  \(value.summary())")
             }
         }
         lines.append("")
         let nameWidth = min(tensors.map(\.name.count).max() ?? 4, 60)
-        lines.append("  \("name".padding(nameWidth))  \("type".padding(8))  \("shape".padding(18))  bytes")
+        lines.append("  \("name".padded(nameWidth))  \("type".padded(8))  \("shape".padded(18))  bytes")
         for tensor in tensors {
             let shape = "[" + tensor.shape.map(String.init).joined(separator: ", ") + "]"
-            lines.append("  \(tensor.name.padding(nameWidth))  \(tensor.dtype.padding(8))  \(shape.padding(18))  \(grouped(tensor.bytes))")
+            lines.append("  \(tensor.name.padded(nameWidth))  \(tensor.dtype.padded(8))  \(shape.padded(18))  \(grouped(tensor.bytes))")
         }
         return lines.joined(separator: "\n")
     }
@@ -196,7 +196,13 @@ public func fixed(_ value: Double, _ places: Int) -> String {
 public func megabytes(_ bytes: Int) -> String { fixed(Double(bytes) / 1e6, 2) + " MB" }
 
 extension String {
-    func padding(_ width: Int) -> String {
+    /// The string followed by spaces up to `width` characters (unchanged when longer).
+    public func padded(_ width: Int) -> String {
         count >= width ? self : self + String(repeating: " ", count: width - count)
+    }
+
+    /// Spaces then the string, up to `width` characters (unchanged when longer).
+    public func leftPadded(_ width: Int) -> String {
+        count >= width ? self : String(repeating: " ", count: width - count) + self
     }
 }

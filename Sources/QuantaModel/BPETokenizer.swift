@@ -25,7 +25,7 @@ public final class BPETokenizer: @unchecked Sendable {
     /// `tokenizers` drops characters it cannot map when there is no unknown token).
     private let byteTokens: [Int32]
     private var cache: [[UInt8]: [Int32]] = [:]
-    private let lock = NSLockLike()
+    private let lock = PThreadMutex()
 
     static let byteToUnicode: [Unicode.Scalar] = {
         var bytes = Array(33...126) + Array(161...172) + Array(174...255)
@@ -235,7 +235,7 @@ public final class BPETokenizer: @unchecked Sendable {
 }
 
 /// A minimal mutex (pthread) so the BPE cache can be shared across threads.
-final class NSLockLike: @unchecked Sendable {
+final class PThreadMutex: @unchecked Sendable {
     private var mutex = pthread_mutex_t()
     init() { pthread_mutex_init(&mutex, nil) }
     deinit { pthread_mutex_destroy(&mutex) }

@@ -113,8 +113,3 @@ struct Quantize: ParsableCommand {
               + "\(fixed(bpw, 4)) bits per weight, from \(megabytes(sourceBytes))" + (seconds.map { " in \(fixed($0, 2)) s" } ?? ""))
     }
 }
-
-extension String {
-    func padded(_ width: Int) -> String { count >= width ? self : self + String(repeating: " ", count: width - count) }
-    func leftPadded(_ width: Int) -> String { count >= width ? self : String(repeating: " ", count: width - count) + self }
-}
