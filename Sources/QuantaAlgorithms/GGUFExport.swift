@@ -101,9 +101,6 @@ public struct GGUFExport {
                     return
                 }
                 let bytes: [UInt8] = try source.withValues(tensor.name) { values in
-                    if let bad = values.firstIndex(where: { !$0.isFinite }) {
-                        throw QuantaError.malformed("\(source.path): tensor '\(tensor.name)'", "value \(bad) is \(values[bad]), not a finite number")
-                    }
                     do {
                         return try Quantization.quantize(tensor.type, values, rowLength: tensor.dimensions[0],
                                                          importance: try importance(for: tensor), threads: threads)

@@ -27,7 +27,7 @@ public enum Quantization {
 
     /// Quantizes `rows` rows of `rowLength` values from `x` into `y`
     /// (`rows * type.rowBytes(rowLength)` bytes). `importance`, when given, holds one weight
-    /// per column (`rowLength` values), as llama.cpp's imatrix does.
+    /// per column (`rowLength` values), as llama.cpp's imatrix does. Throws for NaN or infinite input.
     public static func quantize(_ type: GGMLType, _ x: UnsafePointer<Float>, rows: Int, rowLength: Int,
                                 importance: UnsafePointer<Float>?, into y: UnsafeMutableRawPointer, threads: Int = 1) throws {
         guard canQuantize(type) else {
@@ -38,6 +38,10 @@ public enum Quantization {
         }
         if requiresImportance(type) && importance == nil {
             throw QuantaError(.invalidArgument, type.name, "\(type.name) requires an importance matrix")
+        }
+        // ggml's block quantizers assume finite input; NaN or infinity would make them trap or write garbage.
+        for i in 0..<(rows * rowLength) where !x[i].isFinite {
+            throw QuantaError(.invalidArgument, "row \(i / rowLength), column \(i % rowLength)", "holds \(x[i]), not a finite number")
         }
         nonisolated(unsafe) let source = x
         nonisolated(unsafe) let destination = y.assumingMemoryBound(to: UInt8.self)

@@ -34,3 +34,19 @@ final class FastPathTests: XCTestCase {
         XCTAssertEqual(checked, 4000)
     }
 }
+
+final class QuantizationInputTests: XCTestCase {
+    func testNonFiniteInputIsAnErrorNotACrash() {
+        var values = [Float](repeating: 0.5, count: 64)
+        values[37] = .nan
+        for type in Quantization.quantizableTypes where type.blockSize <= 32 {
+            XCTAssertThrowsError(try Quantization.quantize(type, values, rowLength: 32), type.name) { error in
+                XCTAssertEqual("\(error)", "row 1, column 5: holds nan, not a finite number", type.name)
+            }
+        }
+        values[37] = -.infinity
+        XCTAssertThrowsError(try Quantization.quantize(.q4_0, values, rowLength: 64)) { error in
+            XCTAssertEqual("\(error)", "row 0, column 37: holds -inf, not a finite number")
+        }
+    }
+}
