@@ -42,8 +42,7 @@ public enum ActivationQuantization {
             // ggml quantize_row_q8_K_ref: d = max / -127 (as 1/iscale), q = min(127, nearest(x * iscale)).
             for b in stride(from: 0, to: count, by: QK_K) {
                 let xb = x + b
-                var max: Float = 0, amax: Float = 0
-                for j in 0..<QK_K where abs(xb[j]) > amax { amax = abs(xb[j]); max = xb[j] }
+                let (max, amax) = maxByMagnitude(xb, QK_K)
                 if amax == 0 {
                     for j in 0..<QK_K { xb[j] = 0 }
                     continue

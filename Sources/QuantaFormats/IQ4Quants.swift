@@ -43,8 +43,7 @@ enum IQ4Quants {
             } else {
                 for j in 0..<blockSize { weight[j] = xb[j] * xb[j] }
             }
-            var amax: Float = 0, max: Float = 0
-            for j in 0..<blockSize where abs(xb[j]) > amax { amax = abs(xb[j]); max = xb[j] }
+            let (max, amax) = maxByMagnitude(xb, blockSize)
             if amax < groupMaxEps {
                 scales[ib] = 0
                 continue

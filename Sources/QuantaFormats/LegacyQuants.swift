@@ -9,8 +9,7 @@ enum LegacyQuants {
     static func quantizeQ4_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int) {
         for i in 0..<blocks {
             let xb = x + 32 * i, yb = y + 18 * i
-            var amax: Float = 0, max: Float = 0
-            for j in 0..<32 where amax < abs(xb[j]) { amax = abs(xb[j]); max = xb[j] }
+            let max = maxByMagnitude(xb, 32).value
             let d = max / -8
             let id: Float = d != 0 ? 1 / d : 0
             yb.storeHalf(fp16(d), at: 0)
@@ -47,8 +46,7 @@ enum LegacyQuants {
     static func quantizeQ5_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, _ s: QuantScratch) {
         for i in 0..<blocks {
             let xb = x + 32 * i, yb = y + 22 * i
-            var amax: Float = 0, max: Float = 0
-            for j in 0..<32 where amax < abs(xb[j]) { amax = abs(xb[j]); max = xb[j] }
+            let max = maxByMagnitude(xb, 32).value
             let d = max / -16
             let id: Float = d != 0 ? 1 / d : 0
             yb.storeHalf(fp16(d), at: 0)

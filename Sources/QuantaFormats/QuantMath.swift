@@ -16,6 +16,18 @@ func nearestInt(_ f: Float) -> Int {
     return Int(value.bitPattern & 0x007F_FFFF) - 0x0040_0000
 }
 
+/// The first value of largest magnitude among `x[0..<n]` and that magnitude (0, 0 when all are 0),
+/// as ggml's `if (ax > amax) { amax = ax; max = x[i]; }` loops find it.
+@inline(__always)
+func maxByMagnitude(_ x: UnsafePointer<Float>, _ n: Int) -> (value: Float, magnitude: Float) {
+    var max: Float = 0, amax: Float = 0
+    for i in 0..<n where abs(x[i]) > amax {
+        amax = abs(x[i])
+        max = x[i]
+    }
+    return (max, amax)
+}
+
 /// Float to f16 and back: the precision ggml stores scales in.
 @inline(__always) func fp16(_ f: Float) -> UInt16 { HalfConversion.floatToF16(f) }
 @inline(__always) func fp32(_ h: UInt16) -> Float { HalfConversion.f16ToFloat(h) }
@@ -43,12 +55,7 @@ extension UnsafePointer where Pointee == UInt8 {
 /// optional weighted scale search. Writes `L[i] = l + nmax`; returns the scale.
 func makeQXQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<Int8>,
                   _ rmseType: Int, _ qw: UnsafePointer<Float>?) -> Float {
-    var max: Float = 0
-    var amax: Float = 0
-    for i in 0..<n {
-        let ax = abs(x[i])
-        if ax > amax { amax = ax; max = x[i] }
-    }
+    let (max, amax) = maxByMagnitude(x, n)
     if amax < groupMaxEps {
         for i in 0..<n { L[i] = 0 }
         return 0
@@ -111,12 +118,7 @@ func makeQXQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ L: UnsafeM
 
 /// ggml `make_q3_quants`: like `makeQXQuants` with an iterative refinement weighted by x².
 func makeQ3Quants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ L: UnsafeMutablePointer<Int8>, _ doRMSE: Bool) -> Float {
-    var max: Float = 0
-    var amax: Float = 0
-    for i in 0..<n {
-        let ax = abs(x[i])
-        if ax > amax { amax = ax; max = x[i] }
-    }
+    let (max, amax) = maxByMagnitude(x, n)
     if amax < groupMaxEps {
         for i in 0..<n { L[i] = 0 }
         return 0
