@@ -9,10 +9,24 @@ enum Kernels {
     static let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 
     /// C[m, n] (ldc) = A[m, k] (lda) · B[n, k]ᵀ (ldb) (+ C when `accumulate`), all row-major.
+    /// With `split`, the rows of A and C are divided among the cores, each part on
+    /// single-threaded BLAS (every output element is computed exactly as without the split).
     static func gemmNT(_ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
-                       _ c: UnsafeMutablePointer<Float>, _ ldc: Int, accumulate: Bool = false, alpha: Float = 1) {
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
-                    accumulate ? 1 : 0, c, Int32(ldc))
+                       _ c: UnsafeMutablePointer<Float>, _ ldc: Int, accumulate: Bool = false, alpha: Float = 1, split: Bool = false) {
+        let parts = split && m >= 64 * cores ? cores : 1
+        if parts == 1 {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb),
+                        accumulate ? 1 : 0, c, Int32(ldc))
+            return
+        }
+        nonisolated(unsafe) let (pa, pb, pc) = (a, b, c)
+        let rows = (m + parts - 1) / parts
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            let r0 = part * rows, r1 = min(m, r0 + rows)
+            guard r1 > r0 else { return }
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(r1 - r0), Int32(n), Int32(k), alpha, pa + r0 * lda, Int32(lda),
+                        pb, Int32(ldb), accumulate ? 1 : 0, pc + r0 * ldc, Int32(ldc))
+        }
     }
 
     /// C[m, n] = A[m, k] · B[k, n], row-major with leading dimensions.

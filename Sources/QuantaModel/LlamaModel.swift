@@ -82,6 +82,8 @@ public final class LlamaModel: @unchecked Sendable {
         }
         self.cosTable = cosTable
         self.sinTable = sinTable
+        // Quanta divides the work among cores itself; OpenBLAS's own threads would only contend.
+        openblas_set_num_threads(1)
     }
 
     /// Opens a Hugging Face folder or a GGUF file (quantized tensors dequantized on load).
@@ -144,8 +146,6 @@ public final class LlamaModel: @unchecked Sendable {
         let block = attentionBlock
         let roundProbabilities = runtime == .llamacpp
         nonisolated(unsafe) let (q, k, v, a, s) = (Q, K, V, A, scores)
-        let threads = openblas_get_num_threads()
-        openblas_set_num_threads(1)
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let S = s + worker * T * T
             for head in stride(from: worker, to: c.headCount, by: workers) {
@@ -163,7 +163,6 @@ public final class LlamaModel: @unchecked Sendable {
                 }
             }
         }
-        openblas_set_num_threads(threads)
     }
 
     /// The input a linear layer of storage type `type` multiplies under `runtime`: `x` itself,
@@ -221,11 +220,11 @@ public final class LlamaModel: @unchecked Sendable {
                     for role in [LinearRole.q, .k, .v] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
                 }
                 var hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.q], scratch: scratch)
-                layer.q.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.qDim, d, hq, d, $0.baseAddress!, d, Q, c.qDim) }
+                layer.q.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.qDim, d, hq, d, $0.baseAddress!, d, Q, c.qDim, split: true) }
                 hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.k], scratch: scratch)
-                layer.k.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.kvDim, d, hq, d, $0.baseAddress!, d, K, c.kvDim) }
+                layer.k.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.kvDim, d, hq, d, $0.baseAddress!, d, K, c.kvDim, split: true) }
                 hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.v], scratch: scratch)
-                layer.v.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.kvDim, d, hq, d, $0.baseAddress!, d, V, c.kvDim) }
+                layer.v.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.kvDim, d, hq, d, $0.baseAddress!, d, V, c.kvDim, split: true) }
                 layer.qBias?.withUnsafeBufferPointer { Kernels.add(Q, $0.baseAddress!, rows: rows, n: c.qDim) }
                 layer.kBias?.withUnsafeBufferPointer { Kernels.add(K, $0.baseAddress!, rows: rows, n: c.kvDim) }
                 layer.vBias?.withUnsafeBufferPointer { Kernels.add(V, $0.baseAddress!, rows: rows, n: c.kvDim) }
@@ -242,19 +241,19 @@ public final class LlamaModel: @unchecked Sendable {
                 }
                 observer?.linearInput(layer: l, role: .o, UnsafeBufferPointer(ab), rows: rows, columns: c.qDim)
                 let ao = linearInput(A, count: rows * c.qDim, rowLength: c.qDim, type: layer.types[.o], scratch: scratch)
-                layer.o.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, c.qDim, ao, c.qDim, $0.baseAddress!, c.qDim, X, d, accumulate: true) }
+                layer.o.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, c.qDim, ao, c.qDim, $0.baseAddress!, c.qDim, X, d, accumulate: true, split: true) }
                 layer.ffnNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: c.rmsNormEps) }
                 if let observer {
                     for role in [LinearRole.gate, .up] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
                 }
                 hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.gate], scratch: scratch)
-                layer.gate.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, G, f) }
+                layer.gate.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, G, f, split: true) }
                 hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.up], scratch: scratch)
-                layer.up.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, U, f) }
+                layer.up.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, U, f, split: true) }
                 Kernels.swiglu(G, U, count: rows * f)
                 observer?.linearInput(layer: l, role: .down, UnsafeBufferPointer(gb), rows: rows, columns: f)
                 let gd = linearInput(G, count: rows * f, rowLength: f, type: layer.types[.down], scratch: scratch)
-                layer.down.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, f, gd, f, $0.baseAddress!, f, X, d, accumulate: true) }
+                layer.down.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, f, gd, f, $0.baseAddress!, f, X, d, accumulate: true, split: true) }
                 observer?.blockOutput(layer: l, UnsafeBufferPointer(xb), rows: rows, columns: d)
             }
             weights.outputNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: c.rmsNormEps) }
@@ -264,7 +263,7 @@ public final class LlamaModel: @unchecked Sendable {
         let head = weights.output ?? weights.embedding
         let input = linearInput(H, count: rows * d, rowLength: d, type: weights.outputType, scratch: scratch)
         head.withUnsafeBufferPointer { w in
-            Kernels.gemmNT(rows, c.vocabSize, d, input, d, w.baseAddress!, d, logits, c.vocabSize)
+            Kernels.gemmNT(rows, c.vocabSize, d, input, d, w.baseAddress!, d, logits, c.vocabSize, split: true)
         }
         return try body(UnsafeBufferPointer(start: logits, count: rows * c.vocabSize))
     }
