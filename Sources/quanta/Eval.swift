@@ -24,7 +24,7 @@ struct Eval: ParsableCommand {
     @Option(help: "UTF-8 text file to score.") var text: String
     @Option(help: "Tokens per chunk.") var ctx: Int = 512
     @Option(help: "Evaluate at most this many chunks (default: all).") var chunks: Int?
-    @Option(help: "Chunks per forward batch.") var batch: Int = 1
+    @Option(help: "Chunks per forward batch (default: as many as fit 2048 tokens, as llama-perplexity's n_batch).") var batch: Int?
     @Option(help: "Baseline model for drift statistics.") var baseline: String?
     @Option(name: .customLong("baseline-logits"), help: "Baseline log-probabilities saved with --save-logits.") var baselineLogits: String?
     @Option(name: .customLong("save-logits"), help: "Save this model's log-probabilities (HDF5) for later --baseline-logits runs.") var saveLogits: String?
@@ -36,7 +36,7 @@ struct Eval: ParsableCommand {
 
     func validate() throws {
         guard ctx >= 4 else { throw ValidationError("--ctx must be at least 4") }
-        guard batch >= 1 else { throw ValidationError("--batch must be at least 1") }
+        if let batch, batch < 1 { throw ValidationError("--batch must be at least 1") }
         if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1") }
         guard baseline == nil || baselineLogits == nil else { throw ValidationError("give --baseline or --baseline-logits, not both") }
         guard topK >= 0 else { throw ValidationError("--top-k must be 0 or more") }
@@ -51,7 +51,7 @@ struct Eval: ParsableCommand {
             let subject = try LlamaModel(path: model)
             subject.runtime = runtime
             let bos = addBOS == .auto ? subject.tokenizer.addBOS : addBOS == .yes
-            let settings = PerplexityProtocol(context: ctx, chunks: chunks, addBOS: bos, batch: batch)
+            let settings = PerplexityProtocol(context: ctx, chunks: chunks, addBOS: bos, batch: batch ?? max(1, 2048 / ctx))
             var reference: Baseline?
             if let baseline {
                 let base = try LlamaModel(path: baseline)
