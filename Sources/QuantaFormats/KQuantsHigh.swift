@@ -127,33 +127,33 @@ enum KQuantsHigh {
         }
     }
 
-    static func quantizeQ4_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, qw: UnsafePointer<Float>?,
-                             reference: Bool, _ s: QuantScratch) {
-        let L = s.L
+    /// Q4_K and Q5_K share everything but the level count, the reference search grid and the packing.
+    private static func quantizeScaleMinK(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, bytes: Int,
+                                          nmax: Int, grid: (rmin: Float, rdelta: Float, nstep: Int), qw: UnsafePointer<Float>?,
+                                          reference: Bool, _ s: QuantScratch, pack: (UnsafeMutablePointer<UInt8>) -> Void) {
         for i in 0..<blocks {
-            let xb = x + QK_K * i, yb = y + 144 * i
+            let xb = x + QK_K * i, yb = y + bytes * i
             for j in 0..<12 { yb[4 + j] = 0 }
             if reference {
-                referenceScales(xb, yb, nmax: 15, rmin: -1, rdelta: 0.1, nstep: 20, s)
+                referenceScales(xb, yb, nmax: nmax, rmin: grid.rmin, rdelta: grid.rdelta, nstep: grid.nstep, s)
             } else {
-                weightedScales(xb, yb, nmax: 15, qw: qw.map { $0 + QK_K * i }, s)
+                weightedScales(xb, yb, nmax: nmax, qw: qw.map { $0 + QK_K * i }, s)
             }
-            packQ4(L, yb + 16)
+            pack(yb)
+        }
+    }
+
+    static func quantizeQ4_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, qw: UnsafePointer<Float>?,
+                             reference: Bool, _ s: QuantScratch) {
+        quantizeScaleMinK(x, y, blocks: blocks, bytes: 144, nmax: 15, grid: (-1, 0.1, 20), qw: qw, reference: reference, s) {
+            packQ4(s.L, $0 + 16)
         }
     }
 
     static func quantizeQ5_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, qw: UnsafePointer<Float>?,
                              reference: Bool, _ s: QuantScratch) {
-        let L = s.L
-        for i in 0..<blocks {
-            let xb = x + QK_K * i, yb = y + 176 * i
-            for j in 0..<12 { yb[4 + j] = 0 }
-            if reference {
-                referenceScales(xb, yb, nmax: 31, rmin: -0.5, rdelta: 0.1, nstep: 15, s)
-            } else {
-                weightedScales(xb, yb, nmax: 31, qw: qw.map { $0 + QK_K * i }, s)
-            }
-            packQ5(L, yb + 16, yb + 48)
+        quantizeScaleMinK(x, y, blocks: blocks, bytes: 176, nmax: 31, grid: (-0.5, 0.1, 15), qw: qw, reference: reference, s) {
+            packQ5(s.L, $0 + 16, $0 + 48)
         }
     }
 
