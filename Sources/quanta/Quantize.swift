@@ -23,7 +23,7 @@ struct Quantize: ParsableCommand {
     @Argument(help: "Output GGUF file (written atomically).") var output: String
     @Argument(help: "Preset or type.") var type: String
 
-    @Option(help: "Worker threads (default: all cores).") var threads: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    @Option(help: "Worker threads (the bytes do not depend on it).") var threads: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     @Option(name: .customLong("tensor-type"), help: ArgumentHelp("Override the type of tensors whose name matches REGEX; the first matching rule wins.", valueName: "REGEX=TYPE"))
     var tensorTypes: [String] = []
     @Option(name: .customLong("output-tensor-type"), help: "Type of output.weight.") var outputTensorType: String?
