@@ -20,6 +20,9 @@ public struct ModelConfig: Sendable, Equatable {
     public let tieWordEmbeddings: Bool
     /// Biases on q, k and v (always on for qwen2, `attention_bias` otherwise).
     public let attentionBias: Bool
+    /// Each position attends to at most this many positions (itself included): mistral's
+    /// `sliding_window`, qwen2's when `use_sliding_window` is true; nil for full causal attention.
+    public let slidingWindow: Int?
     public let bosTokenIds: [Int]
     public let eosTokenIds: [Int]
     /// `dtype` (transformers 5) or `torch_dtype` (4.x), e.g. "float32".
@@ -77,6 +80,8 @@ public struct ModelConfig: Sendable, Equatable {
         maxPositionEmbeddings = try optionalInt("max_position_embeddings") ?? 2048
         tieWordEmbeddings = json["tie_word_embeddings"]?.boolValue ?? false
         attentionBias = modelType == "qwen2" ? true : (json["attention_bias"]?.boolValue ?? false)
+        let usesWindow = modelType == "mistral" || (modelType == "qwen2" && json["use_sliding_window"]?.boolValue == true)
+        slidingWindow = usesWindow ? try optionalInt("sliding_window") : nil
         bosTokenIds = try ids("bos_token_id")
         eosTokenIds = try ids("eos_token_id")
         dtype = json["dtype"]?.stringValue ?? json["torch_dtype"]?.stringValue

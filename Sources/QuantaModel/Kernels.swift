@@ -70,19 +70,20 @@ enum Kernels {
         for r in 0..<rows { for j in 0..<n { x[r * n + j] += bias[j] } }
     }
 
-    /// Softmax of each row's first `valid` entries in place; the rest become 0.
-    static func causalSoftmax(_ s: UnsafeMutablePointer<Float>, row: Int, n: Int, valid: Int) {
+    /// Softmax of each row's entries `first..<valid` in place; the others become 0.
+    static func causalSoftmax(_ s: UnsafeMutablePointer<Float>, row: Int, n: Int, valid: Int, first: Int = 0) {
         let r = s + row * n
         var m = -Float.infinity
-        for j in 0..<valid where r[j] > m { m = r[j] }
+        for j in first..<valid where r[j] > m { m = r[j] }
         var sum: Float = 0
-        for j in 0..<valid {
+        for j in first..<valid {
             let e = expf(r[j] - m)
             r[j] = e
             sum += e
         }
         let inv = 1 / sum
-        for j in 0..<valid { r[j] *= inv }
+        for j in 0..<first { r[j] = 0 }
+        for j in first..<valid { r[j] *= inv }
         for j in valid..<n { r[j] = 0 }
     }
 }

@@ -144,6 +144,7 @@ public final class LlamaModel: @unchecked Sendable {
         let workers = min(Kernels.cores, c.headCount)
         let scores = workspace.buffer(11, workers * T * T)
         let block = attentionBlock
+        let window = c.slidingWindow ?? Int.max / 2
         let roundProbabilities = runtime == .llamacpp
         nonisolated(unsafe) let (q, k, v, a, s) = (Q, K, V, A, scores)
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
@@ -155,7 +156,7 @@ public final class LlamaModel: @unchecked Sendable {
                 for r0 in stride(from: 0, to: T, by: block) {
                     let r1 = min(T, r0 + block)
                     Kernels.gemmNT(r1 - r0, r1, c.headDim, qh + r0 * c.qDim, c.qDim, kh, c.kvDim, S, r1, alpha: scale)
-                    for t in r0..<r1 { Kernels.causalSoftmax(S, row: t - r0, n: r1, valid: t + 1) }
+                    for t in r0..<r1 { Kernels.causalSoftmax(S, row: t - r0, n: r1, valid: t + 1, first: max(0, t + 1 - window)) }
                     if roundProbabilities {  // llama.cpp multiplies the f16 V cache by f16 probabilities
                         ActivationQuantization.roundTrip(.f16, S, count: (r1 - r0) * r1, rowLength: r1)
                     }

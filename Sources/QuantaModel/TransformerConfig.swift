@@ -16,6 +16,8 @@ public struct TransformerConfig: Sendable, Equatable {
     public var tieWordEmbeddings: Bool
     /// q/k/v projections carry biases (qwen2).
     public var attentionBias: Bool
+    /// Attention span in positions (nil: full causal attention).
+    public var slidingWindow: Int?
 
     public var qDim: Int { headCount * headDim }
     public var kvDim: Int { kvHeadCount * headDim }
@@ -34,6 +36,7 @@ public struct TransformerConfig: Sendable, Equatable {
         ropeTheta = Float(c.ropeTheta)
         tieWordEmbeddings = c.tieWordEmbeddings
         attentionBias = c.attentionBias
+        slidingWindow = c.slidingWindow
     }
 
     /// From GGUF metadata (`<arch>.*` keys); qwen2 implies q/k/v biases.
@@ -62,6 +65,7 @@ public struct TransformerConfig: Sendable, Equatable {
         ropeTheta = Float(file["\(arch).rope.freq_base"]?.doubleValue ?? 10000)
         tieWordEmbeddings = !file.tensors.contains { $0.name == "output.weight" }
         attentionBias = file.tensors.contains { $0.name == "blk.0.attn_q.bias" }
+        slidingWindow = file["\(arch).attention.sliding_window"]?.intValue
         guard headCount % kvHeadCount == 0, vocabSize > 0 else {
             throw QuantaError.malformed(file.path, "inconsistent head counts or vocabulary size")
         }
