@@ -100,12 +100,15 @@ public final class HuggingFaceSource: TensorSource {
 /// A GGUF file as a tensor source (already in GGUF layout).
 public final class GGUFSource: TensorSource {
     public let file: GGUFFile
+    public let tensors: [(name: String, dimensions: [Int], type: GGMLType)]
 
-    public init(path: String) throws { file = try GGUFFile(path: path) }
+    public init(path: String) throws {
+        file = try GGUFFile(path: path)
+        tensors = file.tensors.map { ($0.name, $0.dimensions, $0.type) }
+    }
 
     public var path: String { file.path }
     public var metadata: [(key: String, value: GGUFValue)] { file.metadata }
-    public var tensors: [(name: String, dimensions: [Int], type: GGMLType)] { file.tensors.map { ($0.name, $0.dimensions, $0.type) } }
     private func count(_ key: String) -> Int {
         let arch = file["general.architecture"]?.stringValue ?? "llama"
         return file["\(arch).\(key)"]?.intValue ?? 0

@@ -39,7 +39,7 @@ enum IQ4Quants {
             let xb = x + ib * blockSize
             if let qw {
                 let q = qw + ib * blockSize
-                for j in 0..<blockSize { weight[j] = q[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+                importanceWeights(xb, q, sigma2: sigma2, weight, blockSize)
             } else {
                 for j in 0..<blockSize { weight[j] = xb[j] * xb[j] }
             }

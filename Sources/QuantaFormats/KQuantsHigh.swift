@@ -83,7 +83,7 @@ enum KQuantsHigh {
         let avX = sigma2.squareRoot()
         for j in 0..<8 {
             if let qw {
-                for l in 0..<32 { weights[l] = qw[32 * j + l] * (sigma2 + xb[32 * j + l] * xb[32 * j + l]).squareRoot() }
+                importanceWeights(xb + 32 * j, qw + 32 * j, sigma2: sigma2, weights, 32)
             } else {
                 for l in 0..<32 { weights[l] = avX + abs(xb[32 * j + l]) }
             }
@@ -158,35 +158,28 @@ enum KQuantsHigh {
     }
 
     static func dequantizeQ4_K(_ x: UnsafePointer<UInt8>, _ y: UnsafeMutablePointer<Float>, blocks: Int) {
-        var out = y
-        for i in 0..<blocks {
-            let xb = x + 144 * i
-            let d = xb.halfFloat(at: 0), min = xb.halfFloat(at: 2)
-            var q = xb + 16
-            for s in stride(from: 0, to: 8, by: 2) {
-                let (sc1, m1) = scaleMin(s, xb + 4), (sc2, m2) = scaleMin(s + 1, xb + 4)
-                let d1 = d * Float(sc1), mm1 = min * Float(m1), d2 = d * Float(sc2), mm2 = min * Float(m2)
-                for l in 0..<32 { out[l] = d1 * Float(q[l] & 0xF) - mm1 }
-                for l in 0..<32 { out[32 + l] = d2 * Float(q[l] >> 4) - mm2 }
-                out += 64
-                q += 32
-            }
-        }
+        dequantizeScaleMinK(x, y, blocks: blocks, bytes: 144, highBits: false)
     }
 
     static func dequantizeQ5_K(_ x: UnsafePointer<UInt8>, _ y: UnsafeMutablePointer<Float>, blocks: Int) {
+        dequantizeScaleMinK(x, y, blocks: blocks, bytes: 176, highBits: true)
+    }
+
+    /// Q4_K (nibbles at byte 16) and Q5_K (high bits at 16, nibbles at 48): d·sc·q - dmin·m per 32.
+    private static func dequantizeScaleMinK(_ x: UnsafePointer<UInt8>, _ y: UnsafeMutablePointer<Float>, blocks: Int, bytes: Int,
+                                            highBits: Bool) {
         var out = y
         for i in 0..<blocks {
-            let xb = x + 176 * i
+            let xb = x + bytes * i
             let d = xb.halfFloat(at: 0), min = xb.halfFloat(at: 2)
             let qh = xb + 16
-            var ql = xb + 48
+            var ql = xb + (highBits ? 48 : 16)
             var u1: UInt8 = 1, u2: UInt8 = 2
             for s in stride(from: 0, to: 8, by: 2) {
                 let (sc1, m1) = scaleMin(s, xb + 4), (sc2, m2) = scaleMin(s + 1, xb + 4)
                 let d1 = d * Float(sc1), mm1 = min * Float(m1), d2 = d * Float(sc2), mm2 = min * Float(m2)
-                for l in 0..<32 { out[l] = d1 * Float(Int(ql[l] & 0xF) + (qh[l] & u1 != 0 ? 16 : 0)) - mm1 }
-                for l in 0..<32 { out[32 + l] = d2 * Float(Int(ql[l] >> 4) + (qh[l] & u2 != 0 ? 16 : 0)) - mm2 }
+                for l in 0..<32 { out[l] = d1 * Float(Int(ql[l] & 0xF) + (highBits && qh[l] & u1 != 0 ? 16 : 0)) - mm1 }
+                for l in 0..<32 { out[32 + l] = d2 * Float(Int(ql[l] >> 4) + (highBits && qh[l] & u2 != 0 ? 16 : 0)) - mm2 }
                 out += 64
                 ql += 32
                 u1 <<= 2

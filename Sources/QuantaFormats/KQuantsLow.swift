@@ -72,7 +72,7 @@ enum KQuantsLow {
             let sigma2 = sumx2 / Float(QK_K)
             for j in 0..<16 {
                 let q = qw + QK_K * i + 16 * j
-                for l in 0..<16 { weight[l] = q[l] * (sigma2 + xb[16 * j + l] * xb[16 * j + l]).squareRoot() }
+                importanceWeights(xb + 16 * j, q, sigma2: sigma2, weight, 16)
                 for l in 0..<16 { sw[j] += weight[l] }
                 scales[j] = makeQKXQuants(16, 3, xb + 16 * j, weight, L + 16 * j, &mins[j], Laux, -0.9, 0.05, 36, false)
             }
@@ -193,7 +193,7 @@ enum KQuantsLow {
             for j in 0..<16 {
                 if let qw {
                     let q = qw + QK_K * i + 16 * j
-                    for l in 0..<16 { weight[l] = q[l] * (sigma2 + xb[16 * j + l] * xb[16 * j + l]).squareRoot() }
+                    importanceWeights(xb + 16 * j, q, sigma2: sigma2, weight, 16)
                 } else {
                     for l in 0..<16 { weight[l] = xb[16 * j + l] * xb[16 * j + l] }
                 }

@@ -22,18 +22,25 @@ enum LegacyQuants {
         }
     }
 
+    /// Q4_1/Q5_1 block scale: d = (max - min) / levels and m = min stored as f16 at bytes 0 and 2;
+    /// returns min and 1/d (0 for a flat block).
+    @inline(__always)
+    static func storeAffineScale(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, levels: Float) -> (min: Float, id: Float) {
+        var min = Float.greatestFiniteMagnitude, max = -Float.greatestFiniteMagnitude
+        for j in 0..<32 {
+            if xb[j] < min { min = xb[j] }
+            if xb[j] > max { max = xb[j] }
+        }
+        let d = (max - min) / levels
+        yb.storeHalf(fp16(d), at: 0)
+        yb.storeHalf(fp16(min), at: 2)
+        return (min, d != 0 ? 1 / d : 0)
+    }
+
     static func quantizeQ4_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int) {
         for i in 0..<blocks {
             let xb = x + 32 * i, yb = y + 20 * i
-            var min = Float.greatestFiniteMagnitude, max = -Float.greatestFiniteMagnitude
-            for j in 0..<32 {
-                if xb[j] < min { min = xb[j] }
-                if xb[j] > max { max = xb[j] }
-            }
-            let d = (max - min) / 15
-            let id: Float = d != 0 ? 1 / d : 0
-            yb.storeHalf(fp16(d), at: 0)
-            yb.storeHalf(fp16(min), at: 2)
+            let (min, id) = storeAffineScale(xb, yb, levels: 15)
             for j in 0..<16 {
                 let x0 = (xb[j] - min) * id, x1 = (xb[16 + j] - min) * id
                 let q0 = UInt8(Swift.min(15, Int(Int8(truncatingIfNeeded: Int(x0 + 0.5)))))
@@ -61,15 +68,7 @@ enum LegacyQuants {
     static func quantizeQ5_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, _ s: QuantScratch) {
         for i in 0..<blocks {
             let xb = x + 32 * i, yb = y + 24 * i
-            var min = Float.greatestFiniteMagnitude, max = -Float.greatestFiniteMagnitude
-            for j in 0..<32 {
-                if xb[j] < min { min = xb[j] }
-                if xb[j] > max { max = xb[j] }
-            }
-            let d = (max - min) / 31
-            let id: Float = d != 0 ? 1 / d : 0
-            yb.storeHalf(fp16(d), at: 0)
-            yb.storeHalf(fp16(min), at: 2)
+            let (min, id) = storeAffineScale(xb, yb, levels: 31)
             let L = s.L
             for j in 0..<32 { L[j] = UInt8(truncatingIfNeeded: Int((xb[j] - min) * id + 0.5)) }
             packQ5(L, yb + 4)
@@ -132,7 +131,7 @@ enum LegacyQuants {
         let weight = s.weights, L = s.Li
         for ib in 0..<(n / 32) {
             let xb = x + 32 * ib, q = qw + 32 * ib, yb = y + 18 * ib
-            for j in 0..<32 { weight[j] = q[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+            importanceWeights(xb, q, sigma2: sigma2, weight, 32)
             let d = makeQXQuants(32, 8, xb, L, 1, weight)
             yb.storeHalf(fp16(d), at: 0)
             for j in 0..<16 { yb[2 + j] = UInt8(L[j]) | UInt8(L[j + 16]) << 4 }
@@ -144,7 +143,7 @@ enum LegacyQuants {
         let weight = s.weights, L = s.L, Laux = s.Laux
         for ib in 0..<(n / 32) {
             let xb = x + 32 * ib, q = qw + 32 * ib, yb = y + 20 * ib
-            for j in 0..<32 { weight[j] = q[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+            importanceWeights(xb, q, sigma2: sigma2, weight, 32)
             var min: Float = 0
             let d = makeQKXQuants(32, 15, xb, weight, L, &min, Laux, -0.9, 0.05, 36, false)
             yb.storeHalf(fp16(d), at: 0)
@@ -158,7 +157,7 @@ enum LegacyQuants {
         let weight = s.weights, L = s.Li
         for ib in 0..<(n / 32) {
             let xb = x + 32 * ib, q = qw + 32 * ib, yb = y + 22 * ib
-            for j in 0..<32 { weight[j] = q[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+            importanceWeights(xb, q, sigma2: sigma2, weight, 32)
             let d = makeQXQuants(32, 16, xb, L, 1, weight)
             yb.storeHalf(fp16(d), at: 0)
             packQ5(UnsafeRawPointer(L).assumingMemoryBound(to: UInt8.self), yb + 2)
@@ -170,7 +169,7 @@ enum LegacyQuants {
         let weight = s.weights, L = s.L, Laux = s.Laux
         for ib in 0..<(n / 32) {
             let xb = x + 32 * ib, q = qw + 32 * ib, yb = y + 24 * ib
-            for j in 0..<32 { weight[j] = q[j] * (sigma2 + xb[j] * xb[j]).squareRoot() }
+            importanceWeights(xb, q, sigma2: sigma2, weight, 32)
             var min: Float = 0
             let d = makeQKXQuants(32, 31, xb, weight, L, &min, Laux, -0.9, 0.05, 36, false)
             yb.storeHalf(fp16(d), at: 0)

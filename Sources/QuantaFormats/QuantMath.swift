@@ -28,6 +28,12 @@ func maxByMagnitude(_ x: UnsafePointer<Float>, _ n: Int) -> (value: Float, magni
     return (max, amax)
 }
 
+/// ggml's importance weights: `w[j] = qw[j] * sqrt(sigma2 + x[j]²)` for `n` values.
+@inline(__always)
+func importanceWeights(_ x: UnsafePointer<Float>, _ qw: UnsafePointer<Float>, sigma2: Float, _ w: UnsafeMutablePointer<Float>, _ n: Int) {
+    for j in 0..<n { w[j] = qw[j] * (sigma2 + x[j] * x[j]).squareRoot() }
+}
+
 /// Float to f16 and back: the precision ggml stores scales in.
 @inline(__always) func fp16(_ f: Float) -> UInt16 { HalfConversion.floatToF16(f) }
 @inline(__always) func fp32(_ h: UInt16) -> Float { HalfConversion.f16ToFloat(h) }
