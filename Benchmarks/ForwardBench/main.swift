@@ -2,6 +2,7 @@ import CBLAS
 import QuantaCore
 import QuantaIO
 import QuantaModel
+import QuantaReport
 
 #if canImport(Glibc)
 import Glibc
@@ -46,7 +47,7 @@ let peak = max(sgemmPeak(1024, repeats), sgemmPeak(2048, repeats))
 print("sgemm peak (n = 1024, 2048): \(fixed(peak, 1)) GFLOP/s")
 do {
     for path in models {
-        let model = try LlamaModel(path: path)
+        let model = try DecoderModel(path: path)
         let c = model.config
         let tokens = (0..<batch).map { b in (0..<ctx).map { Int32(($0 * 7 + b) % c.vocabSize) } }
         // Matrix products: 2 * params of every linear per token, attention QK^T and PV (causal half counted in full).

@@ -2,6 +2,8 @@ import QuantaAlgorithms
 import QuantaCore
 import QuantaFormats
 import QuantaIO
+import QuantaModel
+import QuantaReport
 
 #if canImport(Glibc)
 import Glibc

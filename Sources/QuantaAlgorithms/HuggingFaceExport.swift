@@ -1,12 +1,13 @@
 import QuantaCore
 import QuantaFormats
 import QuantaIO
+import QuantaModel
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
-/// `quanta convert`: a llama GGUF to a Hugging Face folder (fp32 safetensors, config.json,
+/// `quanta convert`: a GGUF of a supported architecture to a Hugging Face folder (fp32 safetensors, config.json,
 /// tokenizer.json, tokenizer_config.json, generation_config.json). Quantized tensors are
 /// dequantized, q/k rows are put back in the HF rotate-half order, and a GGUF without
 /// output.weight becomes a model with tied embeddings.
@@ -26,23 +27,25 @@ public enum HuggingFaceExport {
             throw QuantaError(.invalidArgument, folder, "already exists; choose a new output folder")
         }
         let source = try GGUFSource(path: path)
-        let files = try LlamaGGUFMetadata.huggingFaceFiles(from: source.file)
-        let heads = source.headCount, kvHeads = source.kvHeadCount
+        let files = try GGUFConverter.huggingFaceFiles(from: source.file)
+        let specs = Dictionary(uniqueKeysWithValues: source.config.architecture.tensors(source.config).map { ($0.ggufName, $0) })
         var entries: [SafetensorsWriter.Entry] = []
         for (index, info) in source.file.tensors.enumerated() {
-            guard let hf = LlamaGGUFNames.hfName(forGGUF: info.name) else {
-                throw QuantaError.unsupported("\(path): tensor '\(info.name)'", "has no Hugging Face llama name")
+            guard let spec = specs[info.name] else {
+                throw QuantaError.unsupported("\(path): tensor '\(info.name)'", "is not a tensor of the \(source.config.modelType) architecture")
             }
-            guard Quantization.canDequantize(info.type) else {
+            guard BlockFormats.format(info.type) != nil else {
                 throw QuantaError.unsupported("\(path): tensor '\(info.name)'", "Quanta cannot read \(info.type.name)")
             }
-            let shape = Array(info.dimensions.reversed())
-            entries.append(try .init(name: hf, dtype: .f32, shape: shape) { writer in
+            guard Array(info.dimensions.reversed()) == spec.shape else {
+                throw QuantaError.malformed("\(path): tensor '\(info.name)'", "has dimensions \(info.dimensions), the metadata implies \(Array(spec.shape.reversed()))")
+            }
+            entries.append(try .init(name: spec.hfName, dtype: .f32, shape: spec.shape) { writer in
                 defer { source.release(info.name) }
                 var values = try source.values(info.name)
-                if let h = LlamaGGUFNames.permutationHeads(forGGUF: info.name, heads: heads, kvHeads: kvHeads) {
-                    values = try LlamaGGUFNames.permuteRows(values, rows: shape[0], columns: shape.count > 1 ? shape[1] : 1,
-                                                            heads: h, inverse: true)
+                if let heads = spec.ggufPermutationHeads {
+                    values = try RopeLayout.interleave(values, rows: spec.shape[0], columns: spec.shape.count > 1 ? spec.shape[1] : 1,
+                                                       heads: heads, inverse: true)
                 }
                 try values.withUnsafeBytes { try writer.write($0) }
                 progress?(index + 1, source.file.tensors.count, info.name)

@@ -1,5 +1,6 @@
 import QuantaCore
 import QuantaFormats
+import QuantaModel
 
 /// What the user asked of `quanta quantize`, beyond the preset.
 public struct QuantizationOptions: Sendable {
@@ -28,7 +29,8 @@ public struct PlannedTensor: Sendable, Equatable {
     public let fallbackFrom: GGMLType?
 
     public var quantized: Bool { type != sourceType }
-    public var byteCount: Int { dimensions.reduce(1, *) / type.blockSize * type.bytesPerBlock }
+    public var byteCount: Int { type.byteCount(dimensions: dimensions) }
+    public var sourceByteCount: Int { sourceType.byteCount(dimensions: dimensions) }
 }
 
 /// llama-quantize's choice of type for every tensor (`llama_tensor_get_type` and the loop of
@@ -64,6 +66,11 @@ public struct QuantizationPlanner {
         }
         let (la, lb) = (layer(a), layer(b))
         return la != lb ? la < lb : a < b
+    }
+
+    /// The plan for a model source's tensors, in llama.cpp's order.
+    public func plan(_ tensors: [SourceTensor]) throws -> [PlannedTensor] {
+        try plan(tensors.map { (name: $0.name, dimensions: $0.dimensions, type: $0.type) })
     }
 
     /// The plan for `tensors` (name, ggml dimensions, source type), in llama.cpp's order.

@@ -70,8 +70,15 @@ public enum GGMLType: UInt32, CaseIterable, Sendable {
         self = found
     }
 
+    /// Bytes of `elements` values stored as whole blocks (the one size formula; callers check
+    /// that rows are whole blocks, see `rowBytes`).
+    public func byteCount(elements: Int) -> Int { elements / blockSize * bytesPerBlock }
+
+    /// Bytes of a tensor of `dimensions` (any order).
+    public func byteCount(dimensions: [Int]) -> Int { byteCount(elements: dimensions.reduce(1, *)) }
+
     /// Bytes of a row of `count` elements, or nil when `count` is not a multiple of the block size.
     public func rowBytes(_ count: Int) -> Int? {
-        count % blockSize == 0 ? count / blockSize * bytesPerBlock : nil
+        count % blockSize == 0 ? byteCount(elements: count) : nil
     }
 }

@@ -18,6 +18,23 @@ public struct DriftStatistics: Sendable {
     public let correlation: Double
 }
 
+/// One outcome's term of KL(base || ours) from the two log-probabilities.
+@inline(__always)
+func klTerm(base t: Double, ours o: Double) -> Double { exp(t) * (t - o) }
+
+/// Compares two full log-probability distributions at one position: KL(base || ours), the
+/// base's log-probability of `target`, and whether the most likely tokens (first maximum) agree.
+func compareDistributions(base: UnsafeBufferPointer<Double>, ours: UnsafeBufferPointer<Double>,
+                          target: Int) -> (kld: Double, baseTarget: Double, sameTop: Bool) {
+    var kld = 0.0, argOurs = 0, argBase = 0
+    for i in 0..<base.count {
+        kld += klTerm(base: base[i], ours: ours[i])
+        if ours[i] > ours[argOurs] { argOurs = i }
+        if base[i] > base[argBase] { argBase = i }
+    }
+    return (kld, base[target], argOurs == argBase)
+}
+
 /// Accumulates per-token drift; `statistics(perplexity:)` summarizes.
 struct DriftAccumulator {
     var kld: [Double] = []

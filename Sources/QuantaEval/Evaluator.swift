@@ -9,7 +9,7 @@ import Glibc
 /// Where the baseline's log-probabilities come from.
 public enum Baseline {
     /// Run this model on the same chunks.
-    case model(LlamaModel)
+    case model(DecoderModel)
     /// Read them from a file written by `--save-logits`.
     case logits(BaselineLogits)
 }
@@ -29,10 +29,10 @@ public struct EvaluationResult: Sendable {
 
 /// Perplexity and drift with llama-perplexity's protocol.
 public struct Evaluator {
-    public let model: LlamaModel
+    public let model: DecoderModel
     public let protocolSettings: PerplexityProtocol
 
-    public init(model: LlamaModel, protocol settings: PerplexityProtocol) {
+    public init(model: DecoderModel, protocol settings: PerplexityProtocol) {
         self.model = model
         self.protocolSettings = settings
     }
@@ -72,18 +72,13 @@ public struct Evaluator {
                         try saveLogits?.add(position: position, logprobs: UnsafeBufferPointer(start: ours, count: vocab))
                         if drift != nil {
                             var kld = 0.0, baseTarget = 0.0, sameTop = false
+                            let ourRow = UnsafeBufferPointer(start: ours, count: vocab)
                             if let baseLogits {
                                 logSoftmax(baseLogits.baseAddress! + (b * ctx + j) * vocab, vocab, into: theirs)
-                                var argOurs = 0, argTheirs = 0
-                                for i in 0..<vocab {
-                                    kld += exp(theirs[i]) * (theirs[i] - ours[i])
-                                    if ours[i] > ours[argOurs] { argOurs = i }
-                                    if theirs[i] > theirs[argTheirs] { argTheirs = i }
-                                }
-                                baseTarget = theirs[target]
-                                sameTop = argOurs == argTheirs
+                                (kld, baseTarget, sameTop) = compareDistributions(base: UnsafeBufferPointer(start: theirs, count: vocab),
+                                                                                  ours: ourRow, target: target)
                             } else if case let .logits(stored) = baseline {
-                                (kld, baseTarget, sameTop) = try stored.compare(position: position, ours: UnsafeBufferPointer(start: ours, count: vocab), target: target)
+                                (kld, baseTarget, sameTop) = try stored.compare(position: position, ours: ourRow, target: target, scratch: theirs)
                             }
                             drift!.kld.append(kld)
                             drift!.sameTop += sameTop ? 1 : 0

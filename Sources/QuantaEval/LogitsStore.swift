@@ -83,6 +83,9 @@ public final class BaselineLogits {
         guard let vocab = attributes["vocab"], let context = attributes["context"], let topK = attributes["top_k"] else {
             throw QuantaError.malformed(path, "not a Quanta logits file (tokens lacks vocab/context/top_k attributes)")
         }
+        guard vocab > 0, context > 0, topK >= 0, topK <= vocab else {
+            throw QuantaError.malformed(path, "tokens attributes vocab \(vocab), context \(context), top_k \(topK) are out of range")
+        }
         self.vocab = Int(vocab)
         self.context = Int(context)
         self.topK = Int(topK)
@@ -96,6 +99,14 @@ public final class BaselineLogits {
             ids = []
             rest = []
         }
+        let width = topK > 0 ? Int(topK) : Int(vocab)
+        let positions = logprobs.count / width
+        guard logprobs.count % width == 0, topK == 0 || (ids.count == logprobs.count && rest.count == positions) else {
+            throw QuantaError.malformed(path, "\(logprobs.count) log-probabilities, \(ids.count) ids and \(rest.count) rest values do not form positions of \(width)")
+        }
+        if let bad = ids.firstIndex(where: { $0 < 0 || $0 >= vocab }) {
+            throw QuantaError.malformed(path, "topk_ids[\(bad)] = \(ids[bad]) is outside the vocabulary of \(vocab)")
+        }
     }
 
     func check(chunks: [[Int32]], protocol p: PerplexityProtocol, vocab: Int) throws {
@@ -107,32 +118,33 @@ public final class BaselineLogits {
         guard ours.count <= tokens.count, Array(tokens.prefix(ours.count)) == ours else {
             throw QuantaError(.invalidArgument, path, "baseline logits were computed on other tokens (different text, tokenizer or --chunks)")
         }
+        let stored = logprobs.count / (topK > 0 ? topK : vocab)
+        guard stored >= chunks.count * p.scoredPerChunk else {
+            throw QuantaError.malformed(path, "holds \(stored) scored positions; this run scores \(chunks.count * p.scoredPerChunk)")
+        }
     }
 
-    /// (KLD, baseline log-probability of the target, same top token) at `position`.
-    func compare(position: Int, ours: UnsafeBufferPointer<Double>, target: Int) throws -> (Double, Double, Bool) {
-        var argOurs = 0
-        for i in 0..<ours.count where ours[i] > ours[argOurs] { argOurs = i }
+    /// (KLD, baseline log-probability of the target, same top token) at `position`; `scratch`
+    /// holds `vocab` values.
+    func compare(position: Int, ours: UnsafeBufferPointer<Double>, target: Int,
+                 scratch: UnsafeMutablePointer<Double>) throws -> (Double, Double, Bool) {
         if topK <= 0 {
             let base = position * vocab
-            var kld = 0.0, argTheirs = 0
-            for i in 0..<vocab {
-                let t = Double(logprobs[base + i])
-                kld += exp(t) * (t - ours[i])
-                if logprobs[base + i] > logprobs[base + argTheirs] { argTheirs = i }
-            }
-            return (kld, Double(logprobs[base + target]), argOurs == argTheirs)
+            for i in 0..<vocab { scratch[i] = Double(logprobs[base + i]) }
+            return compareDistributions(base: UnsafeBufferPointer(start: scratch, count: vocab), ours: ours, target: target)
         }
+        var argOurs = 0
+        for i in 0..<ours.count where ours[i] > ours[argOurs] { argOurs = i }
         let base = position * topK
         var kld = 0.0, massOurs = 0.0, targetLogprob: Double?
         for k in 0..<topK {
             let i = Int(ids[base + k]), t = Double(logprobs[base + k])
-            kld += exp(t) * (t - ours[i])
+            kld += klTerm(base: t, ours: ours[i])
             massOurs += exp(ours[i])
             if i == target { targetLogprob = t }
         }
         let restTheirs = rest[position]
-        kld += exp(restTheirs) * (restTheirs - log(max(1 - massOurs, 1e-300)))
+        kld += klTerm(base: restTheirs, ours: log(max(1 - massOurs, 1e-300)))
         // A target outside the stored top K gets the rest mass as an upper bound.
         return (kld, targetLogprob ?? restTheirs, argOurs == Int(ids[base]))
     }

@@ -7,16 +7,7 @@ import QuantaCore
 /// products see.
 public enum ActivationQuantization {
     /// The activation format ggml pairs with weights of `type` (nil: activations stay fp32).
-    public static func vecDotType(for type: GGMLType) -> GGMLType? {
-        switch type {
-        case .q4_0, .q5_0, .q8_0, .iq4_NL: .q8_0
-        case .q4_1, .q5_1: .q8_1
-        case .q2_K, .q3_K, .q4_K, .q5_K, .q6_K, .iq4_XS, .iq2_XXS, .iq2_XS, .iq2_S, .iq3_XXS, .iq3_S, .iq1_S, .iq1_M, .tq1_0, .tq2_0: .q8_K
-        case .f16: .f16
-        case .bf16: .bf16
-        default: nil
-        }
-    }
+    public static func vecDotType(for type: GGMLType) -> GGMLType? { BlockFormats.format(type)?.activationType }
 
     /// Quantizes `count` values (rows of `rowLength`) to `type` and back, in place.
     public static func roundTrip(_ type: GGMLType, _ x: UnsafeMutablePointer<Float>, count: Int, rowLength: Int) {

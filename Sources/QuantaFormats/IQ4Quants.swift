@@ -160,3 +160,13 @@ enum IQ4Quants {
         }
     }
 }
+
+extension GGMLFormat {
+    public static let iq4_NL = GGMLFormat(.iq4_NL, activation: .q8_0, quantize: { x, y, n, qw, s in
+        IQ4Quants.quantizeIQ4_NL(x, y, n: n, qw: qw, s)
+    }, dequantize: IQ4Quants.dequantizeIQ4_NL)
+
+    public static let iq4_XS = GGMLFormat(.iq4_XS, activation: .q8_K, quantize: { x, y, n, qw, s in
+        IQ4Quants.quantizeIQ4_XS(x, y, n: n, qw: qw, s)
+    }, dequantize: IQ4Quants.dequantizeIQ4_XS)
+}

@@ -259,3 +259,17 @@ enum KQuantsHigh {
         }
     }
 }
+
+extension GGMLFormat {
+    public static let q4_K = GGMLFormat(.q4_K, activation: .q8_K, quantize: { x, y, n, qw, s in
+        KQuantsHigh.quantizeQ4_K(x, y, blocks: n / QK_K, qw: qw, reference: qw == nil, s)
+    }, dequantize: KQuantsHigh.dequantizeQ4_K)
+
+    public static let q5_K = GGMLFormat(.q5_K, activation: .q8_K, quantize: { x, y, n, qw, s in
+        KQuantsHigh.quantizeQ5_K(x, y, blocks: n / QK_K, qw: qw, reference: qw == nil, s)
+    }, dequantize: KQuantsHigh.dequantizeQ5_K)
+
+    public static let q6_K = GGMLFormat(.q6_K, activation: .q8_K, quantize: { x, y, n, qw, s in
+        KQuantsHigh.quantizeQ6_K(x, y, blocks: n / QK_K, qw: qw, s)
+    }, dequantize: KQuantsHigh.dequantizeQ6_K)
+}

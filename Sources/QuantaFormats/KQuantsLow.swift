@@ -238,3 +238,13 @@ enum KQuantsLow {
         }
     }
 }
+
+extension GGMLFormat {
+    public static let q2_K = GGMLFormat(.q2_K, activation: .q8_K, quantize: { x, y, n, qw, s in
+        if let qw { KQuantsLow.quantizeQ2_K(x, y, n: n, qw: qw, s) } else { KQuantsLow.quantizeQ2_K(x, y, blocks: n / QK_K, s) }
+    }, dequantize: KQuantsLow.dequantizeQ2_K)
+
+    public static let q3_K = GGMLFormat(.q3_K, activation: .q8_K, quantize: { x, y, n, qw, s in
+        if let qw { KQuantsLow.quantizeQ3_K(x, y, n: n, qw: qw, s) } else { KQuantsLow.quantizeQ3_K(x, y, blocks: n / QK_K, s) }
+    }, dequantize: KQuantsLow.dequantizeQ3_K)
+}

@@ -242,3 +242,29 @@ enum LegacyQuants {
         }
     }
 }
+
+extension GGMLFormat {
+    public static let q4_0 = GGMLFormat(.q4_0, activation: .q8_0, quantize: { x, y, n, qw, s in
+        if let qw { LegacyQuants.quantizeQ4_0(x, y, n: n, qw: qw, s) } else { LegacyQuants.quantizeQ4_0(x, y, blocks: n / 32) }
+    }, dequantize: LegacyQuants.dequantizeQ4_0)
+
+    public static let q4_1 = GGMLFormat(.q4_1, activation: .q8_1, quantize: { x, y, n, qw, s in
+        if let qw { LegacyQuants.quantizeQ4_1(x, y, n: n, qw: qw, s) } else { LegacyQuants.quantizeQ4_1(x, y, blocks: n / 32) }
+    }, dequantize: LegacyQuants.dequantizeQ4_1)
+
+    public static let q5_0 = GGMLFormat(.q5_0, activation: .q8_0, quantize: { x, y, n, qw, s in
+        if let qw { LegacyQuants.quantizeQ5_0(x, y, n: n, qw: qw, s) } else { LegacyQuants.quantizeQ5_0(x, y, blocks: n / 32, s) }
+    }, dequantize: { LegacyQuants.dequantizeQ5($0, $1, blocks: $2, hasMin: false) })
+
+    public static let q5_1 = GGMLFormat(.q5_1, activation: .q8_1, quantize: { x, y, n, qw, s in
+        if let qw { LegacyQuants.quantizeQ5_1(x, y, n: n, qw: qw, s) } else { LegacyQuants.quantizeQ5_1(x, y, blocks: n / 32, s) }
+    }, dequantize: { LegacyQuants.dequantizeQ5($0, $1, blocks: $2, hasMin: true) })
+
+    /// ggml ignores importance for Q8_0.
+    public static let q8_0 = GGMLFormat(.q8_0, activation: .q8_0, usesImportance: false, quantize: { x, y, n, _, _ in
+        LegacyQuants.quantizeQ8_0(x, y, blocks: n / 32)
+    }, dequantize: LegacyQuants.dequantizeQ8_0)
+
+    /// Activation format only (Quanta reads it; weights are never stored as Q8_1).
+    public static let q8_1 = GGMLFormat(.q8_1, activation: nil, quantize: nil, dequantize: LegacyQuants.dequantizeQ8_1)
+}

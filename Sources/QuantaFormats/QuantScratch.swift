@@ -1,6 +1,6 @@
 /// Working memory for one thread's block quantizers, allocated once per row batch so the
 /// per-block code allocates nothing.
-final class QuantScratch {
+public final class QuantScratch {
     /// Quant levels of one superblock (256), in the signed and unsigned flavours ggml uses.
     let L: UnsafeMutablePointer<UInt8>
     let Li: UnsafeMutablePointer<Int8>
@@ -17,7 +17,7 @@ final class QuantScratch {
     /// IQ4_NL's 16 levels as Float.
     let iq4: UnsafeMutablePointer<Float>
 
-    init() {
+    public init() {
         L = .allocate(capacity: 256)
         Li = .allocate(capacity: 256)
         Laux = .allocate(capacity: 256)

@@ -18,7 +18,7 @@ public struct GGUFTensorInfo: Sendable, Equatable {
 
     public var elementCount: Int { dimensions.reduce(1, *) }
     /// Bytes of the tensor's data (rows of whole blocks).
-    public var byteCount: Int { elementCount / type.blockSize * type.bytesPerBlock }
+    public var byteCount: Int { type.byteCount(elements: elementCount) }
 }
 
 /// A memory-mapped GGUF file (versions 2 and 3), validated when opened: every count, length
@@ -210,6 +210,11 @@ public final class GGUFFile: @unchecked Sendable {
     /// The metadata value for `key`, or nil.
     public subscript(key: String) -> GGUFValue? {
         metadataIndex[key].map { metadata[$0].value }
+    }
+
+    /// The tensor named `name`, or nil when the file has none.
+    public func tensor(_ name: String) -> GGUFTensorInfo? {
+        tensorIndex[name].map { tensors[$0] }
     }
 
     public func info(_ name: String) throws -> GGUFTensorInfo {

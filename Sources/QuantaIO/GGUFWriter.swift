@@ -26,7 +26,7 @@ public enum GGUFWriter {
         }
 
         public var byteCount: Int {
-            dimensions.reduce(1, *) / type.blockSize * type.bytesPerBlock
+            type.byteCount(dimensions: dimensions)
         }
     }
 

@@ -1,131 +1,38 @@
 import QuantaCore
 
-/// The parts of a Hugging Face `config.json` that the Llama family (llama, mistral, qwen2)
-/// needs. Absent optional keys take the `transformers` defaults.
-public struct ModelConfig: Sendable, Equatable {
-    public static let supportedModelTypes = ["llama", "mistral", "qwen2"]
-
-    public let modelType: String
-    public let architectures: [String]
-    public let hiddenSize: Int
-    public let intermediateSize: Int
-    public let layerCount: Int
-    public let headCount: Int
-    public let kvHeadCount: Int
-    public let headDim: Int
-    public let vocabSize: Int
-    public let rmsNormEps: Double
-    public let ropeTheta: Double
-    public let maxPositionEmbeddings: Int
-    public let tieWordEmbeddings: Bool
-    /// Biases on q, k and v (always on for qwen2, `attention_bias` otherwise).
-    public let attentionBias: Bool
-    /// Each position attends to at most this many positions (itself included): mistral's
-    /// `sliding_window`, qwen2's when `use_sliding_window` is true; nil for full causal attention.
-    public let slidingWindow: Int?
-    public let bosTokenIds: [Int]
-    public let eosTokenIds: [Int]
-    /// `dtype` (transformers 5) or `torch_dtype` (4.x), e.g. "float32".
-    public let dtype: String?
-
-    /// Parses `config.json` bytes; `path` names the file in errors.
-    public init(json: JSONValue, path: String) throws {
-        func fail(_ key: String, _ reason: String) -> QuantaError { QuantaError.malformed("\(path): \(key)", reason) }
-        func int(_ key: String) throws -> Int {
-            guard let value = json[key] else { throw fail(key, "required key is missing") }
-            guard let i = value.intValue, i > 0 else { throw fail(key, "must be a positive integer, got \(value.serialized())") }
-            return i
-        }
-        func optionalInt(_ key: String) throws -> Int? {
-            guard let value = json[key], value != .null else { return nil }
-            guard let i = value.intValue, i > 0 else { throw fail(key, "must be a positive integer, got \(value.serialized())") }
-            return i
-        }
-        func ids(_ key: String) throws -> [Int] {
-            switch json[key] {
-            case nil, .null?: return []
-            case let .array(values)?:
-                return try values.map { guard let i = $0.intValue else { throw fail(key, "must hold integers") }; return i }
-            case let value?:
-                guard let i = value.intValue else { throw fail(key, "must be an integer or a list of integers") }
-                return [i]
-            }
-        }
-        guard case .object = json else { throw QuantaError.malformed(path, "is not a JSON object") }
-        guard let modelType = json["model_type"]?.stringValue else { throw fail("model_type", "required string is missing") }
-        guard ModelConfig.supportedModelTypes.contains(modelType) else {
-            throw QuantaError.unsupported("\(path): model_type", "'\(modelType)' is not supported (supported: \(ModelConfig.supportedModelTypes.joined(separator: ", ")))")
-        }
-        self.modelType = modelType
-        architectures = json["architectures"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        hiddenSize = try int("hidden_size")
-        intermediateSize = try int("intermediate_size")
-        layerCount = try int("num_hidden_layers")
-        headCount = try int("num_attention_heads")
-        kvHeadCount = try optionalInt("num_key_value_heads") ?? headCount
-        guard headCount % kvHeadCount == 0 else {
-            throw fail("num_key_value_heads", "\(kvHeadCount) does not divide num_attention_heads \(headCount)")
-        }
-        if let explicit = try optionalInt("head_dim") {
-            headDim = explicit
-        } else {
-            guard hiddenSize % headCount == 0 else {
-                throw fail("hidden_size", "\(hiddenSize) is not a multiple of num_attention_heads \(headCount) and head_dim is absent")
-            }
-            headDim = hiddenSize / headCount
-        }
-        vocabSize = try int("vocab_size")
-        rmsNormEps = json["rms_norm_eps"]?.doubleValue ?? 1e-6
-        ropeTheta = json["rope_theta"]?.doubleValue ?? json["rope_parameters"]?["rope_theta"]?.doubleValue ?? 10000
-        maxPositionEmbeddings = try optionalInt("max_position_embeddings") ?? 2048
-        tieWordEmbeddings = json["tie_word_embeddings"]?.boolValue ?? false
-        attentionBias = modelType == "qwen2" ? true : (json["attention_bias"]?.boolValue ?? false)
-        let usesWindow = modelType == "mistral" || (modelType == "qwen2" && json["use_sliding_window"]?.boolValue == true)
-        slidingWindow = usesWindow ? try optionalInt("sliding_window") : nil
-        bosTokenIds = try ids("bos_token_id")
-        eosTokenIds = try ids("eos_token_id")
-        dtype = json["dtype"]?.stringValue ?? json["torch_dtype"]?.stringValue
-    }
-
-    /// Parameters the architecture implies (embeddings, decoder layers, final norm, head).
-    public var expectedParameterCount: Int {
-        let q = hiddenSize * headCount * headDim
-        let kv = 2 * hiddenSize * kvHeadCount * headDim
-        let o = headCount * headDim * hiddenSize
-        let bias = attentionBias ? headCount * headDim + 2 * kvHeadCount * headDim : 0
-        let mlp = 3 * hiddenSize * intermediateSize
-        let layer = q + kv + o + bias + mlp + 2 * hiddenSize
-        let embeddings = vocabSize * hiddenSize
-        return embeddings * (tieWordEmbeddings ? 1 : 2) + layerCount * layer + hiddenSize
-    }
-}
-
-/// A Hugging Face model folder: `config.json`, safetensors weights (single or sharded),
-/// optional `tokenizer.json` and `generation_config.json`. Pickle-only folders are refused.
+/// A Hugging Face model folder's files: `config.json` (as JSON: the architecture registry in
+/// QuantaModel decodes it), safetensors weights (single or sharded), optional `tokenizer.json`,
+/// `tokenizer_config.json` and `generation_config.json`. Pickle-only folders are refused.
 public final class HFModelFolder: @unchecked Sendable {
     public let path: String
-    public let config: ModelConfig
     public let configJSON: JSONValue
     public let weights: SafetensorsCollection
     /// Path of `tokenizer.json`, when present.
     public let tokenizerPath: String?
     /// `generation_config.json`, when present.
     public let generationConfig: JSONValue?
+    /// `tokenizer_config.json`, when present.
+    public let tokenizerConfig: JSONValue?
 
     static let pickleSuffixes = [".bin", ".pt", ".pth", ".ckpt", ".pkl"]
 
-    public init(path: String) throws {
-        self.path = path
+    /// The path of `path`'s config.json and its parsed contents, without opening the weights.
+    public static func readConfig(_ path: String) throws -> (path: String, json: JSONValue) {
         guard FileSystem.kind(of: path) == .folder else {
             throw QuantaError(FileSystem.kind(of: path) == .missing ? .notFound : .invalidArgument, path, "is not a model folder")
         }
-        let names = try FileSystem.contents(of: path)
         let configPath = FileSystem.join(path, "config.json")
-        guard names.contains("config.json") else {
+        guard FileSystem.kind(of: configPath) == .file else {
             throw QuantaError(.notFound, configPath, "model folder has no config.json")
         }
-        configJSON = try HFModelFolder.readJSON(configPath)
-        config = try ModelConfig(json: configJSON, path: configPath)
+        return (configPath, try readJSON(configPath))
+    }
+
+    /// Opens the folder; `configJSON` saves reading config.json again when the caller already has it.
+    public init(path: String, configJSON: JSONValue? = nil) throws {
+        self.path = path
+        self.configJSON = try configJSON ?? HFModelFolder.readConfig(path).json
+        let names = try FileSystem.contents(of: path)
 
         if names.contains("model.safetensors.index.json") {
             weights = try SafetensorsCollection(index: FileSystem.join(path, "model.safetensors.index.json"))
@@ -145,7 +52,12 @@ public final class HFModelFolder: @unchecked Sendable {
         tokenizerPath = names.contains("tokenizer.json") ? FileSystem.join(path, "tokenizer.json") : nil
         generationConfig = names.contains("generation_config.json")
             ? try HFModelFolder.readJSON(FileSystem.join(path, "generation_config.json")) : nil
+        tokenizerConfig = names.contains("tokenizer_config.json")
+            ? try HFModelFolder.readJSON(FileSystem.join(path, "tokenizer_config.json")) : nil
     }
+
+    /// `model_type` of config.json, when it is a string.
+    public var modelType: String? { configJSON["model_type"]?.stringValue }
 
     public static func readJSON(_ path: String) throws -> JSONValue {
         let bytes = try FileSystem.read(path)

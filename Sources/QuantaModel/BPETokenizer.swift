@@ -104,7 +104,7 @@ public final class BPETokenizer: @unchecked Sendable {
             if let pair = merge.arrayValue, pair.count == 2, let a = pair[0].stringValue, let b = pair[1].stringValue { return a + " " + b }
             return nil
         }
-        let preName = try LlamaGGUFMetadata.preTokenizerName(json["pre_tokenizer"], path: path)
+        let preName = try GGUFConverter.preTokenizerName(json["pre_tokenizer"], path: path)
         guard let pre = PreTokenizer(rawValue: preName == "default" ? "gpt-2" : preName) else {
             throw QuantaError.unsupported(path, "pre-tokenizer '\(preName)' is not supported")
         }

@@ -2,11 +2,13 @@ import ArgumentParser
 import QuantaAlgorithms
 import QuantaCore
 import QuantaIO
+import QuantaModel
+import QuantaReport
 
-/// `quanta convert IN.gguf OUT_DIR`: a llama GGUF to a Hugging Face folder.
+/// `quanta convert IN.gguf OUT_DIR`: a GGUF of a supported architecture to a Hugging Face folder.
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Convert a llama GGUF into a Hugging Face folder (fp32 safetensors, config and tokenizer).",
+        abstract: "Convert a GGUF (\(ArchitectureRegistry.ggufArchitectures.joined(separator: ", "))) into a Hugging Face folder (fp32 safetensors, config and tokenizer).",
         discussion: """
             Quantized tensors are dequantized to fp32, q/k rows are returned to the Hugging Face order and \
             the tokenizer is rebuilt from the GGUF vocabulary and merges, so GGUF-only models become normal \

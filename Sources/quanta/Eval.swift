@@ -2,6 +2,7 @@ import ArgumentParser
 import QuantaCore
 import QuantaEval
 import QuantaIO
+import QuantaReport
 import QuantaModel
 
 /// `quanta eval MODEL --text FILE`: perplexity and drift with llama-perplexity's protocol.
@@ -48,13 +49,13 @@ struct Eval: ParsableCommand {
             guard let content = String(validating: bytes, as: UTF8.self) else {
                 throw QuantaError.malformed(text, "is not valid UTF-8")
             }
-            let subject = try LlamaModel(path: model)
+            let subject = try DecoderModel(path: model)
             subject.runtime = runtime
             let bos = addBOS == .auto ? subject.tokenizer.addBOS : addBOS == .yes
             let settings = PerplexityProtocol(context: ctx, chunks: chunks, addBOS: bos, batch: batch ?? max(1, 2048 / ctx))
             var reference: Baseline?
             if let baseline {
-                let base = try LlamaModel(path: baseline)
+                let base = try DecoderModel(path: baseline)
                 base.runtime = runtime
                 reference = .model(base)
             }

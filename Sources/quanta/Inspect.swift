@@ -1,6 +1,7 @@
 import ArgumentParser
 import QuantaCore
 import QuantaIO
+import QuantaReport
 
 /// `quanta inspect PATH`: what is inside a model folder, a safetensors, GGUF or HDF5 file.
 struct Inspect: ParsableCommand {

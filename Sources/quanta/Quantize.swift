@@ -3,6 +3,8 @@ import QuantaAlgorithms
 import QuantaCore
 import QuantaFormats
 import QuantaIO
+import QuantaModel
+import QuantaReport
 
 #if canImport(Glibc)
 import Glibc
@@ -13,7 +15,7 @@ struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Quantize a model to a GGUF file that llama.cpp runs as it is.",
         discussion: """
-            SRC is a Hugging Face llama-family folder (fp32/f16/bf16 safetensors) or a GGUF file. TYPE is a \
+            SRC is a Hugging Face folder (fp32/f16/bf16 safetensors; model_type \(ArchitectureRegistry.modelTypes.joined(separator: ", "))) or a GGUF file. TYPE is a \
             preset (\(GGUFPreset.allCases.map(\.rawValue).joined(separator: ", "))); Q3_K, Q4_K and Q5_K \
             mean their _M mixtures. The per-tensor types, fallbacks and bytes are llama-quantize's.
             """
@@ -64,7 +66,7 @@ struct Quantize: ParsableCommand {
             options.leaveOutputTensor = leaveOutputTensor
             options.pure = pure
             let matrix = try imatrix.map { try ImportanceMatrix.read($0) }
-            let export = GGUFExport(source: try openTensorSource(source), preset: GGUFPreset(name: type)!, options: options,
+            let export = GGUFExport(source: try openModelSource(source), preset: GGUFPreset(name: type)!, options: options,
                                     importance: matrix, threads: threads, allowRequantize: allowRequantize)
             if dryRun {
                 let plan = try export.plan()
@@ -83,7 +85,7 @@ struct Quantize: ParsableCommand {
 
     func report(plan: [PlannedTensor], fileBytes: Int, seconds: Double?, dryRun: Bool) {
         let parameters = plan.reduce(0) { $0 + $1.dimensions.reduce(1, *) }
-        let sourceBytes = plan.reduce(0) { $0 + $1.dimensions.reduce(1, *) / $1.sourceType.blockSize * $1.sourceType.bytesPerBlock }
+        let sourceBytes = plan.reduce(0) { $0 + $1.sourceByteCount }
         let tensorBytes = plan.reduce(0) { $0 + $1.byteCount }
         let bpw = Double(tensorBytes * 8) / Double(max(parameters, 1))
         if json {

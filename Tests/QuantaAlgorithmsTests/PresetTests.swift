@@ -1,6 +1,7 @@
 import QuantaAlgorithms
 import QuantaCore
 import QuantaIO
+import QuantaModel
 import TestSupport
 import XCTest
 
@@ -33,9 +34,10 @@ final class PresetTests: XCTestCase {
     }
 
     func testAustenLlama() throws {
-        let model = try HFModelFolder(path: TestSupport.austenModel)
+        let model = try ModelFolder(path: TestSupport.austenModel)
+        let names = Dictionary(uniqueKeysWithValues: model.config.architecture.tensors(model.config).map { ($0.hfName, $0.ggufName) })
         let tensors = model.weights.tensors.map { entry in
-            (name: LlamaGGUFNames.ggufName(forHF: entry.info.name)!, dimensions: Array(entry.info.shape.reversed()), type: GGMLType.f32)
+            (name: names[entry.info.name]!, dimensions: Array(entry.info.shape.reversed()), type: GGMLType.f32)
         }
         try check(model: "austen", tensors: tensors, heads: 8, kvHeads: 4, layers: 6)
     }

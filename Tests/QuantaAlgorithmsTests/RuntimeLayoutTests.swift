@@ -24,7 +24,7 @@ final class RuntimeLayoutTests: XCTestCase {
     func testBundledModelFolderAndGGUFAgree() throws {
         let output = try TestSupport.temporaryFolder() + "/f32.gguf"
         try export(TestSupport.austenModel, to: output)
-        let hf = try LlamaModel(path: TestSupport.austenModel), gguf = try LlamaModel(path: output)
+        let hf = try DecoderModel(path: TestSupport.austenModel), gguf = try DecoderModel(path: output)
         let tokens = [Array(hf.tokenizer.encode(try String(contentsOfFile: TestSupport.path("Calibration/austen-persuasion-eval.txt"), encoding: .utf8)).prefix(128))]
         XCTAssertEqual(gguf.tokenizer.encode("Sir Walter Elliot"), hf.tokenizer.encode("Sir Walter Elliot"))
         assertClose(try hf.logits(tokens), try gguf.logits(tokens), 1e-3, "HF vs GGUF logits")
@@ -38,7 +38,7 @@ final class RuntimeLayoutTests: XCTestCase {
         let file = try GGUFFile(path: gguf)
         XCTAssertEqual(file["general.architecture"], .string("qwen2"))
         XCTAssertNotNil(try? file.info("blk.1.attn_v.bias"))
-        assertClose(sampled(try LlamaModel(path: gguf).logits([RuntimeLayoutTests.ids])), numpyLogits, 2e-3, "qwen2 GGUF vs numpy")
+        assertClose(sampled(try DecoderModel(path: gguf).logits([RuntimeLayoutTests.ids])), numpyLogits, 2e-3, "qwen2 GGUF vs numpy")
     }
 
     /// Mistral's sliding window (3 positions here) against numpy's banded causal mask.
@@ -114,7 +114,7 @@ final class RuntimeLayoutTests: XCTestCase {
             print(" ".join(repr(float(v)) for v in logits[:, ::97].ravel()))
             """, [folder, modelType, biases ? "1" : "0", window.map(String.init) ?? "0"])
         numpyLogits = reference.split(separator: " ").map { Float($0.trimmingCharacters(in: .whitespacesAndNewlines))! }
-        let hf = try LlamaModel(path: folder)
+        let hf = try DecoderModel(path: folder)
         XCTAssertEqual(hf.config.attentionBias, biases)
         XCTAssertEqual(hf.config.slidingWindow, window)
         assertClose(sampled(try hf.logits([RuntimeLayoutTests.ids])), numpyLogits, 2e-3, "\(modelType) HF vs numpy")

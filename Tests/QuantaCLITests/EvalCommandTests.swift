@@ -74,9 +74,11 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertEqual(a, 30.9846, accuracy: 30.9846 * 0.001)
         XCTAssertEqual(a, b, accuracy: a * 5e-5, "the same to 4 significant digits")
 
-        // llama.cpp running the Q4_1 file (activations in Q8_1 blocks): 31.1489.
+        // llama.cpp running the Q4_1 file (activations in Q8_1 blocks): 31.1489. Activation rounding
+        // amplifies last-bit differences of the fp32 products, so the emulation moves with the
+        // OpenBLAS kernel: 31.0677 (Haswell/Zen kernels), 31.0982 (Prescott), 31.1100 (SkylakeX).
         let runtime = try eval([gguf, "--text", EvalCommandTests.persuasion, "--ctx", "512", "--chunks", "10", "--runtime", "llamacpp"])
-        XCTAssertEqual(number(runtime, "perplexity"), 31.1489, accuracy: 31.1489 * 0.002)
+        XCTAssertEqual(number(runtime, "perplexity"), 31.1489, accuracy: 31.1489 * 0.003)
     }
 
     func testErrors() throws {

@@ -1,5 +1,6 @@
 import QuantaCore
 import QuantaIO
+import QuantaModel
 import TestSupport
 import XCTest
 
@@ -91,7 +92,7 @@ final class QuantizeCommandTests: XCTestCase {
         let converted = try json(quanta(["convert", original, folder + "/smollm2", "--json"]))
         XCTAssertEqual(converted["tensor_count"]?.intValue, 272)
         XCTAssertEqual(converted["parameter_count"]?.intValue, 134_515_008)
-        let model = try HFModelFolder(path: folder + "/smollm2")
+        let model = try ModelFolder(path: folder + "/smollm2")
         XCTAssertTrue(model.config.tieWordEmbeddings)
         XCTAssertEqual([model.config.headCount, model.config.kvHeadCount, model.config.layerCount, model.config.vocabSize], [9, 3, 30, 49152])
         XCTAssertFalse(model.weights.contains("lm_head.weight"))
@@ -137,7 +138,12 @@ final class QuantizeCommandTests: XCTestCase {
         let regex = try quanta(["quantize", TestSupport.austenModel, folder + "/x.gguf", "Q4_0", "--tensor-type", "attn_(=Q8_0"])
         XCTAssertEqual(regex.status, 64)
         XCTAssertTrue(regex.stderr.hasPrefix("quanta: error: --tensor-type attn_(: not a valid regular expression"), regex.stderr)
-        let quantized = try quanta(["quantize", TestSupport.golden("pure-Q4_0.gguf"), folder + "/x.gguf", "Q4_1"])
+        // The trimmed golden files keep only general.* metadata: a GGUF source needs its architecture's keys.
+        let trimmed = try quanta(["quantize", TestSupport.golden("pure-Q4_0.gguf"), folder + "/x.gguf", "Q4_1"])
+        XCTAssertEqual(trimmed.status, 65)
+        XCTAssertEqual(trimmed.stderr, "quanta: error: \(TestSupport.golden("pure-Q4_0.gguf")): missing or invalid 'llama.embedding_length'\n")
+        XCTAssertEqual(try quanta(["quantize", TestSupport.austenModel, folder + "/q4_0.gguf", "Q4_0", "--pure"]).status, 0)
+        let quantized = try quanta(["quantize", folder + "/q4_0.gguf", folder + "/x.gguf", "Q4_1"])
         XCTAssertEqual(quantized.status, 64)
         XCTAssertTrue(quantized.stderr.contains("is already Q4_0; requantizing loses precision twice (pass --allow-requantize"), quantized.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/x.gguf"))

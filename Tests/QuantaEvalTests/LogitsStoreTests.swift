@@ -10,14 +10,14 @@ final class LogitsStoreTests: XCTestCase {
     func testTopKBaselineBoundsTheFullKLD() throws {
         let folder = try TestSupport.temporaryFolder()
         let text = try String(contentsOfFile: TestSupport.path("Calibration/austen-persuasion-eval.txt"), encoding: .utf8)
-        let base = try LlamaModel(path: TestSupport.austenModel)
+        let base = try DecoderModel(path: TestSupport.austenModel)
         let settings = PerplexityProtocol(context: 128, chunks: 6, addBOS: true, batch: 3)
         let evaluator = Evaluator(model: base, protocol: settings)
         let full = try evaluator.run(text: text, saveLogits: LogitsSink(path: folder + "/full.h5"))
         _ = try evaluator.run(text: text, saveLogits: LogitsSink(path: folder + "/top.h5", topK: 32))
 
         // A perturbed model: every weight of layer 0's down projection scaled by 1.05.
-        let other = try LlamaModel(path: TestSupport.austenModel)
+        let other = try DecoderModel(path: TestSupport.austenModel)
         other.weights.layers[0].down = other.weights.layers[0].down.map { $0 * 1.05 }
         let subject = Evaluator(model: other, protocol: settings)
         let live = try subject.run(text: text, baseline: .model(base))

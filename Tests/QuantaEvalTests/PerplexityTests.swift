@@ -11,7 +11,7 @@ final class PerplexityTests: XCTestCase {
     /// The bundled model's README protocol (windows of 256 from position 0, no BOS, all 255
     /// predictions scored) on the first 32,768 tokens: reference_forward.py gives 65.9438191.
     func testMatchesNumpyReferenceForward() throws {
-        let model = try LlamaModel(path: TestSupport.austenModel)
+        let model = try DecoderModel(path: TestSupport.austenModel)
         let tokens = Array(model.tokenizer.encode(try String(contentsOfFile: PerplexityTests.persuasion, encoding: .utf8)).prefix(32768))
         var nll = 0.0, count = 0
         let vocab = model.config.vocabSize
@@ -38,7 +38,7 @@ final class PerplexityTests: XCTestCase {
 
     /// llama-perplexity on the F32 GGUF: 75.2329 at -c 256 --chunks 40 (BOS on, as that GGUF had it).
     func testLlamaPerplexityProtocolOnBundledModel() throws {
-        let model = try LlamaModel(path: TestSupport.austenModel)
+        let model = try DecoderModel(path: TestSupport.austenModel)
         let text = try String(contentsOfFile: PerplexityTests.persuasion, encoding: .utf8)
         let result = try Evaluator(model: model, protocol: PerplexityProtocol(context: 256, chunks: 40, addBOS: true, batch: 8)).run(text: text)
         XCTAssertEqual(result.scoredTokens, 5080)

@@ -1,6 +1,7 @@
 import QuantaCore
 import QuantaFormats
 import QuantaIO
+import QuantaModel
 import TestSupport
 import XCTest
 
@@ -10,18 +11,13 @@ final class GoldenTests: XCTestCase {
                           "blk.0.attn_output.weight", "blk.0.ffn_gate.weight", "blk.0.ffn_up.weight", "blk.0.ffn_down.weight"]
 
     /// The F32 GGUF form of a tensor of the bundled model (q/k rows permuted as llama.cpp does).
-    static func ggufWeights(_ name: String, model: SafetensorsFile) throws -> (values: [Float], rows: Int, columns: Int) {
-        let hf = LlamaGGUFNames.hfName(forGGUF: name)!
-        let tensor = try model.floatTensor(hf)
-        let (rows, columns) = (tensor.shape[0], tensor.shape[1])
-        if let heads = LlamaGGUFNames.permutationHeads(forGGUF: name, heads: 8, kvHeads: 4) {
-            return (try LlamaGGUFNames.permuteRows(tensor.storage, rows: rows, columns: columns, heads: heads), rows, columns)
-        }
-        return (tensor.storage, rows, columns)
+    static func ggufWeights(_ name: String, model: HuggingFaceSource) throws -> (values: [Float], rows: Int, columns: Int) {
+        let tensor = try XCTUnwrap(model.tensors.first { $0.name == name })
+        return (try model.values(name), tensor.dimensions[1], tensor.dimensions[0])
     }
 
     func check(_ typeName: String, golden: String, importance: [String: [Float]]?) throws {
-        let model = try SafetensorsFile(path: TestSupport.austenModel + "/model.safetensors")
+        let model = try HuggingFaceSource(path: TestSupport.austenModel)
         let file = try GGUFFile(path: TestSupport.golden(golden))
         let type = GGMLType(name: typeName)!
         for name in GoldenTests.tensors {

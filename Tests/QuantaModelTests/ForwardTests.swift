@@ -18,7 +18,7 @@ final class ForwardTests: XCTestCase {
     }
 
     func testObserverSeesEveryLinearInputAndChangesNothing() throws {
-        let model = try LlamaModel(path: TestSupport.austenModel)
+        let model = try DecoderModel(path: TestSupport.austenModel)
         let tokens: [[Int32]] = [model.tokenizer.encode("It was a truth universally acknowledged, that a single man"), ]
         let sequences = [Array(tokens[0].prefix(8)), Array(tokens[0].suffix(8))]
         let plain = try model.logits(sequences)
@@ -38,7 +38,7 @@ final class ForwardTests: XCTestCase {
     }
 
     func testSequencesAreIndependentAndCausal() throws {
-        let model = try LlamaModel(path: TestSupport.austenModel)
+        let model = try DecoderModel(path: TestSupport.austenModel)
         let a = model.tokenizer.encode("Anne Elliot walked slowly up the hill"), b = model.tokenizer.encode("Captain Wentworth said nothing at all")
         let n = min(a.count, b.count)
         let together = try model.logits([Array(a.prefix(n)), Array(b.prefix(n))])
@@ -53,7 +53,7 @@ final class ForwardTests: XCTestCase {
     }
 
     func testRejectsTokensOutsideTheVocabulary() throws {
-        let model = try LlamaModel(path: TestSupport.austenModel)
+        let model = try DecoderModel(path: TestSupport.austenModel)
         XCTAssertThrowsError(try model.logits([[1, 5000]])) { error in
             XCTAssertEqual("\(error)", "sequence 0: token 5000 at 1 is outside the vocabulary of 4096")
         }

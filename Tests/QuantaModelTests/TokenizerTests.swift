@@ -78,7 +78,7 @@ final class TokenizerTests: XCTestCase {
         XCTAssertFalse(tokenizer.addBOS)
         // tokenizers oracle: the tokenizer.json that `quanta convert` rebuilds from this GGUF.
         let folder = try TestSupport.temporaryFolder()
-        let files = try LlamaGGUFMetadata.huggingFaceFiles(from: gguf)
+        let files = try GGUFConverter.huggingFaceFiles(from: gguf)
         let json = files.first { $0.name == "tokenizer.json" }!.json
         try TestSupport.write(Array(json.serialized().utf8), to: folder + "/tokenizer.json")
         var lines = TokenizerTests.adversarial + ["<|im_start|>user\nHi 2024!<|im_end|>"]
@@ -93,7 +93,7 @@ final class TokenizerTests: XCTestCase {
         let folder = try TestSupport.temporaryFolder()
         var json = try JSONParser.parse(FileSystem.read(TestSupport.austenModel + "/tokenizer.json"))
         guard case var .object(members) = json else { return XCTFail("tokenizer.json is not an object") }
-        let pre = try LlamaGGUFMetadata.preTokenizerJSON("llama-bpe")
+        let pre = try GGUFConverter.preTokenizerJSON("llama-bpe")
         for (i, member) in members.enumerated() where member.0 == "pre_tokenizer" { members[i].1 = pre }
         for (i, member) in members.enumerated() where member.0 == "model" {
             guard case var .object(model) = member.1 else { continue }

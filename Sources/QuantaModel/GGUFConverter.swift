@@ -1,49 +1,28 @@
 import QuantaCore
+import QuantaIO
 
-/// GGUF metadata for llama-family models, as llama.cpp's converter writes it, and the way
-/// back to Hugging Face `config.json` / `tokenizer.json`.
-public enum LlamaGGUFMetadata {
+/// What llama.cpp's converter writes besides the tensors: `general.*` and `tokenizer.ggml.*`
+/// metadata (the `<arch>.*` keys come from the architecture family), and the way back from a
+/// GGUF to Hugging Face `config.json` / `tokenizer.json`.
+public enum GGUFConverter {
     /// gguf TokenType values.
     public enum TokenType: Int32 { case normal = 1, unknown = 2, control = 3, userDefined = 4, unused = 5, byte = 6 }
 
-    /// The GGUF architecture llama.cpp's converter uses for a Hugging Face `model_type`
-    /// (mistral models are written as llama; qwen2 keeps its own, with q/k/v biases and
-    /// without the q/k row permutation).
-    public static func architecture(for modelType: String) -> String {
-        modelType == "qwen2" ? "qwen2" : "llama"
-    }
-
-    /// Architecture and tokenizer metadata for `model` (`general.file_type` is set by the caller).
-    public static func metadata(for model: HFModelFolder, name: String) throws -> [(key: String, value: GGUFValue)] {
+    /// General, architecture and tokenizer metadata for `model` (`general.file_type` is set by the sink).
+    public static func metadata(for model: ModelFolder, name: String) throws -> [(key: String, value: GGUFValue)] {
         let c = model.config
-        let arch = architecture(for: c.modelType)
         var kv: [(key: String, value: GGUFValue)] = [
-            ("general.architecture", .string(arch)),
+            ("general.architecture", .string(c.architecture.ggufArchitecture)),
             ("general.type", .string("model")),
             ("general.name", .string(name)),
-            ("\(arch).block_count", .uint32(UInt32(c.layerCount))),
-            ("\(arch).context_length", .uint32(UInt32(c.maxPositionEmbeddings))),
-            ("\(arch).embedding_length", .uint32(UInt32(c.hiddenSize))),
-            ("\(arch).feed_forward_length", .uint32(UInt32(c.intermediateSize))),
-            ("\(arch).attention.head_count", .uint32(UInt32(c.headCount))),
-            ("\(arch).attention.head_count_kv", .uint32(UInt32(c.kvHeadCount))),
-            ("\(arch).rope.freq_base", .float32(Float(c.ropeTheta))),
-            ("\(arch).attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEps))),
-            ("\(arch).vocab_size", .uint32(UInt32(c.vocabSize))),
-            ("\(arch).rope.dimension_count", .uint32(UInt32(c.headDim))),
         ]
-        if c.headDim * c.headCount != c.hiddenSize {
-            kv.append(("\(arch).attention.key_length", .uint32(UInt32(c.headDim))))
-            kv.append(("\(arch).attention.value_length", .uint32(UInt32(c.headDim))))
-        }
-        guard let tokenizerPath = model.tokenizerPath else {
+        kv += c.architecture.ggufMetadata(c)
+        guard let tokenizerPath = model.files.tokenizerPath else {
             throw QuantaError(.notFound, FileSystem.join(model.path, "tokenizer.json"),
                               "a GGUF needs the tokenizer, and the model folder has no tokenizer.json")
         }
-        let tokenizerConfigPath = FileSystem.join(model.path, "tokenizer_config.json")
-        let tokenizerConfig = FileSystem.kind(of: tokenizerConfigPath) == .file ? try HFModelFolder.readJSON(tokenizerConfigPath) : nil
         kv += try tokenizerMetadata(tokenizer: HFModelFolder.readJSON(tokenizerPath), path: tokenizerPath,
-                                    tokenizerConfig: tokenizerConfig, config: c, generationConfig: model.generationConfig)
+                                    tokenizerConfig: model.files.tokenizerConfig, config: c, generationConfig: model.files.generationConfig)
         return kv
     }
 
@@ -61,10 +40,14 @@ public enum LlamaGGUFMetadata {
         }
         for added in tokenizer["added_tokens"]?.arrayValue ?? [] {
             guard let id = added["id"]?.intValue, let content = added["content"]?.stringValue else { continue }
+            guard id >= 0 else { throw QuantaError.malformed(path, "added token '\(content)' has the negative id \(id)") }
             byID[id] = content
             special[id] = added["special"]?.boolValue ?? false
         }
         let size = max(config.vocabSize, (byID.keys.max() ?? -1) + 1)
+        guard size <= config.vocabSize + byID.count else {
+            throw QuantaError.malformed(path, "token id \(size - 1) leaves most of a vocabulary of \(size) empty (vocab_size \(config.vocabSize), \(byID.count) tokens)")
+        }
         var tokens: [GGUFValue] = []
         var types: [GGUFValue] = []
         tokens.reserveCapacity(size)
@@ -96,9 +79,13 @@ public enum LlamaGGUFMetadata {
             ("tokenizer.ggml.token_type", .array(.int32, types)),
             ("tokenizer.ggml.merges", .array(.string, merges)),
         ]
-        if let bos = config.bosTokenIds.first ?? tokenID("bos_token") { kv.append(("tokenizer.ggml.bos_token_id", .uint32(UInt32(bos)))) }
-        if let eos = config.eosTokenIds.first ?? tokenID("eos_token") { kv.append(("tokenizer.ggml.eos_token_id", .uint32(UInt32(eos)))) }
-        if let pad = tokenID("pad_token") { kv.append(("tokenizer.ggml.padding_token_id", .uint32(UInt32(pad)))) }
+        func idValue(_ key: String, _ id: Int) throws -> GGUFValue {
+            guard id >= 0, id < size else { throw QuantaError.malformed(path, "\(key) \(id) is outside the vocabulary of \(size)") }
+            return .uint32(UInt32(id))
+        }
+        if let bos = config.bosTokenIds.first ?? tokenID("bos_token") { kv.append(("tokenizer.ggml.bos_token_id", try idValue("bos_token_id", bos))) }
+        if let eos = config.eosTokenIds.first ?? tokenID("eos_token") { kv.append(("tokenizer.ggml.eos_token_id", try idValue("eos_token_id", eos))) }
+        if let pad = tokenID("pad_token") { kv.append(("tokenizer.ggml.padding_token_id", try idValue("pad_token_id", pad))) }
         if let addBOS = tokenizerConfig?["add_bos_token"]?.boolValue { kv.append(("tokenizer.ggml.add_bos_token", .bool(addBOS))) }
         if let addEOS = tokenizerConfig?["add_eos_token"]?.boolValue { kv.append(("tokenizer.ggml.add_eos_token", .bool(addEOS))) }
         if let template = tokenizerConfig?["chat_template"]?.stringValue { kv.append(("tokenizer.chat_template", .string(template))) }
@@ -142,46 +129,15 @@ public enum LlamaGGUFMetadata {
     /// Hugging Face files describing a llama GGUF: config.json, tokenizer.json,
     /// tokenizer_config.json and generation_config.json.
     public static func huggingFaceFiles(from file: GGUFFile) throws -> [(name: String, json: JSONValue)] {
-        func u(_ key: String) throws -> Int {
-            guard let v = file[key]?.intValue else { throw QuantaError.malformed(file.path, "missing integer metadata '\(key)'") }
-            return v
-        }
-        guard file["general.architecture"]?.stringValue == "llama" else {
-            throw QuantaError.unsupported(file.path, "general.architecture is \(file["general.architecture"]?.summary() ?? "absent"); Quanta converts llama GGUFs")
-        }
+        let c = try ArchitectureRegistry.config(gguf: file)
         guard file["tokenizer.ggml.model"]?.stringValue == "gpt2", let tokens = file["tokenizer.ggml.tokens"]?.arrayValue?.compactMap(\.stringValue) else {
             throw QuantaError.unsupported(file.path, "tokenizer.ggml.model is \(file["tokenizer.ggml.model"]?.summary() ?? "absent"); Quanta converts byte-level BPE (gpt2) vocabularies")
         }
         let types = file["tokenizer.ggml.token_type"]?.arrayValue?.compactMap(\.intValue) ?? []
         let merges = file["tokenizer.ggml.merges"]?.arrayValue?.compactMap(\.stringValue) ?? []
-        let heads = try u("llama.attention.head_count")
-        let hidden = try u("llama.embedding_length")
-        let headDim = file["llama.attention.key_length"]?.intValue ?? file["llama.rope.dimension_count"]?.intValue ?? hidden / heads
-        let bos = file["tokenizer.ggml.bos_token_id"]?.intValue
-        let eos = file["tokenizer.ggml.eos_token_id"]?.intValue
-        let tied = !file.tensors.contains { $0.name == "output.weight" }
+        let bos = c.bosTokenIds.first, eos = c.eosTokenIds.first
         func id(_ v: Int?) -> JSONValue { v.map { .integer(Int64($0)) } ?? .null }
-        let config = JSONValue.object([
-            ("architectures", .array([.string("LlamaForCausalLM")])),
-            ("attention_bias", .bool(false)),
-            ("bos_token_id", id(bos)),
-            ("eos_token_id", id(eos)),
-            ("head_dim", .integer(Int64(headDim))),
-            ("hidden_act", .string("silu")),
-            ("hidden_size", .integer(Int64(hidden))),
-            ("intermediate_size", .integer(Int64(try u("llama.feed_forward_length")))),
-            ("max_position_embeddings", .integer(Int64(try u("llama.context_length")))),
-            ("mlp_bias", .bool(false)),
-            ("model_type", .string("llama")),
-            ("num_attention_heads", .integer(Int64(heads))),
-            ("num_hidden_layers", .integer(Int64(try u("llama.block_count")))),
-            ("num_key_value_heads", .integer(Int64(file["llama.attention.head_count_kv"]?.intValue ?? heads))),
-            ("rms_norm_eps", .number(file["llama.attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-5)),
-            ("rope_theta", .number(file["llama.rope.freq_base"]?.doubleValue ?? 10000)),
-            ("tie_word_embeddings", .bool(tied)),
-            ("torch_dtype", .string("float32")),
-            ("vocab_size", .integer(Int64(tokens.count))),
-        ])
+        let config = JSONValue.object(c.architecture.hfConfig(c))
         var vocab: [(String, JSONValue)] = []
         var added: [JSONValue] = []
         for (i, token) in tokens.enumerated() {
@@ -212,13 +168,13 @@ public enum LlamaGGUFMetadata {
                 })),
             ])),
         ])
-        func tokenText(_ v: Int?) -> JSONValue { v.flatMap { $0 < tokens.count ? JSONValue.string(tokens[$0]) : nil } ?? .null }
+        func tokenText(_ v: Int?) -> JSONValue { v.flatMap { $0 >= 0 && $0 < tokens.count ? JSONValue.string(tokens[$0]) : nil } ?? .null }
         var tokenizerConfig: [(String, JSONValue)] = [
             ("add_bos_token", .bool(file["tokenizer.ggml.add_bos_token"]?.boolValue ?? false)),
             ("add_eos_token", .bool(file["tokenizer.ggml.add_eos_token"]?.boolValue ?? false)),
             ("bos_token", tokenText(bos)), ("eos_token", tokenText(eos)),
             ("clean_up_tokenization_spaces", .bool(false)),
-            ("model_max_length", .integer(Int64(try u("llama.context_length")))),
+            ("model_max_length", .integer(Int64(c.maxPositionEmbeddings))),
             ("tokenizer_class", .string("PreTrainedTokenizerFast")),
         ]
         if let pad = file["tokenizer.ggml.padding_token_id"]?.intValue { tokenizerConfig.append(("pad_token", tokenText(pad))) }

@@ -1,4 +1,6 @@
 import QuantaCore
+import QuantaIO
+import QuantaModel
 
 /// What `quanta inspect` reports about a model folder, a safetensors, GGUF or HDF5 file.
 public struct Inspection: Sendable {
@@ -32,7 +34,7 @@ public struct Inspection: Sendable {
     public static func inspect(_ path: String) throws -> Inspection {
         switch FileSystem.kind(of: path) {
         case .missing: throw QuantaError(.notFound, path, "no such file or folder")
-        case .folder: return try folder(HFModelFolder(path: path))
+        case .folder: return try folder(path)
         case .file: break
         }
         let lower = path.lowercased()
@@ -46,8 +48,28 @@ public struct Inspection: Sendable {
         throw QuantaError.unsupported(path, "not a model folder, .safetensors, .gguf or HDF5 file")
     }
 
-    static func folder(_ model: HFModelFolder) -> Inspection {
-        let config = model.config
+    /// A folder of a registered architecture is decoded by its family (a malformed config.json
+    /// is an error); any other folder still lists its tensors and config.json's plain values.
+    static func folder(_ path: String) throws -> Inspection {
+        let (configPath, json) = try HFModelFolder.readConfig(path)
+        let modelType = json["model_type"]?.stringValue
+        guard let modelType, ArchitectureRegistry.family(modelType: modelType) != nil else {
+            let model = try HFModelFolder(path: path, configJSON: json)
+            var metadata: [(String, GGUFValue)] = (json.objectValue ?? []).compactMap { key, value in
+                switch value {
+                case let .string(s): (key, .string(s))
+                case let .bool(b): (key, .bool(b))
+                case let .integer(i): (key, .int64(i))
+                case let .number(d): (key, .float64(d))
+                default: nil
+                }
+            }
+            metadata.append(("quanta.support", .string("model_type \(modelType.map { "'\($0)'" } ?? "absent") is not supported for quantize/eval "
+                                                       + "(supported: \(ArchitectureRegistry.modelTypes.joined(separator: ", ")))")))
+            return folderReport(model, architecture: modelType, metadata: metadata)
+        }
+        let config = try ArchitectureRegistry.config(hf: json, path: configPath)
+        let model = try HFModelFolder(path: path, configJSON: json)
         var metadata: [(String, GGUFValue)] = [
             ("model_type", .string(config.modelType)),
             ("architectures", .array(.string, config.architectures.map { .string($0) })),
@@ -69,13 +91,18 @@ public struct Inspection: Sendable {
             ("shards", .int64(Int64(model.weights.shards.count))),
         ]
         if let dtype = config.dtype { metadata.append(("dtype", .string(dtype))) }
+        return folderReport(model, architecture: config.modelType, metadata: metadata)
+    }
+
+    static func folderReport(_ model: HFModelFolder, architecture: String?, metadata: [(String, GGUFValue)]) -> Inspection {
+        var metadata = metadata
         for shard in model.weights.shards {
             for (key, value) in shard.metadata { metadata.append(("__metadata__.\(key)", .string(value))) }
         }
         let tensors = model.weights.tensors.map { entry in
             TensorSummary(name: entry.info.name, dtype: entry.info.dtype.rawValue, shape: entry.info.shape, bytes: entry.info.byteCount)
         }
-        return Inspection(path: model.path, format: "huggingface-folder", architecture: config.modelType,
+        return Inspection(path: model.path, format: "huggingface-folder", architecture: architecture,
                           tensors: tensors, metadata: metadata)
     }
 
@@ -169,40 +196,3 @@ public struct Inspection: Sendable {
     }
 }
 
-/// 1234567 -> "1,234,567".
-public func grouped(_ value: Int) -> String {
-    let digits = String(value.magnitude)
-    var out = ""
-    for (i, c) in digits.enumerated() {
-        if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-        out.append(c)
-    }
-    return (value < 0 ? "-" : "") + out
-}
-
-/// `value` with `places` decimals, without Foundation.
-public func fixed(_ value: Double, _ places: Int) -> String {
-    guard value.isFinite else { return "\(value)" }
-    var scale: Int64 = 1
-    for _ in 0..<max(places, 0) { scale *= 10 }
-    let scaled = Int64((abs(value) * Double(scale)).rounded())
-    let sign = value < 0 && scaled != 0 ? "-" : ""
-    guard places > 0 else { return sign + String(scaled) }
-    let digits = String(scaled % scale)
-    return sign + String(scaled / scale) + "." + String(repeating: "0", count: places - digits.count) + digits
-}
-
-/// Bytes as "12.34 MB" (10^6).
-public func megabytes(_ bytes: Int) -> String { fixed(Double(bytes) / 1e6, 2) + " MB" }
-
-extension String {
-    /// The string followed by spaces up to `width` characters (unchanged when longer).
-    public func padded(_ width: Int) -> String {
-        count >= width ? self : self + String(repeating: " ", count: width - count)
-    }
-
-    /// Spaces then the string, up to `width` characters (unchanged when longer).
-    public func leftPadded(_ width: Int) -> String {
-        count >= width ? self : String(repeating: " ", count: width - count) + self
-    }
-}

@@ -49,13 +49,15 @@ final class Workspace {
     deinit { for b in buffers { b.deallocate() } }
 }
 
-/// A Llama-family decoder in fp32: whole causal sequences, no KV cache, every matrix product
-/// through OpenBLAS sgemm, attention batched per head. One forward pass at a time per model
-/// (activation buffers are reused between passes).
-public final class LlamaModel: @unchecked Sendable {
+/// A decoder-only transformer of any registered architecture (llama, mistral, qwen2, qwen3), in
+/// fp32: whole causal sequences, no KV cache, every matrix product through OpenBLAS sgemm,
+/// attention batched per head. The block is the Llama block with the options the family's
+/// config turns on (q/k/v biases, per-head q/k RMSNorm, a sliding window). One forward pass at a
+/// time per model (activation buffers are reused between passes).
+public final class DecoderModel: @unchecked Sendable {
     private let workspace = Workspace()
-    public let config: TransformerConfig
-    public var weights: LlamaWeights
+    public let config: ModelConfig
+    public var weights: DecoderWeights
     public var runtime: Runtime = .fp32
     /// The tokenizer that came with the model.
     public let tokenizer: BPETokenizer
@@ -64,7 +66,7 @@ public final class LlamaModel: @unchecked Sendable {
     private let sinTable: [Float]
     private let maxPositions: Int
 
-    public init(config: TransformerConfig, weights: LlamaWeights, tokenizer: BPETokenizer, path: String, maxPositions: Int = 4096) {
+    public init(config: ModelConfig, weights: DecoderWeights, tokenizer: BPETokenizer, path: String, maxPositions: Int = 4096) {
         self.config = config
         self.weights = weights
         self.tokenizer = tokenizer
@@ -75,7 +77,7 @@ public final class LlamaModel: @unchecked Sendable {
         var cosTable = [Float](repeating: 0, count: maxPositions * half), sinTable = cosTable
         for pos in 0..<maxPositions {
             for i in 0..<half {
-                let angle = Double(pos) * pow(Double(config.ropeTheta), -2 * Double(i) / Double(config.headDim))
+                let angle = Double(pos) * pow(Double(Float(config.ropeTheta)), -2 * Double(i) / Double(config.headDim))
                 cosTable[pos * half + i] = Float(cos(angle))
                 sinTable[pos * half + i] = Float(sin(angle))
             }
@@ -89,19 +91,16 @@ public final class LlamaModel: @unchecked Sendable {
     /// Opens a Hugging Face folder or a GGUF file (quantized tensors dequantized on load).
     public convenience init(path: String) throws {
         if FileSystem.kind(of: path) == .folder {
-            let folder = try HFModelFolder(path: path)
-            let config = TransformerConfig(folder.config)
+            let folder = try ModelFolder(path: path)
             guard let tokenizerPath = folder.tokenizerPath else {
                 throw QuantaError(.notFound, FileSystem.join(path, "tokenizer.json"), "the model folder has no tokenizer.json")
             }
-            let configPath = FileSystem.join(path, "tokenizer_config.json")
-            let tokenizerConfig = FileSystem.kind(of: configPath) == .file ? try HFModelFolder.readJSON(configPath) : nil
-            let tokenizer = try BPETokenizer(tokenizerJSON: tokenizerPath, tokenizerConfig: tokenizerConfig, config: folder.config)
-            self.init(config: config, weights: try LlamaWeights.load(folder: folder, config: config), tokenizer: tokenizer, path: path)
+            let tokenizer = try BPETokenizer(tokenizerJSON: tokenizerPath, tokenizerConfig: folder.files.tokenizerConfig, config: folder.config)
+            self.init(config: folder.config, weights: try DecoderWeights.load(folder: folder), tokenizer: tokenizer, path: path)
         } else {
             let file = try GGUFFile(path: path)
-            let config = try TransformerConfig(gguf: file)
-            self.init(config: config, weights: try LlamaWeights.load(gguf: file, config: config), tokenizer: try BPETokenizer(gguf: file),
+            let config = try ArchitectureRegistry.config(gguf: file)
+            self.init(config: config, weights: try DecoderWeights.load(gguf: file, config: config), tokenizer: try BPETokenizer(gguf: file),
                       path: path)
         }
     }
@@ -213,10 +212,10 @@ public final class LlamaModel: @unchecked Sendable {
                 }
             }
         }
-        let scale = 1 / Float(c.headDim).squareRoot()
+        let scale = 1 / Float(c.headDim).squareRoot(), eps = Float(c.rmsNormEps)
         do {
             for (l, layer) in weights.layers.enumerated() {
-                layer.attentionNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: c.rmsNormEps) }
+                layer.attentionNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: eps) }
                 if let observer {
                     for role in [LinearRole.q, .k, .v] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
                 }
@@ -229,6 +228,9 @@ public final class LlamaModel: @unchecked Sendable {
                 layer.qBias?.withUnsafeBufferPointer { Kernels.add(Q, $0.baseAddress!, rows: rows, n: c.qDim) }
                 layer.kBias?.withUnsafeBufferPointer { Kernels.add(K, $0.baseAddress!, rows: rows, n: c.kvDim) }
                 layer.vBias?.withUnsafeBufferPointer { Kernels.add(V, $0.baseAddress!, rows: rows, n: c.kvDim) }
+                // qwen3: RMSNorm over each head's headDim values, before RoPE.
+                layer.qNorm?.withUnsafeBufferPointer { Kernels.rmsNorm(Q, $0.baseAddress!, Q, rows: rows * c.headCount, n: c.headDim, eps: eps) }
+                layer.kNorm?.withUnsafeBufferPointer { Kernels.rmsNorm(K, $0.baseAddress!, K, rows: rows * c.kvHeadCount, n: c.headDim, eps: eps) }
                 for s in 0..<B {
                     rope(Q + s * T * c.qDim, count: T, heads: c.headCount, stride: c.qDim)
                     rope(K + s * T * c.kvDim, count: T, heads: c.kvHeadCount, stride: c.kvDim)
@@ -243,7 +245,7 @@ public final class LlamaModel: @unchecked Sendable {
                 observer?.linearInput(layer: l, role: .o, UnsafeBufferPointer(ab), rows: rows, columns: c.qDim)
                 let ao = linearInput(A, count: rows * c.qDim, rowLength: c.qDim, type: layer.types[.o], scratch: scratch)
                 layer.o.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, c.qDim, ao, c.qDim, $0.baseAddress!, c.qDim, X, d, accumulate: true, split: true) }
-                layer.ffnNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: c.rmsNormEps) }
+                layer.ffnNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: eps) }
                 if let observer {
                     for role in [LinearRole.gate, .up] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
                 }
@@ -257,7 +259,7 @@ public final class LlamaModel: @unchecked Sendable {
                 layer.down.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, f, gd, f, $0.baseAddress!, f, X, d, accumulate: true, split: true) }
                 observer?.blockOutput(layer: l, UnsafeBufferPointer(xb), rows: rows, columns: d)
             }
-            weights.outputNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: c.rmsNormEps) }
+            weights.outputNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: eps) }
             observer?.linearInput(layer: -1, role: .output, UnsafeBufferPointer(hb), rows: rows, columns: d)
         }
         let logits = workspace.buffer(10, rows * c.vocabSize)

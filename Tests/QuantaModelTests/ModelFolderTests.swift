@@ -1,11 +1,12 @@
 import QuantaCore
 import QuantaIO
+import QuantaModel
 import TestSupport
 import XCTest
 
-final class HFModelFolderTests: XCTestCase {
+final class ModelFolderTests: XCTestCase {
     func testBundledModelFolder() throws {
-        let model = try HFModelFolder(path: TestSupport.austenModel)
+        let model = try ModelFolder(path: TestSupport.austenModel)
         let c = model.config
         XCTAssertEqual(c.modelType, "llama")
         XCTAssertEqual(c.architectures, ["LlamaForCausalLM"])
@@ -38,9 +39,9 @@ final class HFModelFolderTests: XCTestCase {
 
     func testQwen2ConfigWithTiedEmbeddings() throws {
         let empty = try SafetensorsWriter.Entry(name: "x", dtype: .f32, shape: [1], data: [0, 0, 0, 0])
-        let path = try folder(config: HFModelFolderTests.qwen2)
+        let path = try folder(config: ModelFolderTests.qwen2)
         try SafetensorsWriter.write([empty], to: path + "/model.safetensors")
-        let c = try HFModelFolder(path: path).config
+        let c = try ModelFolder(path: path).config
         XCTAssertTrue(c.tieWordEmbeddings)
         XCTAssertTrue(c.attentionBias)
         XCTAssertEqual(c.headDim, 16)
@@ -52,8 +53,8 @@ final class HFModelFolderTests: XCTestCase {
     }
 
     func testPickleOnlyFolderIsRefused() throws {
-        let path = try folder(config: HFModelFolderTests.qwen2, files: ["pytorch_model.bin": [0x80, 0x02, 0x7D, 0x71]])
-        XCTAssertThrowsError(try HFModelFolder(path: path)) { error in
+        let path = try folder(config: ModelFolderTests.qwen2, files: ["pytorch_model.bin": [0x80, 0x02, 0x7D, 0x71]])
+        XCTAssertThrowsError(try ModelFolder(path: path)) { error in
             XCTAssertEqual((error as? QuantaError)?.kind, .refused)
             XCTAssertEqual("\(error)", "\(path): holds only pickle checkpoints (pytorch_model.bin). Quanta never unpickles: "
                 + "loading a pickle runs arbitrary code. Convert the folder to safetensors first, e.g. in Python with transformers: "
@@ -63,28 +64,28 @@ final class HFModelFolderTests: XCTestCase {
 
     func testConfigErrorsNameTheKey() throws {
         let unsupported = try folder(config: #"{"model_type": "gpt2"}"#)
-        XCTAssertThrowsError(try HFModelFolder(path: unsupported)) { error in
-            XCTAssertEqual("\(error)", "\(unsupported)/config.json: model_type: 'gpt2' is not supported (supported: llama, mistral, qwen2)")
+        XCTAssertThrowsError(try ModelFolder(path: unsupported)) { error in
+            XCTAssertEqual("\(error)", "\(unsupported)/config.json: model_type: 'gpt2' is not supported (supported: llama, mistral, qwen2, qwen3)")
         }
         let missing = try folder(config: #"{"model_type": "llama", "hidden_size": 64}"#)
-        XCTAssertThrowsError(try HFModelFolder(path: missing)) { error in
+        XCTAssertThrowsError(try ModelFolder(path: missing)) { error in
             XCTAssertEqual("\(error)", "\(missing)/config.json: intermediate_size: required key is missing")
         }
-        let heads = try folder(config: HFModelFolderTests.qwen2.replacingOccurrences(of: "\"num_key_value_heads\": 2", with: "\"num_key_value_heads\": 3"))
-        XCTAssertThrowsError(try HFModelFolder(path: heads)) { error in
+        let heads = try folder(config: ModelFolderTests.qwen2.replacingOccurrences(of: "\"num_key_value_heads\": 2", with: "\"num_key_value_heads\": 3"))
+        XCTAssertThrowsError(try ModelFolder(path: heads)) { error in
             XCTAssertEqual("\(error)", "\(heads)/config.json: num_key_value_heads: 3 does not divide num_attention_heads 4")
         }
         let broken = try folder(config: #"{"model_type": "llama",}"#)
-        XCTAssertThrowsError(try HFModelFolder(path: broken)) { error in
+        XCTAssertThrowsError(try ModelFolder(path: broken)) { error in
             XCTAssertEqual("\(error)", "\(broken)/config.json: not valid JSON: expected a string key at byte 23")
         }
-        let noWeights = try folder(config: HFModelFolderTests.qwen2)
-        XCTAssertThrowsError(try HFModelFolder(path: noWeights)) { error in
+        let noWeights = try folder(config: ModelFolderTests.qwen2)
+        XCTAssertThrowsError(try ModelFolder(path: noWeights)) { error in
             XCTAssertEqual((error as? QuantaError)?.kind, .notFound)
             XCTAssertEqual("\(error)", "\(noWeights): model folder has no model.safetensors or model.safetensors.index.json")
         }
         let empty = try TestSupport.temporaryFolder()
-        XCTAssertThrowsError(try HFModelFolder(path: empty)) { error in
+        XCTAssertThrowsError(try ModelFolder(path: empty)) { error in
             XCTAssertEqual("\(error)", "\(empty)/config.json: model folder has no config.json")
         }
     }

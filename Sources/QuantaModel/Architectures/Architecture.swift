@@ -1,0 +1,213 @@
+import QuantaCore
+import QuantaIO
+
+/// What a tensor is in a decoder: the seams between file names, the runtime, the plan and the
+/// observers all speak in roles.
+public enum TensorRole: String, Sendable, CaseIterable {
+    case embedding, attentionNorm, q, k, v, qBias, kBias, vBias, qNorm, kNorm, o, ffnNorm, gate, up, down, outputNorm, output
+
+    /// The linear layer this tensor is the weight of, when it is one.
+    public var linear: LinearRole? {
+        switch self {
+        case .q: .q
+        case .k: .k
+        case .v: .v
+        case .o: .o
+        case .gate: .gate
+        case .up: .up
+        case .down: .down
+        case .output: .output
+        default: nil
+        }
+    }
+}
+
+/// One tensor of an architecture: its names in both layouts and its shape.
+public struct TensorSpec: Sendable, Equatable {
+    public let role: TensorRole
+    /// Decoder block index; nil for tensors outside the blocks.
+    public let layer: Int?
+    /// Hugging Face name ("model.layers.0.self_attn.q_proj.weight").
+    public let hfName: String
+    /// GGUF name as llama.cpp's converter writes it ("blk.0.attn_q.weight").
+    public let ggufName: String
+    /// Outermost first, as safetensors stores it (`[out, in]` for matrices).
+    public let shape: [Int]
+    /// Heads whose rotary halves llama.cpp interleaves in GGUF rows (llama's q and k); nil: same rows in both layouts.
+    public let ggufPermutationHeads: Int?
+
+    public var elementCount: Int { shape.reduce(1, *) }
+}
+
+/// A model family: everything Quanta knows about one architecture lives in the family's file.
+/// A new architecture is one file conforming to this protocol plus one line in `ArchitectureRegistry`.
+///
+/// The llama-like defaults below (config keys, tensor table, GGUF keys) serve every family that
+/// does not override them.
+public protocol Architecture: Sendable {
+    /// Hugging Face `model_type` values this family reads; the first is its registry key.
+    var modelTypes: [String] { get }
+    /// `general.architecture` this family writes to GGUF (mistral writes "llama").
+    var ggufArchitecture: String { get }
+    /// Whether GGUF files of `ggufArchitecture` open with this family (false for aliases such as mistral).
+    var readsGGUF: Bool { get }
+    /// Hugging Face class written by `quanta convert` ("LlamaForCausalLM").
+    var hfClass: String { get }
+    /// How llama.cpp's converter lays out q/k rows for this architecture in GGUF.
+    var ggufRopeLayout: RopeLayout { get }
+    /// Decodes config.json; `path` names the file in errors.
+    func config(hf json: JSONValue, path: String) throws -> ModelConfig
+    /// Decodes the `<arch>.*` GGUF metadata of `file`.
+    func config(gguf file: GGUFFile) throws -> ModelConfig
+    /// Every tensor the architecture has for `config`, in block order.
+    func tensors(_ config: ModelConfig) -> [TensorSpec]
+    /// The `<arch>.*` keys llama.cpp's converter writes (general.* and tokenizer.* come from the GGUF sink).
+    func ggufMetadata(_ config: ModelConfig) -> [(key: String, value: GGUFValue)]
+    /// config.json members for `quanta convert` (GGUF to Hugging Face).
+    func hfConfig(_ config: ModelConfig) -> [(String, JSONValue)]
+}
+
+extension Architecture {
+    public var readsGGUF: Bool { true }
+    public var ggufRopeLayout: RopeLayout { ggufArchitecture == "llama" ? .interleaved : .halves }
+
+    /// The HF config decoder shared by llama-like families (no biases, no q/k norm, no window).
+    public func config(hf json: JSONValue, path: String) throws -> ModelConfig {
+        let reader = ConfigReader(json: json, path: path)
+        return try reader.decoderConfig(modelType: modelTypes[0], attentionBias: reader.bool("attention_bias") ?? false)
+    }
+
+    public func config(gguf file: GGUFFile) throws -> ModelConfig {
+        try GGUFConfigReader(file: file, arch: ggufArchitecture).decoderConfig(modelType: modelTypes[0])
+    }
+
+    public func tensors(_ c: ModelConfig) -> [TensorSpec] {
+        let interleaved = ggufRopeLayout == .interleaved
+        func spec(_ role: TensorRole, _ layer: Int?, _ hf: String, _ gguf: String, _ shape: [Int], heads: Int? = nil) -> TensorSpec {
+            let prefix = layer.map { ("model.layers.\($0).", "blk.\($0).") } ?? ("", "")
+            return TensorSpec(role: role, layer: layer, hfName: prefix.0 + hf, ggufName: prefix.1 + gguf, shape: shape,
+                              ggufPermutationHeads: interleaved ? heads : nil)
+        }
+        let d = c.hiddenSize, f = c.intermediateSize
+        var specs = [spec(.embedding, nil, "model.embed_tokens.weight", "token_embd.weight", [c.vocabSize, d])]
+        for l in 0..<c.layerCount {
+            specs.append(spec(.attentionNorm, l, "input_layernorm.weight", "attn_norm.weight", [d]))
+            specs.append(spec(.q, l, "self_attn.q_proj.weight", "attn_q.weight", [c.qDim, d], heads: c.headCount))
+            specs.append(spec(.k, l, "self_attn.k_proj.weight", "attn_k.weight", [c.kvDim, d], heads: c.kvHeadCount))
+            specs.append(spec(.v, l, "self_attn.v_proj.weight", "attn_v.weight", [c.kvDim, d]))
+            if c.attentionBias {
+                specs.append(spec(.qBias, l, "self_attn.q_proj.bias", "attn_q.bias", [c.qDim], heads: c.headCount))
+                specs.append(spec(.kBias, l, "self_attn.k_proj.bias", "attn_k.bias", [c.kvDim], heads: c.kvHeadCount))
+                specs.append(spec(.vBias, l, "self_attn.v_proj.bias", "attn_v.bias", [c.kvDim]))
+            }
+            if c.qkNorm {
+                specs.append(spec(.qNorm, l, "self_attn.q_norm.weight", "attn_q_norm.weight", [c.headDim]))
+                specs.append(spec(.kNorm, l, "self_attn.k_norm.weight", "attn_k_norm.weight", [c.headDim]))
+            }
+            specs.append(spec(.o, l, "self_attn.o_proj.weight", "attn_output.weight", [d, c.qDim]))
+            specs.append(spec(.ffnNorm, l, "post_attention_layernorm.weight", "ffn_norm.weight", [d]))
+            specs.append(spec(.gate, l, "mlp.gate_proj.weight", "ffn_gate.weight", [f, d]))
+            specs.append(spec(.up, l, "mlp.up_proj.weight", "ffn_up.weight", [f, d]))
+            specs.append(spec(.down, l, "mlp.down_proj.weight", "ffn_down.weight", [d, f]))
+        }
+        specs.append(spec(.outputNorm, nil, "model.norm.weight", "output_norm.weight", [d]))
+        if !c.tieWordEmbeddings { specs.append(spec(.output, nil, "lm_head.weight", "output.weight", [c.vocabSize, d])) }
+        return specs
+    }
+
+    public func ggufMetadata(_ c: ModelConfig) -> [(key: String, value: GGUFValue)] {
+        decoderGGUFMetadata(c, keyLength: c.headDim * c.headCount != c.hiddenSize)
+    }
+
+    /// The llama-like `<arch>.*` keys; `keyLength` adds `attention.key_length` / `value_length`.
+    public func decoderGGUFMetadata(_ c: ModelConfig, keyLength: Bool) -> [(key: String, value: GGUFValue)] {
+        let arch = ggufArchitecture
+        var kv: [(key: String, value: GGUFValue)] = [
+            ("\(arch).block_count", .uint32(UInt32(c.layerCount))),
+            ("\(arch).context_length", .uint32(UInt32(c.maxPositionEmbeddings))),
+            ("\(arch).embedding_length", .uint32(UInt32(c.hiddenSize))),
+            ("\(arch).feed_forward_length", .uint32(UInt32(c.intermediateSize))),
+            ("\(arch).attention.head_count", .uint32(UInt32(c.headCount))),
+            ("\(arch).attention.head_count_kv", .uint32(UInt32(c.kvHeadCount))),
+            ("\(arch).rope.freq_base", .float32(Float(c.ropeTheta))),
+            ("\(arch).attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEps))),
+            ("\(arch).vocab_size", .uint32(UInt32(c.vocabSize))),
+            ("\(arch).rope.dimension_count", .uint32(UInt32(c.headDim))),
+        ]
+        if keyLength {
+            kv.append(("\(arch).attention.key_length", .uint32(UInt32(c.headDim))))
+            kv.append(("\(arch).attention.value_length", .uint32(UInt32(c.headDim))))
+        }
+        return kv
+    }
+
+    public func hfConfig(_ c: ModelConfig) -> [(String, JSONValue)] {
+        func id(_ v: Int?) -> JSONValue { v.map { .integer(Int64($0)) } ?? .null }
+        return [
+            ("architectures", .array([.string(hfClass)])),
+            ("attention_bias", .bool(c.attentionBias)),
+            ("bos_token_id", id(c.bosTokenIds.first)),
+            ("eos_token_id", id(c.eosTokenIds.first)),
+            ("head_dim", .integer(Int64(c.headDim))),
+            ("hidden_act", .string("silu")),
+            ("hidden_size", .integer(Int64(c.hiddenSize))),
+            ("intermediate_size", .integer(Int64(c.intermediateSize))),
+            ("max_position_embeddings", .integer(Int64(c.maxPositionEmbeddings))),
+            ("mlp_bias", .bool(false)),
+            ("model_type", .string(c.modelType)),
+            ("num_attention_heads", .integer(Int64(c.headCount))),
+            ("num_hidden_layers", .integer(Int64(c.layerCount))),
+            ("num_key_value_heads", .integer(Int64(c.kvHeadCount))),
+            ("rms_norm_eps", .number(c.rmsNormEps)),
+            ("rope_theta", .number(c.ropeTheta)),
+            ("tie_word_embeddings", .bool(c.tieWordEmbeddings)),
+            ("torch_dtype", .string("float32")),
+            ("vocab_size", .integer(Int64(c.vocabSize))),
+        ]
+    }
+}
+
+/// Reads `<arch>.*` GGUF metadata, checking every number before it sizes anything.
+struct GGUFConfigReader {
+    let file: GGUFFile
+    let arch: String
+
+    func positive(_ key: String) throws -> Int {
+        guard let v = file["\(arch).\(key)"]?.intValue, v > 0 else {
+            throw QuantaError.malformed(file.path, "missing or invalid '\(arch).\(key)'")
+        }
+        return v
+    }
+
+    func optionalPositive(_ key: String) throws -> Int? {
+        guard let value = file["\(arch).\(key)"] else { return nil }
+        guard let v = value.intValue, v > 0 else {
+            throw QuantaError.malformed(file.path, "'\(arch).\(key)' must be a positive integer, got \(value.summary())")
+        }
+        return v
+    }
+
+    func decoderConfig(modelType: String) throws -> ModelConfig {
+        let hiddenSize = try positive("embedding_length")
+        let headCount = try positive("attention.head_count")
+        let kvHeadCount = try optionalPositive("attention.head_count_kv") ?? headCount
+        let headDim = try optionalPositive("attention.key_length") ?? optionalPositive("rope.dimension_count") ?? hiddenSize / headCount
+        let vocabSize = try optionalPositive("vocab_size") ?? file["tokenizer.ggml.tokens"]?.arrayValue?.count ?? 0
+        guard headCount % kvHeadCount == 0, vocabSize > 0, headDim > 0, headDim % 2 == 0 else {
+            throw QuantaError.malformed(file.path, "inconsistent head counts, head width or vocabulary size")
+        }
+        func id(_ key: String) -> [Int] { file["tokenizer.ggml.\(key)"]?.intValue.map { [$0] } ?? [] }
+        return ModelConfig(
+            modelType: modelType,
+            hiddenSize: hiddenSize, intermediateSize: try positive("feed_forward_length"), layerCount: try positive("block_count"),
+            headCount: headCount, kvHeadCount: kvHeadCount, headDim: headDim, vocabSize: vocabSize,
+            rmsNormEps: Double(Float(file["\(arch).attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-5)),
+            ropeTheta: Double(Float(file["\(arch).rope.freq_base"]?.doubleValue ?? 10000)),
+            maxPositionEmbeddings: try optionalPositive("context_length") ?? 2048,
+            tieWordEmbeddings: file.tensor("output.weight") == nil,
+            attentionBias: file.tensor("blk.0.attn_q.bias") != nil,
+            qkNorm: file.tensor("blk.0.attn_q_norm.weight") != nil,
+            slidingWindow: try optionalPositive("attention.sliding_window"),
+            bosTokenIds: id("bos_token_id"), eosTokenIds: id("eos_token_id"))
+    }
+}

@@ -1,0 +1,118 @@
+import QuantaCore
+import QuantaIO
+
+/// Shapes and constants of a decoder-only transformer, as an architecture family decodes them
+/// from a Hugging Face `config.json` or from GGUF metadata. Absent optional keys take the
+/// `transformers` defaults.
+public struct ModelConfig: Sendable, Equatable {
+    /// The registry key of the family (a Hugging Face `model_type`: "llama", "qwen3", ...).
+    public var modelType: String
+    /// `architectures` of config.json (empty for GGUF sources).
+    public var architectures: [String] = []
+    public var hiddenSize: Int
+    public var intermediateSize: Int
+    public var layerCount: Int
+    public var headCount: Int
+    public var kvHeadCount: Int
+    /// Width of one attention head (`head_dim`, else hidden_size / heads).
+    public var headDim: Int
+    public var vocabSize: Int
+    public var rmsNormEps: Double
+    public var ropeTheta: Double
+    public var maxPositionEmbeddings: Int
+    public var tieWordEmbeddings: Bool
+    /// q/k/v projections carry biases (always for qwen2, `attention_bias` otherwise).
+    public var attentionBias: Bool
+    /// Per-head RMSNorm of q and k before RoPE (qwen3).
+    public var qkNorm: Bool = false
+    /// Each position attends to at most this many positions (itself included): mistral's
+    /// `sliding_window`, qwen's when `use_sliding_window` is true; nil for full causal attention.
+    public var slidingWindow: Int?
+    public var bosTokenIds: [Int] = []
+    public var eosTokenIds: [Int] = []
+    /// `dtype` (transformers 5) or `torch_dtype` (4.x), e.g. "float32".
+    public var dtype: String?
+
+    public var qDim: Int { headCount * headDim }
+    public var kvDim: Int { kvHeadCount * headDim }
+
+    /// The family that owns this configuration.
+    public var architecture: any Architecture { ArchitectureRegistry.family(modelType: modelType)! }
+
+    /// Parameters the architecture implies (embeddings, decoder layers, final norm, head).
+    public var expectedParameterCount: Int {
+        let projections = 2 * hiddenSize * qDim + 2 * hiddenSize * kvDim
+        let bias = attentionBias ? qDim + 2 * kvDim : 0
+        let norms = 2 * hiddenSize + (qkNorm ? 2 * headDim : 0)
+        let layer = projections + bias + 3 * hiddenSize * intermediateSize + norms
+        let embeddings = vocabSize * hiddenSize
+        return embeddings * (tieWordEmbeddings ? 1 : 2) + layerCount * layer + hiddenSize
+    }
+}
+
+/// Reads the llama-family keys of a Hugging Face `config.json`; `path` names the file in errors.
+struct ConfigReader {
+    let json: JSONValue
+    let path: String
+
+    func fail(_ key: String, _ reason: String) -> QuantaError { QuantaError.malformed("\(path): \(key)", reason) }
+
+    func int(_ key: String) throws -> Int {
+        guard let value = json[key] else { throw fail(key, "required key is missing") }
+        guard let i = value.intValue, i > 0 else { throw fail(key, "must be a positive integer, got \(value.serialized())") }
+        return i
+    }
+
+    func optionalInt(_ key: String) throws -> Int? {
+        guard let value = json[key], value != .null else { return nil }
+        guard let i = value.intValue, i > 0 else { throw fail(key, "must be a positive integer, got \(value.serialized())") }
+        return i
+    }
+
+    func ids(_ key: String) throws -> [Int] {
+        switch json[key] {
+        case nil, .null?: return []
+        case let .array(values)?:
+            return try values.map { guard let i = $0.intValue else { throw fail(key, "must hold integers") }; return i }
+        case let value?:
+            guard let i = value.intValue else { throw fail(key, "must be an integer or a list of integers") }
+            return [i]
+        }
+    }
+
+    func bool(_ key: String) -> Bool? { json[key]?.boolValue }
+
+    /// The keys every llama-like family shares; the family adjusts the rest.
+    func decoderConfig(modelType: String, attentionBias: Bool) throws -> ModelConfig {
+        let hiddenSize = try int("hidden_size")
+        let intermediateSize = try int("intermediate_size")
+        let layerCount = try int("num_hidden_layers")
+        let headCount = try int("num_attention_heads")
+        let kvHeadCount = try optionalInt("num_key_value_heads") ?? headCount
+        guard headCount % kvHeadCount == 0 else {
+            throw fail("num_key_value_heads", "\(kvHeadCount) does not divide num_attention_heads \(headCount)")
+        }
+        let headDim: Int
+        if let explicit = try optionalInt("head_dim") {
+            headDim = explicit
+        } else {
+            guard hiddenSize % headCount == 0 else {
+                throw fail("hidden_size", "\(hiddenSize) is not a multiple of num_attention_heads \(headCount) and head_dim is absent")
+            }
+            headDim = hiddenSize / headCount
+        }
+        guard headDim % 2 == 0 else { throw fail("head_dim", "\(headDim) is odd; rotary embeddings pair dimensions") }
+        return ModelConfig(
+            modelType: modelType,
+            architectures: json["architectures"]?.arrayValue?.compactMap(\.stringValue) ?? [],
+            hiddenSize: hiddenSize, intermediateSize: intermediateSize, layerCount: layerCount,
+            headCount: headCount, kvHeadCount: kvHeadCount, headDim: headDim, vocabSize: try int("vocab_size"),
+            rmsNormEps: json["rms_norm_eps"]?.doubleValue ?? 1e-6,
+            ropeTheta: json["rope_theta"]?.doubleValue ?? json["rope_parameters"]?["rope_theta"]?.doubleValue ?? 10000,
+            maxPositionEmbeddings: try optionalInt("max_position_embeddings") ?? 2048,
+            tieWordEmbeddings: bool("tie_word_embeddings") ?? false,
+            attentionBias: attentionBias,
+            bosTokenIds: try ids("bos_token_id"), eosTokenIds: try ids("eos_token_id"),
+            dtype: json["dtype"]?.stringValue ?? json["torch_dtype"]?.stringValue)
+    }
+}

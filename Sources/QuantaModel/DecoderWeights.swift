@@ -1,0 +1,84 @@
+import QuantaCore
+import QuantaFormats
+import QuantaIO
+
+/// The fp32 weights of a decoder, gathered by role from the architecture's tensor table;
+/// matrices row-major `[out, in]`.
+public struct DecoderWeights: Sendable {
+    public struct Layer: Sendable {
+        public var attentionNorm: [Float] = []
+        public var q: [Float] = [], k: [Float] = [], v: [Float] = [], o: [Float] = []
+        public var qBias: [Float]?, kBias: [Float]?, vBias: [Float]?
+        /// Per-head RMSNorm weights of q and k (`headDim` values each; qwen3).
+        public var qNorm: [Float]?, kNorm: [Float]?
+        public var ffnNorm: [Float] = []
+        public var gate: [Float] = [], up: [Float] = [], down: [Float] = []
+        /// Storage types of the linear weights (GGUF sources), for runtime emulation.
+        public var types: [LinearRole: GGMLType] = [:]
+    }
+
+    public var embedding: [Float] = []
+    public var layers: [Layer]
+    public var outputNorm: [Float] = []
+    /// nil when tied to the embedding.
+    public var output: [Float]?
+    public var ropeLayout: RopeLayout
+    /// Storage type of the output head (GGUF sources).
+    public var outputType: GGMLType?
+
+    /// Loads every tensor of `config`'s architecture with `load` (nil: the tensor is absent),
+    /// checking each size against the table. `gguf` chooses GGUF names over Hugging Face names.
+    static func load(_ config: ModelConfig, gguf: Bool, ropeLayout: RopeLayout, source: String,
+                     _ load: (String) throws -> (values: [Float], type: GGMLType?)?) throws -> DecoderWeights {
+        var weights = DecoderWeights(layers: Array(repeating: Layer(), count: config.layerCount), ropeLayout: ropeLayout)
+        for spec in config.architecture.tensors(config) {
+            let name = gguf ? spec.ggufName : spec.hfName
+            guard let (values, type) = try load(name) else { throw QuantaError.malformed(source, "missing tensor '\(name)'") }
+            guard values.count == spec.elementCount else {
+                throw QuantaError.malformed("\(source): tensor '\(name)'", "has \(values.count) values, the config implies \(spec.elementCount)")
+            }
+            if let role = spec.role.linear, let layer = spec.layer { weights.layers[layer].types[role] = type }
+            switch (spec.role, spec.layer) {
+            case (.embedding, _): weights.embedding = values
+            case (.outputNorm, _): weights.outputNorm = values
+            case (.output, _): weights.output = values
+            case let (.attentionNorm, l?): weights.layers[l].attentionNorm = values
+            case let (.q, l?): weights.layers[l].q = values
+            case let (.k, l?): weights.layers[l].k = values
+            case let (.v, l?): weights.layers[l].v = values
+            case let (.o, l?): weights.layers[l].o = values
+            case let (.qBias, l?): weights.layers[l].qBias = values
+            case let (.kBias, l?): weights.layers[l].kBias = values
+            case let (.vBias, l?): weights.layers[l].vBias = values
+            case let (.qNorm, l?): weights.layers[l].qNorm = values
+            case let (.kNorm, l?): weights.layers[l].kNorm = values
+            case let (.ffnNorm, l?): weights.layers[l].ffnNorm = values
+            case let (.gate, l?): weights.layers[l].gate = values
+            case let (.up, l?): weights.layers[l].up = values
+            case let (.down, l?): weights.layers[l].down = values
+            default: throw QuantaError.malformed("\(source): tensor '\(name)'", "role \(spec.role) outside a block is not part of the decoder")
+            }
+            if spec.role == .output || (spec.role == .embedding && config.tieWordEmbeddings) { weights.outputType = type }
+        }
+        return weights
+    }
+
+    /// From a Hugging Face folder (F32/F16/BF16 safetensors).
+    public static func load(folder model: ModelFolder) throws -> DecoderWeights {
+        try load(model.config, gguf: false, ropeLayout: .halves, source: model.path) { name in
+            model.weights.contains(name) ? (try model.weights.floatTensor(name).storage, nil) : nil
+        }
+    }
+
+    /// From a GGUF file, dequantizing every tensor to fp32.
+    public static func load(gguf file: GGUFFile, config: ModelConfig) throws -> DecoderWeights {
+        try load(config, gguf: true, ropeLayout: config.architecture.ggufRopeLayout, source: file.path) { name in
+            guard let info = file.tensor(name) else { return nil }
+            do {
+                return (try Quantization.dequantize(info.type, file.rawBytes(info), count: info.elementCount), info.type)
+            } catch let error as QuantaError {
+                throw error.within("\(file.path): tensor '\(name)'")
+            }
+        }
+    }
+}
