@@ -52,6 +52,6 @@ let package = Package(
         .testTarget(name: "QuantaAlgorithmsTests", dependencies: ["QuantaAlgorithms", "QuantaModel", "QuantaEval", "TestSupport"]),
         .testTarget(name: "QuantaEvalTests", dependencies: ["QuantaEval", "TestSupport"]),
         .testTarget(name: "QuantaReportTests", dependencies: ["QuantaReport", "TestSupport"]),
-        .testTarget(name: "QuantaCLITests", dependencies: ["QuantaIO", "QuantaModel", "quanta", "TestSupport"]),
+        .testTarget(name: "QuantaCLITests", dependencies: ["QuantaCore", "QuantaIO", "QuantaModel", "quanta", "TestSupport"]),
     ]
 )

@@ -67,7 +67,7 @@ public struct ImportanceMatrix: Sendable, Equatable {
         var entries: [Entry] = []
         for info in file.tensors where info.name.hasSuffix(".in_sum2") {
             let name = String(info.name.dropLast(".in_sum2".count))
-            guard let countsInfo = try? file.info(name + ".counts") else {
+            guard let countsInfo = file.tensor(name + ".counts") else {
                 throw QuantaError.malformed("\(file.path): tensor '\(info.name)'", "has no matching '\(name).counts'")
             }
             guard info.type == .f32, countsInfo.type == .f32, info.dimensions.count <= 2,

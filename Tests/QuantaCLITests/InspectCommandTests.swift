@@ -1,3 +1,4 @@
+import QuantaCore
 import QuantaIO
 import TestSupport
 import XCTest
@@ -114,6 +115,24 @@ final class InspectCommandTests: XCTestCase {
         let usage = try TestSupport.run(try TestSupport.quantaExecutable(), ["inspect"])
         XCTAssertEqual(usage.status, 64)
         XCTAssertTrue(usage.stderr.contains("Missing expected argument '<path>'"), usage.stderr)
+    }
+
+    /// A folder of an architecture Quanta does not run: inspect lists it and says so; quantize refuses it.
+    func testUnknownArchitectureFolder() throws {
+        let folder = try TestSupport.temporaryFolder()
+        try TestSupport.write(Array(#"{"model_type": "gpt2", "n_embd": 8, "architectures": ["GPT2LMHeadModel"]}"#.utf8), to: folder + "/config.json")
+        try SafetensorsWriter.write([try .init(name: "wte.weight", tensor: Tensor(shape: [4, 8], storage: [Float](repeating: 0.5, count: 32)))],
+                                    to: folder + "/model.safetensors")
+        let report = try json(inspect([folder, "--json"]))
+        XCTAssertEqual(report["architecture"], .string("gpt2"))
+        XCTAssertEqual(report["parameter_count"]?.intValue, 32)
+        XCTAssertEqual(report["tensors"]?.arrayValue?.first?["name"], .string("wte.weight"))
+        XCTAssertEqual(report["metadata"]?["n_embd"]?.intValue, 8)
+        XCTAssertEqual(report["metadata"]?["quanta.support"],
+                       .string("model_type 'gpt2' is not supported for quantize/eval (supported: llama, mistral, qwen2, qwen3)"))
+        let quantize = try TestSupport.run(try TestSupport.quantaExecutable(), ["quantize", folder, folder + "/out.gguf", "Q8_0"])
+        XCTAssertEqual(quantize.status, 69)
+        XCTAssertEqual(quantize.stderr, "quanta: error: \(folder)/config.json: model_type: 'gpt2' is not supported (supported: llama, mistral, qwen2, qwen3)\n")
     }
 }
 
