@@ -20,6 +20,9 @@ public protocol BlockFormat: Sendable {
                      importance: UnsafePointer<Float>?, _ scratch: QuantScratch)
     /// Dequantizes `blocks` whole blocks at `x` into `blocks * type.blockSize` values at `y`.
     func dequantize(_ x: UnsafePointer<UInt8>, _ y: UnsafeMutablePointer<Float>, blocks: Int)
+    /// Encoding against parameters fitted beforehand (`quantizeRow` fits them); nil where Quanta
+    /// has not split the type's quantizer yet.
+    var codec: BlockCodec? { get }
 }
 
 /// A block format given by its two kernels: the form every built-in type takes, one entry in
@@ -34,16 +37,18 @@ public struct GGMLFormat: BlockFormat {
     public let usesImportance: Bool
     let rowQuantizer: RowQuantizer?
     let dequantizer: Dequantizer
+    public let codec: BlockCodec?
 
     /// `quantize` nil: read-only type. `usesImportance` defaults to "quantizable".
     public init(_ type: GGMLType, activation: GGMLType?, requiresImportance: Bool = false, usesImportance: Bool? = nil,
-                quantize: RowQuantizer?, dequantize: @escaping Dequantizer) {
+                quantize: RowQuantizer?, dequantize: @escaping Dequantizer, codec: BlockCodec? = nil) {
         self.type = type
         self.activationType = activation
         self.requiresImportance = requiresImportance
         self.usesImportance = usesImportance ?? (quantize != nil)
         self.rowQuantizer = quantize
         self.dequantizer = dequantize
+        self.codec = codec
     }
 
     public var canQuantize: Bool { rowQuantizer != nil }

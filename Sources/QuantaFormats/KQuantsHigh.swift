@@ -217,19 +217,23 @@ enum KQuantsHigh {
                     L[16 * j + ii] = Int8(l + 32)
                 }
             }
-            var ql = yb, qh = yb + 128
-            for j in stride(from: 0, to: QK_K, by: 128) {
-                for l in 0..<32 {
-                    let q1 = UInt8(L[j + l]) & 0xF, q2 = UInt8(L[j + l + 32]) & 0xF
-                    let q3 = UInt8(L[j + l + 64]) & 0xF, q4 = UInt8(L[j + l + 96]) & 0xF
-                    ql[l] = q1 | q3 << 4
-                    ql[l + 32] = q2 | q4 << 4
-                    qh[l] = UInt8(L[j + l]) >> 4 | (UInt8(L[j + l + 32]) >> 4) << 2
-                        | (UInt8(L[j + l + 64]) >> 4) << 4 | (UInt8(L[j + l + 96]) >> 4) << 6
-                }
-                ql += 64
-                qh += 32
+            packQ6(UnsafeRawPointer(L).assumingMemoryBound(to: UInt8.self), yb)
+        }
+    }
+
+    /// Q6_K level bytes: low nibbles in ql[128], high two bits in qh[64] (levels 0..<64).
+    static func packQ6(_ L: UnsafePointer<UInt8>, _ yb: UnsafeMutablePointer<UInt8>) {
+        var ql = yb, qh = yb + 128
+        for j in stride(from: 0, to: QK_K, by: 128) {
+            for l in 0..<32 {
+                let q1 = L[j + l] & 0xF, q2 = L[j + l + 32] & 0xF
+                let q3 = L[j + l + 64] & 0xF, q4 = L[j + l + 96] & 0xF
+                ql[l] = q1 | q3 << 4
+                ql[l + 32] = q2 | q4 << 4
+                qh[l] = L[j + l] >> 4 | (L[j + l + 32] >> 4) << 2 | (L[j + l + 64] >> 4) << 4 | (L[j + l + 96] >> 4) << 6
             }
+            ql += 64
+            qh += 32
         }
     }
 
@@ -263,13 +267,17 @@ enum KQuantsHigh {
 extension GGMLFormat {
     public static let q4_K = GGMLFormat(.q4_K, activation: .q8_K, quantize: { x, y, n, qw, s in
         KQuantsHigh.quantizeQ4_K(x, y, blocks: n / QK_K, qw: qw, reference: qw == nil, s)
-    }, dequantize: KQuantsHigh.dequantizeQ4_K)
+    }, dequantize: KQuantsHigh.dequantizeQ4_K, codec: .scaleMinK(levels: 16) { l, b in
+        withByteLevels(l, QK_K) { KQuantsHigh.packQ4($0, b + 16) }
+    })
 
     public static let q5_K = GGMLFormat(.q5_K, activation: .q8_K, quantize: { x, y, n, qw, s in
         KQuantsHigh.quantizeQ5_K(x, y, blocks: n / QK_K, qw: qw, reference: qw == nil, s)
-    }, dequantize: KQuantsHigh.dequantizeQ5_K)
+    }, dequantize: KQuantsHigh.dequantizeQ5_K, codec: .scaleMinK(levels: 32) { l, b in
+        withByteLevels(l, QK_K) { KQuantsHigh.packQ5($0, b + 16, b + 48) }
+    })
 
     public static let q6_K = GGMLFormat(.q6_K, activation: .q8_K, quantize: { x, y, n, qw, s in
         KQuantsHigh.quantizeQ6_K(x, y, blocks: n / QK_K, qw: qw, s)
-    }, dequantize: KQuantsHigh.dequantizeQ6_K)
+    }, dequantize: KQuantsHigh.dequantizeQ6_K, codec: .q6_K)
 }

@@ -144,6 +144,12 @@ enum KQuantsLow {
                 L[16 * j + ii] = Int8(l + 4)
             }
         }
+        packQ3(UnsafeMutableRawPointer(L).assumingMemoryBound(to: UInt8.self), yb)
+    }
+
+    /// Q3_K level bytes from levels 0..<8 (changed in place to their low two bits): the high
+    /// bit in hmask[32], the low bits in qs[64].
+    static func packQ3(_ L: UnsafeMutablePointer<UInt8>, _ yb: UnsafeMutablePointer<UInt8>) {
         for j in 0..<32 { yb[j] = 0 }
         var m = 0
         var hm: UInt8 = 1
@@ -155,7 +161,7 @@ enum KQuantsLow {
             m += 1
             if m == QK_K / 8 { m = 0; hm <<= 1 }
         }
-        pack2(UnsafeRawPointer(L).assumingMemoryBound(to: UInt8.self), yb + 32)
+        pack2(L, yb + 32)
     }
 
     static func quantizeQ3_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, _ s: QuantScratch) {
@@ -242,9 +248,26 @@ enum KQuantsLow {
 extension GGMLFormat {
     public static let q2_K = GGMLFormat(.q2_K, activation: .q8_K, quantize: { x, y, n, qw, s in
         if let qw { KQuantsLow.quantizeQ2_K(x, y, n: n, qw: qw, s) } else { KQuantsLow.quantizeQ2_K(x, y, blocks: n / QK_K, s) }
-    }, dequantize: KQuantsLow.dequantizeQ2_K)
+    }, dequantize: KQuantsLow.dequantizeQ2_K, codec: BlockCodec(
+        level: { x, j, b in
+            let sc = b[j / 16], d = b.halfFloat(at: 80) * Float(sc & 0xF), m = b.halfFloat(at: 82) * Float(sc >> 4)
+            return nearestLevel(x + m, d, 0, 3, zero: 0)
+        },
+        value: { q, j, b in
+            let sc = b[j / 16]
+            return b.halfFloat(at: 80) * Float(sc & 0xF) * Float(q) - b.halfFloat(at: 82) * Float(sc >> 4)
+        },
+        pack: { l, b in withByteLevels(l, QK_K) { KQuantsLow.pack2($0, b + 16) } }))
 
     public static let q3_K = GGMLFormat(.q3_K, activation: .q8_K, quantize: { x, y, n, qw, s in
         if let qw { KQuantsLow.quantizeQ3_K(x, y, n: n, qw: qw, s) } else { KQuantsLow.quantizeQ3_K(x, y, blocks: n / QK_K, s) }
-    }, dequantize: KQuantsLow.dequantizeQ3_K)
+    }, dequantize: KQuantsLow.dequantizeQ3_K, codec: BlockCodec(
+        level: { x, j, b in nearestLevel(x, b.halfFloat(at: 108) * Float(KQuantsLow.scale3(b + 96, j / 16)), -4, 3, zero: 0) + 4 },
+        value: { q, j, b in b.halfFloat(at: 108) * Float(KQuantsLow.scale3(b + 96, j / 16)) * Float(Int(q) - 4) },
+        pack: { l, b in
+            withUnsafeTemporaryAllocation(of: UInt8.self, capacity: QK_K) { bytes in
+                for j in 0..<QK_K { bytes[j] = UInt8(truncatingIfNeeded: l[j]) }
+                KQuantsLow.packQ3(bytes.baseAddress!, b)
+            }
+        }))
 }

@@ -246,24 +246,30 @@ enum LegacyQuants {
 extension GGMLFormat {
     public static let q4_0 = GGMLFormat(.q4_0, activation: .q8_0, quantize: { x, y, n, qw, s in
         if let qw { LegacyQuants.quantizeQ4_0(x, y, n: n, qw: qw, s) } else { LegacyQuants.quantizeQ4_0(x, y, blocks: n / 32) }
-    }, dequantize: LegacyQuants.dequantizeQ4_0)
+    }, dequantize: LegacyQuants.dequantizeQ4_0, codec: .symmetric(levels: 16) { l, b in
+        for j in 0..<16 { b[2 + j] = UInt8(l[j]) | UInt8(l[j + 16]) << 4 }
+    })
 
     public static let q4_1 = GGMLFormat(.q4_1, activation: .q8_1, quantize: { x, y, n, qw, s in
         if let qw { LegacyQuants.quantizeQ4_1(x, y, n: n, qw: qw, s) } else { LegacyQuants.quantizeQ4_1(x, y, blocks: n / 32) }
-    }, dequantize: LegacyQuants.dequantizeQ4_1)
+    }, dequantize: LegacyQuants.dequantizeQ4_1, codec: .affine(levels: 16) { l, b in
+        for j in 0..<16 { b[4 + j] = UInt8(l[j]) | UInt8(l[j + 16]) << 4 }
+    })
 
     public static let q5_0 = GGMLFormat(.q5_0, activation: .q8_0, quantize: { x, y, n, qw, s in
         if let qw { LegacyQuants.quantizeQ5_0(x, y, n: n, qw: qw, s) } else { LegacyQuants.quantizeQ5_0(x, y, blocks: n / 32, s) }
-    }, dequantize: { LegacyQuants.dequantizeQ5($0, $1, blocks: $2, hasMin: false) })
+    }, dequantize: { LegacyQuants.dequantizeQ5($0, $1, blocks: $2, hasMin: false) },
+       codec: .symmetric(levels: 32) { l, b in withByteLevels(l, 32) { LegacyQuants.packQ5($0, b + 2) } })
 
     public static let q5_1 = GGMLFormat(.q5_1, activation: .q8_1, quantize: { x, y, n, qw, s in
         if let qw { LegacyQuants.quantizeQ5_1(x, y, n: n, qw: qw, s) } else { LegacyQuants.quantizeQ5_1(x, y, blocks: n / 32, s) }
-    }, dequantize: { LegacyQuants.dequantizeQ5($0, $1, blocks: $2, hasMin: true) })
+    }, dequantize: { LegacyQuants.dequantizeQ5($0, $1, blocks: $2, hasMin: true) },
+       codec: .affine(levels: 32) { l, b in withByteLevels(l, 32) { LegacyQuants.packQ5($0, b + 4) } })
 
     /// ggml ignores importance for Q8_0.
     public static let q8_0 = GGMLFormat(.q8_0, activation: .q8_0, usesImportance: false, quantize: { x, y, n, _, _ in
         LegacyQuants.quantizeQ8_0(x, y, blocks: n / 32)
-    }, dequantize: LegacyQuants.dequantizeQ8_0)
+    }, dequantize: LegacyQuants.dequantizeQ8_0, codec: .q8_0)
 
     /// Activation format only (Quanta reads it; weights are never stored as Q8_1).
     public static let q8_1 = GGMLFormat(.q8_1, activation: nil, quantize: nil, dequantize: LegacyQuants.dequantizeQ8_1)

@@ -54,6 +54,8 @@ final class Qwen3Tests: XCTestCase {
         XCTAssertEqual(file["qwen3.attention.value_length"]?.intValue, 32)
         XCTAssertEqual(file["qwen3.embedding_length"]?.intValue, 64)
         XCTAssertEqual(file["qwen3.attention.head_count_kv"]?.intValue, 2)
+        XCTAssertNil(file["qwen3.vocab_size"])  // llama.cpp's converter writes neither for qwen3
+        XCTAssertNil(file["qwen3.rope.dimension_count"])
         XCTAssertEqual(file.tensor("blk.1.attn_q_norm.weight")?.dimensions, [32])
         XCTAssertEqual(file.tensor("blk.0.attn_k_norm.weight")?.dimensions, [32])
         XCTAssertEqual(file.tensor("blk.0.attn_q.weight")?.dimensions, [64, 128])

@@ -38,6 +38,8 @@ final class RuntimeLayoutTests: XCTestCase {
         let file = try GGUFFile(path: gguf)
         XCTAssertEqual(file["general.architecture"], .string("qwen2"))
         XCTAssertNotNil(try? file.info("blk.1.attn_v.bias"))
+        XCTAssertNil(file["qwen2.vocab_size"])  // as llama.cpp's converter writes qwen2
+        XCTAssertNil(file["qwen2.rope.dimension_count"])
         assertClose(sampled(try DecoderModel(path: gguf).logits([RuntimeLayoutTests.ids])), numpyLogits, 2e-3, "qwen2 GGUF vs numpy")
     }
 

@@ -115,12 +115,14 @@ extension Architecture {
         return specs
     }
 
+    /// llama.cpp's `LlamaModel` keys: the base keys plus `vocab_size` and `rope.dimension_count`.
     public func ggufMetadata(_ c: ModelConfig) -> [(key: String, value: GGUFValue)] {
-        decoderGGUFMetadata(c, keyLength: c.headDim * c.headCount != c.hiddenSize)
+        decoderGGUFMetadata(c, keyLength: c.headDim * c.headCount != c.hiddenSize, vocabAndRope: true)
     }
 
-    /// The llama-like `<arch>.*` keys; `keyLength` adds `attention.key_length` / `value_length`.
-    public func decoderGGUFMetadata(_ c: ModelConfig, keyLength: Bool) -> [(key: String, value: GGUFValue)] {
+    /// The `<arch>.*` keys of llama.cpp's `TextModel`; `keyLength` adds `attention.key_length` /
+    /// `value_length`, `vocabAndRope` the `vocab_size` and `rope.dimension_count` its llama converter adds.
+    public func decoderGGUFMetadata(_ c: ModelConfig, keyLength: Bool, vocabAndRope: Bool) -> [(key: String, value: GGUFValue)] {
         let arch = ggufArchitecture
         var kv: [(key: String, value: GGUFValue)] = [
             ("\(arch).block_count", .uint32(UInt32(c.layerCount))),
@@ -131,9 +133,11 @@ extension Architecture {
             ("\(arch).attention.head_count_kv", .uint32(UInt32(c.kvHeadCount))),
             ("\(arch).rope.freq_base", .float32(Float(c.ropeTheta))),
             ("\(arch).attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEps))),
-            ("\(arch).vocab_size", .uint32(UInt32(c.vocabSize))),
-            ("\(arch).rope.dimension_count", .uint32(UInt32(c.headDim))),
         ]
+        if vocabAndRope {
+            kv.append(("\(arch).vocab_size", .uint32(UInt32(c.vocabSize))))
+            kv.append(("\(arch).rope.dimension_count", .uint32(UInt32(c.headDim))))
+        }
         if keyLength {
             kv.append(("\(arch).attention.key_length", .uint32(UInt32(c.headDim))))
             kv.append(("\(arch).attention.value_length", .uint32(UInt32(c.headDim))))

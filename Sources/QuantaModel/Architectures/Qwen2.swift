@@ -15,4 +15,9 @@ public struct Qwen2: Architecture {
         if reader.bool("use_sliding_window") == true { config.slidingWindow = try reader.optionalInt("sliding_window") }
         return config
     }
+
+    /// llama.cpp's converter writes no `vocab_size` / `rope.dimension_count` for qwen2.
+    public func ggufMetadata(_ c: ModelConfig) -> [(key: String, value: GGUFValue)] {
+        decoderGGUFMetadata(c, keyLength: c.headDim * c.headCount != c.hiddenSize, vocabAndRope: false)
+    }
 }

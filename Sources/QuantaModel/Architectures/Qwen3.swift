@@ -6,7 +6,7 @@ import QuantaIO
 /// hidden_size); q/k/v biases only with `attention_bias`; a sliding window only with
 /// `use_sliding_window`. GGUF architecture `qwen3` with HF rotary halves, tensors
 /// `blk.N.attn_q_norm.weight` / `attn_k_norm.weight`, and `qwen3.attention.key_length` /
-/// `value_length` always written, as llama.cpp's converter does.
+/// `value_length` always written and no `vocab_size` / `rope.dimension_count`, as llama.cpp's converter does.
 public struct Qwen3: Architecture {
     public init() {}
     public var modelTypes: [String] { ["qwen3"] }
@@ -22,6 +22,6 @@ public struct Qwen3: Architecture {
     }
 
     public func ggufMetadata(_ c: ModelConfig) -> [(key: String, value: GGUFValue)] {
-        decoderGGUFMetadata(c, keyLength: true)
+        decoderGGUFMetadata(c, keyLength: true, vocabAndRope: false)
     }
 }
