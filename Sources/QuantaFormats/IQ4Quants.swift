@@ -7,6 +7,18 @@ import QuantaCore
 enum IQ4Quants {
     /// ggml `kvalues_iq4nl`.
     static let values: [Int8] = [-127, -104, -83, -65, -49, -35, -22, -10, 1, 13, 25, 38, 53, 69, 89, 113]
+    static let floatValues: [Float] = values.map(Float.init)
+
+    /// The index whose value times `dl` is nearest to `x` (index 8, value 1, when `dl` is 0).
+    static func nearestIndex(_ x: Float, _ dl: Float) -> Int32 {
+        floatValues.withUnsafeBufferPointer { Int32(bestIndex($0.baseAddress!, dl != 0 ? x / dl : 0)) }
+    }
+
+    /// IQ4_XS sub-block `ib`'s scale: d * (6-bit scale - 32).
+    static func scaleXS(_ b: UnsafePointer<UInt8>, _ ib: Int) -> Float {
+        let ls = (Int(b[4 + ib / 2]) >> (4 * (ib % 2))) & 0xF | ((Int(b.half(at: 2)) >> (2 * ib)) & 3) << 4
+        return b.halfFloat(at: 0) * Float(ls - 32)
+    }
 
     /// ggml `best_index_int8` over the 16 non-linear values `v` (as Float).
     @inline(__always)
@@ -146,11 +158,8 @@ enum IQ4Quants {
     static func dequantizeIQ4_XS(_ x: UnsafePointer<UInt8>, _ y: UnsafeMutablePointer<Float>, blocks: Int) {
         for i in 0..<blocks {
             let xb = x + 136 * i
-            let d = xb.halfFloat(at: 0)
-            let scalesH = Int(xb.half(at: 2))
             for ib in 0..<8 {
-                let ls = (Int(xb[4 + ib / 2]) >> (4 * (ib % 2))) & 0xF | ((scalesH >> (2 * ib)) & 3) << 4
-                let dl = d * Float(ls - 32)
+                let dl = scaleXS(xb, ib)
                 let qs = xb + 8 + 16 * ib, yb = y + QK_K * i + 32 * ib
                 for j in 0..<16 {
                     yb[j] = dl * Float(values[Int(qs[j] & 0xF)])
@@ -164,9 +173,19 @@ enum IQ4Quants {
 extension GGMLFormat {
     public static let iq4_NL = GGMLFormat(.iq4_NL, activation: .q8_0, quantize: { x, y, n, qw, s in
         IQ4Quants.quantizeIQ4_NL(x, y, n: n, qw: qw, s)
-    }, dequantize: IQ4Quants.dequantizeIQ4_NL)
+    }, dequantize: IQ4Quants.dequantizeIQ4_NL, codec: BlockCodec(
+        level: { x, _, b in IQ4Quants.nearestIndex(x, b.halfFloat(at: 0)) },
+        value: { q, _, b in b.halfFloat(at: 0) * IQ4Quants.floatValues[Int(q)] },
+        pack: { l, b in for j in 0..<16 { b[2 + j] = UInt8(l[j]) | UInt8(l[j + 16]) << 4 } }))
 
     public static let iq4_XS = GGMLFormat(.iq4_XS, activation: .q8_K, quantize: { x, y, n, qw, s in
         IQ4Quants.quantizeIQ4_XS(x, y, n: n, qw: qw, s)
-    }, dequantize: IQ4Quants.dequantizeIQ4_XS)
+    }, dequantize: IQ4Quants.dequantizeIQ4_XS, codec: BlockCodec(
+        level: { x, j, b in IQ4Quants.nearestIndex(x, IQ4Quants.scaleXS(b, j / 32)) },
+        value: { q, j, b in IQ4Quants.scaleXS(b, j / 32) * IQ4Quants.floatValues[Int(q)] },
+        pack: { l, b in
+            for ib in 0..<8 {
+                for j in 0..<16 { b[8 + 16 * ib + j] = UInt8(l[32 * ib + j]) | UInt8(l[32 * ib + 16 + j]) << 4 }
+            }
+        }))
 }

@@ -11,7 +11,7 @@ final class BlockCodecTests: XCTestCase {
     /// Byte ranges of each block's parameters (everything else is levels).
     static let headers: [GGMLType: [Range<Int>]] = [
         .q8_0: [0..<2], .q4_0: [0..<2], .q5_0: [0..<2], .q4_1: [0..<4], .q5_1: [0..<4],
-        .q2_K: [0..<16, 80..<84], .q3_K: [96..<110], .q4_K: [0..<16], .q5_K: [0..<16], .q6_K: [192..<210],
+        .iq4_NL: [0..<2], .iq4_XS: [0..<8], .q2_K: [0..<16, 80..<84], .q3_K: [96..<110], .q4_K: [0..<16], .q5_K: [0..<16], .q6_K: [192..<210],
     ]
 
     func testEncodeAgainstFittedParameters() throws {
