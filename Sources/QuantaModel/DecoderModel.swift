@@ -192,83 +192,109 @@ public final class DecoderModel: @unchecked Sendable {
         guard T <= maxPositions else {
             throw QuantaError(.invalidArgument, "forward pass", "sequence of \(T) tokens exceeds \(maxPositions) positions")
         }
-        let c = config, d = c.hiddenSize, f = c.intermediateSize, B = sequences.count, rows = B * T
+        let c = config, d = c.hiddenSize, B = sequences.count, rows = B * T
+        let X = workspace.buffer(0, rows * d)
+        try embed(sequences, into: X)
+        for (l, layer) in weights.layers.enumerated() {
+            block(layer, index: l, X, sequences: B, length: T, observer: observer)
+        }
+        let H = finalNorm(X, rows: rows, observer: observer)
+        let logits = workspace.buffer(10, rows * c.vocabSize)
+        let head = weights.output ?? weights.embedding
+        let scratch = workspace.buffer(9, runtime == .llamacpp ? rows * d : 1)
+        let input = linearInput(H, count: rows * d, rowLength: d, type: weights.outputType, scratch: scratch)
+        head.withUnsafeBufferPointer { w in
+            Kernels.gemmNT(rows, c.vocabSize, d, input, d, w.baseAddress!, d, logits, c.vocabSize, split: true)
+        }
+        return try body(UnsafeBufferPointer(start: logits, count: rows * c.vocabSize))
+    }
+
+    /// Writes the embeddings of `sequences` (equal lengths T) into `X` `[count * T, hiddenSize]`,
+    /// checking every token against the vocabulary first.
+    public func embed(_ sequences: [[Int32]], into X: UnsafeMutablePointer<Float>) throws {
+        let d = config.hiddenSize
         for (s, sequence) in sequences.enumerated() {
-            if let bad = sequence.firstIndex(where: { $0 < 0 || Int($0) >= c.vocabSize }) {
-                throw QuantaError(.invalidArgument, "sequence \(s)", "token \(sequence[bad]) at \(bad) is outside the vocabulary of \(c.vocabSize)")
+            if let bad = sequence.firstIndex(where: { $0 < 0 || Int($0) >= config.vocabSize }) {
+                throw QuantaError(.invalidArgument, "sequence \(s)", "token \(sequence[bad]) at \(bad) is outside the vocabulary of \(config.vocabSize)")
             }
         }
-        let X = workspace.buffer(0, rows * d), H = workspace.buffer(1, rows * d)
+        weights.embedding.withUnsafeBufferPointer { e in
+            var row = 0
+            for sequence in sequences {
+                for token in sequence {
+                    (X + row * d).update(from: e.baseAddress! + Int(token) * d, count: d)
+                    row += 1
+                }
+            }
+        }
+    }
+
+    /// The final RMSNorm of `X` `[rows, hiddenSize]` into the model's buffer (valid until the
+    /// next pass), shown to `observer` as the output head's input.
+    public func finalNorm(_ X: UnsafePointer<Float>, rows: Int, observer: ForwardObserver? = nil) -> UnsafeMutablePointer<Float> {
+        let d = config.hiddenSize
+        let H = workspace.buffer(1, rows * d)
+        weights.outputNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: Float(config.rmsNormEps)) }
+        observer?.linearInput(layer: -1, role: .output, UnsafeBufferPointer(start: H, count: rows * d), rows: rows, columns: d)
+        return H
+    }
+
+    /// Decoder block `l` with weights `layer`, in place on the residual stream `X`
+    /// `[B * T, hiddenSize]` of B causal sequences of T positions each (T <= maxPositions).
+    public func block(_ layer: DecoderWeights.Layer, index l: Int, _ X: UnsafeMutablePointer<Float>, sequences B: Int, length T: Int,
+                      observer: ForwardObserver? = nil) {
+        let c = config, d = c.hiddenSize, f = c.intermediateSize, rows = B * T
+        let H = workspace.buffer(1, rows * d)
         let Q = workspace.buffer(2, rows * c.qDim), K = workspace.buffer(3, rows * c.kvDim), V = workspace.buffer(4, rows * c.kvDim)
         let A = workspace.buffer(5, rows * c.qDim)
         let G = workspace.buffer(7, rows * f), U = workspace.buffer(8, rows * f)
         let scratch = workspace.buffer(9, runtime == .llamacpp ? rows * max(d, f, c.qDim) : 1)
         let xb = UnsafeMutableBufferPointer(start: X, count: rows * d), hb = UnsafeMutableBufferPointer(start: H, count: rows * d)
         let ab = UnsafeMutableBufferPointer(start: A, count: rows * c.qDim), gb = UnsafeMutableBufferPointer(start: G, count: rows * f)
-        weights.embedding.withUnsafeBufferPointer { e in
-            for (s, sequence) in sequences.enumerated() {
-                for (t, token) in sequence.enumerated() {
-                    (X + (s * T + t) * d).update(from: e.baseAddress! + Int(token) * d, count: d)
-                }
-            }
-        }
         let scale = 1 / Float(c.headDim).squareRoot(), eps = Float(c.rmsNormEps)
-        do {
-            for (l, layer) in weights.layers.enumerated() {
-                layer.attentionNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: eps) }
-                if let observer {
-                    for role in [LinearRole.q, .k, .v] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
-                }
-                var hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.q], scratch: scratch)
-                layer.q.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.qDim, d, hq, d, $0.baseAddress!, d, Q, c.qDim, split: true) }
-                hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.k], scratch: scratch)
-                layer.k.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.kvDim, d, hq, d, $0.baseAddress!, d, K, c.kvDim, split: true) }
-                hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.v], scratch: scratch)
-                layer.v.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.kvDim, d, hq, d, $0.baseAddress!, d, V, c.kvDim, split: true) }
-                layer.qBias?.withUnsafeBufferPointer { Kernels.add(Q, $0.baseAddress!, rows: rows, n: c.qDim) }
-                layer.kBias?.withUnsafeBufferPointer { Kernels.add(K, $0.baseAddress!, rows: rows, n: c.kvDim) }
-                layer.vBias?.withUnsafeBufferPointer { Kernels.add(V, $0.baseAddress!, rows: rows, n: c.kvDim) }
-                // qwen3: RMSNorm over each head's headDim values, before RoPE.
-                layer.qNorm?.withUnsafeBufferPointer { Kernels.rmsNorm(Q, $0.baseAddress!, Q, rows: rows * c.headCount, n: c.headDim, eps: eps) }
-                layer.kNorm?.withUnsafeBufferPointer { Kernels.rmsNorm(K, $0.baseAddress!, K, rows: rows * c.kvHeadCount, n: c.headDim, eps: eps) }
-                for s in 0..<B {
-                    rope(Q + s * T * c.qDim, count: T, heads: c.headCount, stride: c.qDim)
-                    rope(K + s * T * c.kvDim, count: T, heads: c.kvHeadCount, stride: c.kvDim)
-                    if runtime == .llamacpp {
-                        // llama.cpp keeps K and V in an f16 cache, and its f16 products take Q in f16.
-                        ActivationQuantization.roundTrip(.f16, K + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
-                        ActivationQuantization.roundTrip(.f16, V + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
-                        ActivationQuantization.roundTrip(.f16, Q + s * T * c.qDim, count: T * c.qDim, rowLength: c.qDim)
-                    }
-                    attention(Q + s * T * c.qDim, K + s * T * c.kvDim, V + s * T * c.kvDim, A + s * T * c.qDim, T: T, scale: scale)
-                }
-                observer?.linearInput(layer: l, role: .o, UnsafeBufferPointer(ab), rows: rows, columns: c.qDim)
-                let ao = linearInput(A, count: rows * c.qDim, rowLength: c.qDim, type: layer.types[.o], scratch: scratch)
-                layer.o.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, c.qDim, ao, c.qDim, $0.baseAddress!, c.qDim, X, d, accumulate: true, split: true) }
-                layer.ffnNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: eps) }
-                if let observer {
-                    for role in [LinearRole.gate, .up] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
-                }
-                hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.gate], scratch: scratch)
-                layer.gate.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, G, f, split: true) }
-                hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.up], scratch: scratch)
-                layer.up.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, U, f, split: true) }
-                Kernels.swiglu(G, U, count: rows * f)
-                observer?.linearInput(layer: l, role: .down, UnsafeBufferPointer(gb), rows: rows, columns: f)
-                let gd = linearInput(G, count: rows * f, rowLength: f, type: layer.types[.down], scratch: scratch)
-                layer.down.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, f, gd, f, $0.baseAddress!, f, X, d, accumulate: true, split: true) }
-                observer?.blockOutput(layer: l, UnsafeBufferPointer(xb), rows: rows, columns: d)
+        layer.attentionNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: eps) }
+        if let observer {
+            for role in [LinearRole.q, .k, .v] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
+        }
+        var hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.q], scratch: scratch)
+        layer.q.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.qDim, d, hq, d, $0.baseAddress!, d, Q, c.qDim, split: true) }
+        hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.k], scratch: scratch)
+        layer.k.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.kvDim, d, hq, d, $0.baseAddress!, d, K, c.kvDim, split: true) }
+        hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.v], scratch: scratch)
+        layer.v.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.kvDim, d, hq, d, $0.baseAddress!, d, V, c.kvDim, split: true) }
+        layer.qBias?.withUnsafeBufferPointer { Kernels.add(Q, $0.baseAddress!, rows: rows, n: c.qDim) }
+        layer.kBias?.withUnsafeBufferPointer { Kernels.add(K, $0.baseAddress!, rows: rows, n: c.kvDim) }
+        layer.vBias?.withUnsafeBufferPointer { Kernels.add(V, $0.baseAddress!, rows: rows, n: c.kvDim) }
+        // qwen3: RMSNorm over each head's headDim values, before RoPE.
+        layer.qNorm?.withUnsafeBufferPointer { Kernels.rmsNorm(Q, $0.baseAddress!, Q, rows: rows * c.headCount, n: c.headDim, eps: eps) }
+        layer.kNorm?.withUnsafeBufferPointer { Kernels.rmsNorm(K, $0.baseAddress!, K, rows: rows * c.kvHeadCount, n: c.headDim, eps: eps) }
+        for s in 0..<B {
+            rope(Q + s * T * c.qDim, count: T, heads: c.headCount, stride: c.qDim)
+            rope(K + s * T * c.kvDim, count: T, heads: c.kvHeadCount, stride: c.kvDim)
+            if runtime == .llamacpp {
+                // llama.cpp keeps K and V in an f16 cache, and its f16 products take Q in f16.
+                ActivationQuantization.roundTrip(.f16, K + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
+                ActivationQuantization.roundTrip(.f16, V + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
+                ActivationQuantization.roundTrip(.f16, Q + s * T * c.qDim, count: T * c.qDim, rowLength: c.qDim)
             }
-            weights.outputNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: eps) }
-            observer?.linearInput(layer: -1, role: .output, UnsafeBufferPointer(hb), rows: rows, columns: d)
+            attention(Q + s * T * c.qDim, K + s * T * c.kvDim, V + s * T * c.kvDim, A + s * T * c.qDim, T: T, scale: scale)
         }
-        let logits = workspace.buffer(10, rows * c.vocabSize)
-        let head = weights.output ?? weights.embedding
-        let input = linearInput(H, count: rows * d, rowLength: d, type: weights.outputType, scratch: scratch)
-        head.withUnsafeBufferPointer { w in
-            Kernels.gemmNT(rows, c.vocabSize, d, input, d, w.baseAddress!, d, logits, c.vocabSize, split: true)
+        observer?.linearInput(layer: l, role: .o, UnsafeBufferPointer(ab), rows: rows, columns: c.qDim)
+        let ao = linearInput(A, count: rows * c.qDim, rowLength: c.qDim, type: layer.types[.o], scratch: scratch)
+        layer.o.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, c.qDim, ao, c.qDim, $0.baseAddress!, c.qDim, X, d, accumulate: true, split: true) }
+        layer.ffnNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: eps) }
+        if let observer {
+            for role in [LinearRole.gate, .up] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
         }
-        return try body(UnsafeBufferPointer(start: logits, count: rows * c.vocabSize))
+        hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.gate], scratch: scratch)
+        layer.gate.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, G, f, split: true) }
+        hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.up], scratch: scratch)
+        layer.up.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, U, f, split: true) }
+        Kernels.swiglu(G, U, count: rows * f)
+        observer?.linearInput(layer: l, role: .down, UnsafeBufferPointer(gb), rows: rows, columns: f)
+        let gd = linearInput(G, count: rows * f, rowLength: f, type: layer.types[.down], scratch: scratch)
+        layer.down.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, f, gd, f, $0.baseAddress!, f, X, d, accumulate: true, split: true) }
+        observer?.blockOutput(layer: l, UnsafeBufferPointer(xb), rows: rows, columns: d)
     }
 }
 
