@@ -1,3 +1,4 @@
+import QuantaCalibration
 import QuantaCore
 import QuantaModel
 
@@ -24,24 +25,10 @@ public struct PerplexityProtocol: Sendable {
     /// Scored predictions per chunk.
     public var scoredPerChunk: Int { context - 1 - firstScored }
 
-    /// The token stream and the chunk count for `tokens` (already tokenized, without BOS).
+    /// The chunks of `tokens` (already tokenized, without BOS), cut as llama.cpp does.
     public func chunks(of tokens: [Int32], bos: Int32?) throws -> [[Int32]] {
-        guard context >= 4 else { throw QuantaError(.invalidArgument, "--ctx", "context \(context) is too short") }
-        var stream = tokens
-        if addBOS {
-            guard let bos else { throw QuantaError(.invalidArgument, "BOS", "the tokenizer has no BOS token") }
-            stream.insert(bos, at: 0)
-        }
-        let available = stream.count / context
-        guard available > 0 else {
-            throw QuantaError(.invalidArgument, "text", "\(stream.count) tokens are fewer than one chunk of \(context)")
-        }
-        let count = min(available, chunks ?? available)
-        return (0..<count).map { c in
-            var chunk = Array(stream[(c * context)..<((c + 1) * context)])
-            if addBOS, let bos { chunk[0] = bos }
-            return chunk
-        }
+        if addBOS && bos == nil { throw QuantaError(.invalidArgument, "BOS", "the tokenizer has no BOS token") }
+        return try SequentialChunks.cut(tokens, context: context, limit: chunks, bos: addBOS ? bos : nil, source: "text")
     }
 }
 

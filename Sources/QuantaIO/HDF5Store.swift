@@ -29,13 +29,20 @@ extension Float: HDF5Element { public static var hdf5Type: HDF5ElementType { .fl
 extension Double: HDF5Element { public static var hdf5Type: HDF5ElementType { .float64 } }
 extension Int64: HDF5Element { public static var hdf5Type: HDF5ElementType { .int64 } }
 
-/// A flat store of named datasets in one HDF5 file: float32, float64 or int64 arrays of any
-/// rank, chunked and deflate-compressed, each with string/integer/float attributes.
+/// A store of named datasets in one HDF5 file, at the root or one level down in groups
+/// ("group/dataset"): float32, float64 or int64 arrays of any rank, chunked and
+/// deflate-compressed, with string/integer/float attributes on datasets, groups and the root.
 ///
 /// A store opened for writing goes to a temporary file that `close()` renames into place;
-/// one opened for reading is read-only. Not thread-safe: use one store per thread.
+/// one opened for reading is read-only. Only hard links are followed: soft and external links
+/// are neither listed nor opened. Not thread-safe: use one store per thread.
 public final class HDF5Store {
     public enum Mode { case read, create }
+
+    /// Longest group, dataset or attribute name read from a file, in bytes.
+    static let maxNameBytes = 4096
+    /// Longest string attribute value read from a file, in bytes.
+    static let maxStringBytes = 1 << 24
 
     public let path: String
     private let temporaryPath: String?
@@ -95,44 +102,146 @@ public final class HDF5Store {
         }
     }
 
-    /// Writes `values` (row-major, `shape.product` elements) as dataset `name`, chunked by
-    /// rows of about 1 MiB and compressed with shuffle + deflate at `compression` (0-9; 0 = off).
+    // MARK: Names
+
+    /// A group or dataset name inside one group: non-empty, no '/', not '.', no NUL.
+    private static func isLinkName<S: StringProtocol>(_ name: S) -> Bool {
+        !name.isEmpty && name != "." && !name.utf8.contains(UInt8(ascii: "/")) && !name.utf8.contains(0)
+    }
+
+    private func datasetSubject(_ name: String) -> String { "\(path): dataset '\(name)'" }
+    private func groupSubject(_ name: String) -> String { "\(path): group '\(name)'" }
+    private var rootSubject: String { "\(path): root group" }
+
+    /// Splits a dataset path "dataset" or "group/dataset" into its group (nil: the root) and
+    /// its name in that group.
+    private func splitDatasetPath(_ name: String) throws -> (group: String?, leaf: String) {
+        let parts = name.split(separator: "/", maxSplits: 2, omittingEmptySubsequences: false)
+        guard parts.count <= 2, parts.allSatisfy(HDF5Store.isLinkName) else {
+            throw QuantaError(.invalidArgument, datasetSubject(name), "name must be 'dataset' or 'group/dataset', each part non-empty and not '.'")
+        }
+        return parts.count == 2 ? (String(parts[0]), String(parts[1])) : (nil, name)
+    }
+
+    private func checkGroupName(_ name: String) throws {
+        guard HDF5Store.isLinkName(name) else {
+            throw QuantaError(.invalidArgument, groupSubject(name), "name must be non-empty, without '/' and not '.'")
+        }
+    }
+
+    /// Keys must be non-empty, without NUL, each given once.
+    private static func checkAttributes(_ attributes: [(String, HDF5Attribute)], subject: String) throws {
+        var seen = Set<String>()
+        for (key, _) in attributes {
+            guard !key.isEmpty, !key.utf8.contains(0) else {
+                throw QuantaError(.invalidArgument, subject, "attribute key '\(key)' must be non-empty without NUL")
+            }
+            guard seen.insert(key).inserted else { throw QuantaError(.invalidArgument, subject, "attribute '\(key)' is given twice") }
+        }
+    }
+
+    /// The kind of object `name` (a valid link name) in `location` names through a hard
+    /// link; nil when there is no such link, or it is soft or external.
+    private func objectType(_ name: String, in location: hid_t) -> H5O_type_t? {
+        guard quanta_H5L_is_hard(location, name) > 0 else { return nil }
+        var info = H5O_info_t()
+        guard H5Oget_info_by_name2(location, name, &info, UInt32(H5O_INFO_BASIC), quanta_H5P_DEFAULT()) >= 0 else { return nil }
+        return info.type
+    }
+
+    /// Runs `body` on the root (group nil) or on root group `group`; `missing` when that group
+    /// does not exist.
+    private func inGroup<R>(_ group: String?, missing: @autoclosure () -> QuantaError, _ body: (hid_t) throws -> R) throws -> R {
+        guard let group else { return try body(file) }
+        guard HDF5Store.isLinkName(group), objectType(group, in: file) == H5O_TYPE_GROUP else { throw missing() }
+        let id = H5Gopen2(file, group, quanta_H5P_DEFAULT())
+        guard id >= 0 else { throw QuantaError.malformed(groupSubject(group), "HDF5 cannot open it") }
+        defer { H5Gclose(id) }
+        return try body(id)
+    }
+
+    /// Runs `body` on the root group itself (an object that carries attributes).
+    private func inRoot<R>(_ body: (hid_t) throws -> R) throws -> R {
+        let root = H5Gopen2(file, "/", quanta_H5P_DEFAULT())
+        guard root >= 0 else { throw QuantaError.malformed(rootSubject, "HDF5 cannot open it") }
+        defer { H5Gclose(root) }
+        return try body(root)
+    }
+
+    // MARK: Writing
+
+    /// Writes `values` (row-major, `shape.product` elements) as dataset `name` ("dataset" at the
+    /// root, or "group/dataset" in a group made by `createGroup`), chunked by rows of about
+    /// 1 MiB and compressed with shuffle + deflate at `compression` (0-9; 0 = off).
     public func write<T: HDF5Element>(_ name: String, _ values: [T], shape: [Int], compression: Int = 4,
                                       attributes: [(String, HDF5Attribute)] = []) throws {
-        let subject = "\(path): dataset '\(name)'"
+        let subject = datasetSubject(name)
         guard temporaryPath != nil else { throw QuantaError(.invalidArgument, subject, "store is open for reading") }
-        guard !name.isEmpty, !name.contains("/") else { throw QuantaError(.invalidArgument, subject, "name must be non-empty without '/'") }
+        let (group, leaf) = try splitDatasetPath(name)
         guard try Tensor<T>.elementCount(shape) == values.count, !shape.isEmpty else {
             throw QuantaError(.invalidArgument, subject, "shape \(shape) does not hold \(values.count) values")
         }
+        try HDF5Store.checkAttributes(attributes, subject: subject)
+        try inGroup(group, missing: QuantaError(.invalidArgument, subject, "no such group '\(group ?? "")'")) { location in
+            guard H5Lexists(location, leaf, quanta_H5P_DEFAULT()) <= 0 else { throw QuantaError(.invalidArgument, subject, "already exists") }
+            var dims = shape.map { hsize_t($0) }
+            let space = H5Screate_simple(Int32(shape.count), &dims, nil)
+            defer { H5Sclose(space) }
+            let properties = H5Pcreate(quanta_H5P_DATASET_CREATE())
+            defer { H5Pclose(properties) }
+            if values.count > 0 {
+                var chunk = dims
+                let rowElements = shape.dropFirst().reduce(1, *)
+                chunk[0] = hsize_t(max(1, min(shape[0], (1 << 18) / max(rowElements, 1))))
+                for i in 1..<chunk.count where chunk[i] == 0 { chunk[i] = 1 }
+                H5Pset_chunk(properties, Int32(chunk.count), &chunk)
+                if compression > 0 {
+                    H5Pset_shuffle(properties)
+                    H5Pset_deflate(properties, UInt32(min(compression, 9)))
+                }
+            }
+            let dataset = H5Dcreate2(location, leaf, HDF5Store.fileType(T.hdf5Type), space,
+                                     quanta_H5P_DEFAULT(), properties, quanta_H5P_DEFAULT())
+            guard dataset >= 0 else { throw QuantaError(.io, subject, "HDF5 cannot create the dataset") }
+            defer { H5Dclose(dataset) }
+            if values.count > 0 {
+                let status = values.withUnsafeBytes {
+                    H5Dwrite(dataset, HDF5Store.memoryType(T.hdf5Type), quanta_H5S_ALL(), quanta_H5S_ALL(), quanta_H5P_DEFAULT(), $0.baseAddress)
+                }
+                guard status >= 0 else { throw QuantaError(.io, subject, "HDF5 failed to write the data") }
+            }
+            for (key, value) in attributes { try setAttribute(dataset, key, value, subject: subject) }
+        }
+    }
+
+    /// Creates group `name` at the root (non-empty, no '/'), with attributes; error if it exists.
+    public func createGroup(_ name: String, attributes: [(String, HDF5Attribute)] = []) throws {
+        let subject = groupSubject(name)
+        guard temporaryPath != nil else { throw QuantaError(.invalidArgument, subject, "store is open for reading") }
+        try checkGroupName(name)
+        try HDF5Store.checkAttributes(attributes, subject: subject)
         guard H5Lexists(file, name, quanta_H5P_DEFAULT()) <= 0 else { throw QuantaError(.invalidArgument, subject, "already exists") }
-        var dims = shape.map { hsize_t($0) }
-        let space = H5Screate_simple(Int32(shape.count), &dims, nil)
-        defer { H5Sclose(space) }
-        let properties = H5Pcreate(quanta_H5P_DATASET_CREATE())
-        defer { H5Pclose(properties) }
-        if values.count > 0 {
-            var chunk = dims
-            let rowElements = shape.dropFirst().reduce(1, *)
-            chunk[0] = hsize_t(max(1, min(shape[0], (1 << 18) / max(rowElements, 1))))
-            for i in 1..<chunk.count where chunk[i] == 0 { chunk[i] = 1 }
-            H5Pset_chunk(properties, Int32(chunk.count), &chunk)
-            if compression > 0 {
-                H5Pset_shuffle(properties)
-                H5Pset_deflate(properties, UInt32(min(compression, 9)))
+        let group = H5Gcreate2(file, name, quanta_H5P_DEFAULT(), quanta_H5P_DEFAULT(), quanta_H5P_DEFAULT())
+        guard group >= 0 else { throw QuantaError(.io, subject, "HDF5 cannot create the group") }
+        defer { H5Gclose(group) }
+        for (key, value) in attributes { try setAttribute(group, key, value, subject: subject) }
+    }
+
+    /// Attributes on the file's root group (write: create mode only; replaces a key that exists).
+    public func setRootAttributes(_ attributes: [(String, HDF5Attribute)]) throws {
+        let subject = rootSubject
+        guard temporaryPath != nil else { throw QuantaError(.invalidArgument, subject, "store is open for reading") }
+        for (key, _) in attributes where key.isEmpty || key.utf8.contains(0) {
+            throw QuantaError(.invalidArgument, subject, "attribute key '\(key)' must be non-empty without NUL")
+        }
+        try inRoot { root in
+            for (key, value) in attributes {
+                if H5Aexists(root, key) > 0, H5Adelete(root, key) < 0 {
+                    throw QuantaError(.io, subject, "HDF5 failed to replace attribute '\(key)'")
+                }
+                try setAttribute(root, key, value, subject: subject)
             }
         }
-        let dataset = H5Dcreate2(file, name, HDF5Store.fileType(T.hdf5Type), space,
-                                 quanta_H5P_DEFAULT(), properties, quanta_H5P_DEFAULT())
-        guard dataset >= 0 else { throw QuantaError(.io, subject, "HDF5 cannot create the dataset") }
-        defer { H5Dclose(dataset) }
-        if values.count > 0 {
-            let status = values.withUnsafeBytes {
-                H5Dwrite(dataset, HDF5Store.memoryType(T.hdf5Type), quanta_H5S_ALL(), quanta_H5S_ALL(), quanta_H5P_DEFAULT(), $0.baseAddress)
-            }
-            guard status >= 0 else { throw QuantaError(.io, subject, "HDF5 failed to write the data") }
-        }
-        for (key, value) in attributes { try setAttribute(dataset, key, value, subject: subject) }
     }
 
     private func setAttribute(_ object: hid_t, _ key: String, _ value: HDF5Attribute, subject: String) throws {
@@ -167,36 +276,74 @@ public final class HDF5Store {
         guard status >= 0 else { throw QuantaError(.io, subject, "HDF5 failed to write attribute '\(key)'") }
     }
 
+    // MARK: Listing
+
     /// Names of the datasets at the root, sorted.
     public func datasetNames() throws -> [String] {
+        try children(of: file, subject: path, what: "the root group", type: H5O_TYPE_DATASET)
+    }
+
+    /// Sorted names of the groups at the root.
+    public func groupNames() throws -> [String] {
+        try children(of: file, subject: path, what: "the root group", type: H5O_TYPE_GROUP)
+    }
+
+    /// Sorted names of the datasets inside group `group`.
+    public func datasetNames(in group: String) throws -> [String] {
+        let subject = groupSubject(group)
+        return try inGroup(group, missing: QuantaError(.invalidArgument, subject, "no such group")) { location in
+            try children(of: location, subject: subject, what: "the group", type: H5O_TYPE_DATASET)
+        }
+    }
+
+    /// The names of the objects of kind `type` that `location` holds through hard links, in
+    /// HDF5's name order (sorted by bytes). Each name is checked before it sizes a buffer.
+    private func children(of location: hid_t, subject: String, what: String, type wanted: H5O_type_t) throws -> [String] {
         var info = H5G_info_t()
-        guard H5Gget_info(file, &info) >= 0 else { throw QuantaError.malformed(path, "cannot read the root group") }
+        guard H5Gget_info(location, &info) >= 0 else { throw QuantaError.malformed(subject, "cannot read \(what)") }
         var names: [String] = []
         for i in 0..<info.nlinks {
-            let length = H5Lget_name_by_idx(file, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, quanta_H5P_DEFAULT())
-            guard length >= 0 else { continue }
-            var buffer = [CChar](repeating: 0, count: Int(length) + 1)
-            H5Lget_name_by_idx(file, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buffer, buffer.count, quanta_H5P_DEFAULT())
-            let name = String(decoding: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-            var objectInfo = H5O_info_t()
-            if H5Oget_info_by_name2(file, name, &objectInfo, UInt32(H5O_INFO_BASIC), quanta_H5P_DEFAULT()) >= 0,
-               objectInfo.type == H5O_TYPE_DATASET {
-                names.append(name)
+            let hard = quanta_H5L_is_hard_by_idx(location, i)
+            guard hard >= 0 else { throw QuantaError.malformed(subject, "cannot read link \(i) of \(what)") }
+            guard hard == 1 else { continue }
+            let length = H5Lget_name_by_idx(location, ".", H5_INDEX_NAME, H5_ITER_INC, i, nil, 0, quanta_H5P_DEFAULT())
+            guard length > 0, length <= HDF5Store.maxNameBytes else {
+                throw QuantaError.malformed(subject, "link \(i) of \(what) has a name of \(length) bytes (1...\(HDF5Store.maxNameBytes) allowed)")
             }
+            var buffer = [CChar](repeating: 0, count: Int(length) + 1)
+            guard H5Lget_name_by_idx(location, ".", H5_INDEX_NAME, H5_ITER_INC, i, &buffer, buffer.count, quanta_H5P_DEFAULT()) == length,
+                  let name = String(validating: buffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self),
+                  HDF5Store.isLinkName(name)
+            else { throw QuantaError.malformed(subject, "link \(i) of \(what) has no valid UTF-8 name") }
+            var objectInfo = H5O_info_t()
+            guard H5Oget_info_by_idx2(location, ".", H5_INDEX_NAME, H5_ITER_INC, i, &objectInfo,
+                                      UInt32(H5O_INFO_BASIC), quanta_H5P_DEFAULT()) >= 0 else {
+                throw QuantaError.malformed(subject, "cannot read object '\(name)'")
+            }
+            if objectInfo.type == wanted { names.append(name) }
         }
         return names
     }
 
+    // MARK: Reading
+
     private func open(_ name: String) throws -> hid_t {
-        guard H5Lexists(file, name, quanta_H5P_DEFAULT()) > 0 else {
-            throw QuantaError(.invalidArgument, "\(path): dataset '\(name)'", "no such dataset")
+        let subject = datasetSubject(name)
+        let (group, leaf) = try splitDatasetPath(name)
+        let missing = QuantaError(.invalidArgument, subject, "no such dataset")
+        return try inGroup(group, missing: missing) { location in
+            switch objectType(leaf, in: location) {
+            case nil: throw missing
+            case H5O_TYPE_DATASET?: break
+            default: throw QuantaError(.invalidArgument, subject, "is not a dataset")
+            }
+            let dataset = H5Dopen2(location, leaf, quanta_H5P_DEFAULT())
+            guard dataset >= 0 else { throw QuantaError.malformed(subject, "HDF5 cannot open it") }
+            return dataset
         }
-        let dataset = H5Dopen2(file, name, quanta_H5P_DEFAULT())
-        guard dataset >= 0 else { throw QuantaError.malformed("\(path): dataset '\(name)'", "HDF5 cannot open it") }
-        return dataset
     }
 
-    /// Type and shape of dataset `name`.
+    /// Type and shape of dataset `name` ("dataset" or "group/dataset").
     public func info(_ name: String) throws -> HDF5DatasetInfo {
         let dataset = try open(name)
         defer { H5Dclose(dataset) }
@@ -204,7 +351,7 @@ public final class HDF5Store {
     }
 
     private func info(_ dataset: hid_t, name: String) throws -> HDF5DatasetInfo {
-        let subject = "\(path): dataset '\(name)'"
+        let subject = datasetSubject(name)
         let type = H5Dget_type(dataset)
         defer { H5Tclose(type) }
         let size = H5Tget_size(type)
@@ -218,69 +365,133 @@ public final class HDF5Store {
         let space = H5Dget_space(dataset)
         defer { H5Sclose(space) }
         let rank = H5Sget_simple_extent_ndims(space)
-        guard rank >= 0 else { throw QuantaError.malformed(subject, "cannot read its shape") }
+        guard rank >= 0, rank <= 32 else { throw QuantaError.malformed(subject, "cannot read its shape") }
         var dims = [hsize_t](repeating: 0, count: Int(rank))
-        H5Sget_simple_extent_dims(space, &dims, nil)
+        guard H5Sget_simple_extent_dims(space, &dims, nil) == rank else { throw QuantaError.malformed(subject, "cannot read its shape") }
+        // Every element count and byte size (8 bytes an element at most) must fit an Int.
+        var count = 1
+        for extent in dims {
+            let (product, overflow) = count.multipliedReportingOverflow(by: Int(clamping: extent))
+            guard extent <= hsize_t(Int.max), !overflow, product <= Int.max / 8 else {
+                throw QuantaError.malformed(subject, "shape \(dims) is too large")
+            }
+            count = product
+        }
         return HDF5DatasetInfo(name: name, type: elementType, shape: dims.map { Int($0) })
     }
 
-    /// Reads dataset `name`; its stored type must be `T`'s.
+    /// Reads dataset `name` ("dataset" or "group/dataset"); its stored type must be `T`'s.
     public func read<T: HDF5Element>(_ name: String, as _: T.Type = T.self) throws -> Tensor<T> {
         let dataset = try open(name)
         defer { H5Dclose(dataset) }
         let info = try info(dataset, name: name)
         guard info.type == T.hdf5Type else {
-            throw QuantaError(.invalidArgument, "\(path): dataset '\(name)'", "holds \(info.type.rawValue), not \(T.hdf5Type.rawValue)")
+            throw QuantaError(.invalidArgument, datasetSubject(name), "holds \(info.type.rawValue), not \(T.hdf5Type.rawValue)")
         }
         let count = info.elementCount
         let storage = try [T](unsafeUninitializedCapacity: count) { buffer, initialized in
             if count > 0 {
                 let status = H5Dread(dataset, HDF5Store.memoryType(T.hdf5Type), quanta_H5S_ALL(), quanta_H5S_ALL(),
                                      quanta_H5P_DEFAULT(), UnsafeMutableRawPointer(buffer.baseAddress!))
-                guard status >= 0 else { throw QuantaError.malformed("\(path): dataset '\(name)'", "HDF5 failed to read the data") }
+                guard status >= 0 else { throw QuantaError.malformed(datasetSubject(name), "HDF5 failed to read the data") }
             }
             initialized = count
         }
         return try Tensor(shape: info.shape, storage: storage)
     }
 
-    /// The attributes of dataset `name`, in creation order... as HDF5 lists them (by name).
+    /// The attributes of dataset `name` ("dataset" or "group/dataset"), sorted by key.
     public func attributes(of name: String) throws -> [(String, HDF5Attribute)] {
         let dataset = try open(name)
         defer { H5Dclose(dataset) }
+        return try readAttributes(dataset, subject: datasetSubject(name))
+    }
+
+    /// Attributes of group `name`, sorted by key.
+    public func attributes(ofGroup name: String) throws -> [(String, HDF5Attribute)] {
+        let subject = groupSubject(name)
+        return try inGroup(name, missing: QuantaError(.invalidArgument, subject, "no such group")) { group in
+            try readAttributes(group, subject: subject)
+        }
+    }
+
+    /// Attributes of the file's root group, sorted by key.
+    public func rootAttributes() throws -> [(String, HDF5Attribute)] {
+        try inRoot { root in try readAttributes(root, subject: rootSubject) }
+    }
+
+    /// The scalar string, integer and float attributes of `object` in HDF5's name order;
+    /// attributes of other types or shapes are left out. Keys and string lengths are checked
+    /// before they size a buffer.
+    private func readAttributes(_ object: hid_t, subject: String) throws -> [(String, HDF5Attribute)] {
         var objectInfo = H5O_info_t()
-        H5Oget_info2(dataset, &objectInfo, UInt32(H5O_INFO_NUM_ATTRS))
+        guard H5Oget_info2(object, &objectInfo, UInt32(H5O_INFO_NUM_ATTRS)) >= 0 else {
+            throw QuantaError.malformed(subject, "cannot read its attributes")
+        }
         var result: [(String, HDF5Attribute)] = []
         for i in 0..<objectInfo.num_attrs {
-            let attribute = H5Aopen_by_idx(dataset, ".", H5_INDEX_NAME, H5_ITER_INC, i, quanta_H5P_DEFAULT(), quanta_H5P_DEFAULT())
+            let attribute = H5Aopen_by_idx(object, ".", H5_INDEX_NAME, H5_ITER_INC, i, quanta_H5P_DEFAULT(), quanta_H5P_DEFAULT())
             guard attribute >= 0 else { continue }
             defer { H5Aclose(attribute) }
             let length = H5Aget_name(attribute, 0, nil)
+            guard length > 0, length <= HDF5Store.maxNameBytes else {
+                throw QuantaError.malformed(subject, "attribute \(i) has a name of \(length) bytes (1...\(HDF5Store.maxNameBytes) allowed)")
+            }
             var nameBuffer = [CChar](repeating: 0, count: Int(length) + 1)
-            H5Aget_name(attribute, nameBuffer.count, &nameBuffer)
+            guard H5Aget_name(attribute, nameBuffer.count, &nameBuffer) == length else {
+                throw QuantaError.malformed(subject, "cannot read the name of attribute \(i)")
+            }
             let key = String(decoding: nameBuffer.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+            let space = H5Aget_space(attribute)
+            defer { H5Sclose(space) }
+            guard space >= 0, H5Sget_simple_extent_type(space) == H5S_SCALAR else { continue }
             let type = H5Aget_type(attribute)
             defer { H5Tclose(type) }
+            let unreadable = QuantaError.malformed(subject, "cannot read attribute '\(key)'")
             switch H5Tget_class(type) {
             case H5T_STRING:
-                let size = H5Tget_size(type)
-                var buffer = [UInt8](repeating: 0, count: size)
-                H5Aread(attribute, type, &buffer)
-                let end = buffer.firstIndex(of: 0) ?? buffer.count
-                result.append((key, .string(String(decoding: buffer[..<end], as: UTF8.self))))
+                result.append((key, .string(try readString(attribute, type: type, key: key, subject: subject))))
             case H5T_INTEGER:
                 var v: Int64 = 0
-                H5Aread(attribute, quanta_H5T_NATIVE_INT64(), &v)
+                guard H5Aread(attribute, quanta_H5T_NATIVE_INT64(), &v) >= 0 else { throw unreadable }
                 result.append((key, .int64(v)))
             case H5T_FLOAT:
                 var v: Double = 0
-                H5Aread(attribute, quanta_H5T_NATIVE_DOUBLE(), &v)
+                guard H5Aread(attribute, quanta_H5T_NATIVE_DOUBLE(), &v) >= 0 else { throw unreadable }
                 result.append((key, .float64(v)))
             default:
                 continue
             }
         }
         return result
+    }
+
+    /// A scalar string attribute, fixed-length (as Quanta writes them) or variable-length (as
+    /// h5py writes `str` values); its text ends at the first NUL.
+    private func readString(_ attribute: hid_t, type: hid_t, key: String, subject: String) throws -> String {
+        let unreadable = QuantaError.malformed(subject, "cannot read attribute '\(key)'")
+        let tooLong = QuantaError.malformed(subject, "attribute '\(key)' is longer than \(HDF5Store.maxStringBytes) bytes")
+        if H5Tis_variable_str(type) > 0 {
+            let memoryType = H5Tcopy(quanta_H5T_C_S1())
+            defer { H5Tclose(memoryType) }
+            guard H5Tset_size(memoryType, quanta_H5T_VARIABLE()) >= 0, H5Tset_cset(memoryType, H5Tget_cset(type)) >= 0 else { throw unreadable }
+            var text: UnsafeMutablePointer<CChar>? = nil
+            guard H5Aread(attribute, memoryType, &text) >= 0 else { throw unreadable }
+            guard let text else { return "" }
+            defer { H5free_memory(text) }
+            let count = strnlen(text, HDF5Store.maxStringBytes + 1)
+            guard count <= HDF5Store.maxStringBytes else { throw tooLong }
+            return text.withMemoryRebound(to: UInt8.self, capacity: count) {
+                String(decoding: UnsafeBufferPointer(start: $0, count: count), as: UTF8.self)
+            }
+        }
+        let size = H5Tget_size(type)
+        guard size > 0 else { throw unreadable }
+        guard size <= HDF5Store.maxStringBytes else { throw tooLong }
+        var buffer = [UInt8](repeating: 0, count: size)
+        guard H5Aread(attribute, type, &buffer) >= 0 else { throw unreadable }
+        let end = buffer.firstIndex(of: 0) ?? buffer.count
+        return String(decoding: buffer[..<end], as: UTF8.self)
     }
 }
 

@@ -105,6 +105,13 @@ public final class DecoderModel: @unchecked Sendable {
         }
     }
 
+    /// The parts of `source` outside the blocks (embedding, final norm; the head when `head`),
+    /// for running blocks one at a time with weights loaded per block (see `block`).
+    public convenience init(blocksOf source: ModelSource, head: Bool = false) throws {
+        let weights = try DecoderWeights.load(from: source) { $0.layer == nil && (head || $0.role != .output) }
+        self.init(config: source.config, weights: weights, tokenizer: try source.tokenizer(), path: source.path)
+    }
+
     /// Rotates `count` rows of `heads` heads (row stride `stride`) for positions 0..<count.
     private func rope(_ x: UnsafeMutablePointer<Float>, count: Int, heads: Int, stride: Int) {
         let hd = config.headDim, half = hd / 2

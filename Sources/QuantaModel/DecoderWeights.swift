@@ -28,10 +28,12 @@ public struct DecoderWeights: Sendable {
 
     /// Loads every tensor of `config`'s architecture with `load` (nil: the tensor is absent),
     /// checking each size against the table. `gguf` chooses GGUF names over Hugging Face names.
+    /// `include` picks the tensors to load (default: all); the others stay empty.
     static func load(_ config: ModelConfig, gguf: Bool, ropeLayout: RopeLayout, source: String,
+                     include: (TensorSpec) -> Bool = { _ in true },
                      _ load: (String) throws -> (values: [Float], type: GGMLType?)?) throws -> DecoderWeights {
         var weights = DecoderWeights(layers: Array(repeating: Layer(), count: config.layerCount), ropeLayout: ropeLayout)
-        for spec in config.architecture.tensors(config) {
+        for spec in config.architecture.tensors(config) where include(spec) {
             let name = gguf ? spec.ggufName : spec.hfName
             guard let (values, type) = try load(name) else { throw QuantaError.malformed(source, "missing tensor '\(name)'") }
             guard values.count == spec.elementCount else {
@@ -80,5 +82,22 @@ public struct DecoderWeights: Sendable {
                 throw error.within("\(file.path): tensor '\(name)'")
             }
         }
+    }
+
+    /// From a model source (GGUF layout, dequantized), only the tensors `include` picks; each
+    /// tensor's mapped pages are released once read.
+    public static func load(from source: ModelSource, include: (TensorSpec) -> Bool) throws -> DecoderWeights {
+        let types = Dictionary(uniqueKeysWithValues: source.tensors.map { ($0.name, $0.type) })
+        return try load(source.config, gguf: true, ropeLayout: source.config.architecture.ggufRopeLayout, source: source.path,
+                        include: include) { name in
+            guard let type = types[name] else { return nil }
+            defer { source.release(name) }
+            return (try source.values(name), type)
+        }
+    }
+
+    /// Block `l`'s weights from a model source.
+    public static func layer(_ l: Int, from source: ModelSource) throws -> Layer {
+        try load(from: source) { $0.layer == l }.layers[l]
     }
 }

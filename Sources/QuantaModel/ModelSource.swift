@@ -32,6 +32,10 @@ public protocol ModelSource: AnyObject {
     func storedBytes(_ name: String) throws -> UnsafeRawBufferPointer?
     /// Done with this tensor: its mapped pages may leave resident memory.
     func release(_ name: String)
+    /// The tokenizer that comes with the model.
+    func tokenizer() throws -> BPETokenizer
+    /// The files holding the weights, in a fixed order (for checksums).
+    var weightFiles: [String] { get }
 }
 
 extension ModelSource {
@@ -110,6 +114,15 @@ public final class HuggingFaceSource: ModelSource {
     public func release(_ name: String) {
         if let spec = specs[name] { model.weights.release(spec.hfName) }
     }
+
+    public func tokenizer() throws -> BPETokenizer {
+        guard let tokenizerPath = model.tokenizerPath else {
+            throw QuantaError(.notFound, FileSystem.join(path, "tokenizer.json"), "the model folder has no tokenizer.json")
+        }
+        return try BPETokenizer(tokenizerJSON: tokenizerPath, tokenizerConfig: model.files.tokenizerConfig, config: model.config)
+    }
+
+    public var weightFiles: [String] { model.weights.shards.map(\.path) }
 }
 
 /// A GGUF file as a model source (already in GGUF layout).
@@ -143,6 +156,10 @@ public final class GGUFSource: ModelSource {
     public func release(_ name: String) {
         if let info = file.tensor(name) { file.release(info) }
     }
+
+    public func tokenizer() throws -> BPETokenizer { try BPETokenizer(gguf: file) }
+
+    public var weightFiles: [String] { [file.path] }
 }
 
 /// Opens a model folder or a GGUF file.

@@ -118,22 +118,34 @@ public struct Inspection: Sendable {
                    metadata: file.metadata.map { ($0.key, $0.value) })
     }
 
+    /// Datasets at the root as "dataset", inside groups as "group/dataset"; metadata keys are
+    /// "key" for root attributes, "group.key" for group attributes and "dataset.key" or
+    /// "group/dataset.key" for dataset attributes.
     static func hdf5(_ path: String) throws -> Inspection {
         let store = try HDF5Store(path: path, mode: .read)
         var tensors: [TensorSummary] = []
         var metadata: [(String, GGUFValue)] = []
-        for name in try store.datasetNames() {
-            let info = try store.info(name)
-            let size = info.type == .float32 ? 4 : 8
-            tensors.append(TensorSummary(name: name, dtype: info.type.rawValue, shape: info.shape, bytes: info.elementCount * size))
-            for (key, value) in try store.attributes(of: name) {
+        func add(_ attributes: [(String, HDF5Attribute)], prefix: String) {
+            for (key, value) in attributes {
                 let converted: GGUFValue = switch value {
                 case let .string(s): .string(s)
                 case let .int64(i): .int64(i)
                 case let .float64(d): .float64(d)
                 }
-                metadata.append(("\(name).\(key)", converted))
+                metadata.append((prefix + key, converted))
             }
+        }
+        func addDataset(_ name: String) throws {
+            let info = try store.info(name)
+            let size = info.type == .float32 ? 4 : 8
+            tensors.append(TensorSummary(name: name, dtype: info.type.rawValue, shape: info.shape, bytes: info.elementCount * size))
+            add(try store.attributes(of: name), prefix: "\(name).")
+        }
+        add(try store.rootAttributes(), prefix: "")
+        for name in try store.datasetNames() { try addDataset(name) }
+        for group in try store.groupNames() {
+            add(try store.attributes(ofGroup: group), prefix: "\(group).")
+            for name in try store.datasetNames(in: group) { try addDataset("\(group)/\(name)") }
         }
         try store.close()
         return Inspection(path: path, format: "hdf5", architecture: nil, tensors: tensors, metadata: metadata)

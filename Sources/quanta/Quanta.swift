@@ -11,7 +11,7 @@ struct Quanta: ParsableCommand {
             69 unsupported input, 74 I/O error, 77 input refused (e.g. pickle checkpoints).
             """,
         version: "0.1.0",
-        subcommands: [Inspect.self, Quantize.self, Convert.self, Eval.self]
+        subcommands: [Inspect.self, Quantize.self, Convert.self, Calibrate.self, Eval.self]
     )
 
     static func main() {

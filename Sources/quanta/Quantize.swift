@@ -1,5 +1,6 @@
 import ArgumentParser
 import QuantaAlgorithms
+import QuantaCalibration
 import QuantaCore
 import QuantaFormats
 import QuantaIO
@@ -33,6 +34,7 @@ struct Quantize: ParsableCommand {
     @Flag(name: .customLong("leave-output-tensor"), help: "Keep output.weight unquantized.") var leaveOutputTensor = false
     @Flag(help: "Give every quantized tensor the preset's default type (no mixture rules).") var pure = false
     @Option(help: "Importance matrix (llama-imatrix GGUF or legacy .dat).") var imatrix: String?
+    @Option(help: "Statistics from `quanta calibrate` (HDF5), used as the importance matrix; refused when made from other weights.") var stats: String?
     @Flag(name: .customLong("allow-requantize"), help: "Allow quantizing tensors that are already quantized.") var allowRequantize = false
     @Flag(name: .customLong("dry-run"), help: "Print the per-tensor plan and the final size; write nothing.") var dryRun = false
     @Flag(help: "Print the result as JSON.") var json = false
@@ -43,6 +45,7 @@ struct Quantize: ParsableCommand {
             throw ValidationError("unknown type '\(type)'; choose one of \(GGUFPreset.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard imatrix == nil || stats == nil else { throw ValidationError("give --imatrix or --stats, not both") }
         for rule in tensorTypes {
             let parts = rule.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty, GGMLType(name: parts[1]) != nil else {
@@ -65,8 +68,14 @@ struct Quantize: ParsableCommand {
             options.tokenEmbeddingType = tokenEmbeddingType.flatMap { GGMLType(name: $0) }
             options.leaveOutputTensor = leaveOutputTensor
             options.pure = pure
-            let matrix = try imatrix.map { try ImportanceMatrix.read($0) }
-            let export = GGUFExport(source: try openModelSource(source), preset: GGUFPreset(name: type)!, options: options,
+            let model = try openModelSource(source)
+            var matrix = try imatrix.map { try ImportanceMatrix.read($0) }
+            if let stats {
+                let file = try StatisticsFile(path: stats)
+                try file.check(against: model)
+                matrix = file.importanceMatrix(config: model.config)
+            }
+            let export = GGUFExport(source: model, preset: GGUFPreset(name: type)!, options: options,
                                     importance: matrix, threads: threads, allowRequantize: allowRequantize)
             if dryRun {
                 let plan = try export.plan()

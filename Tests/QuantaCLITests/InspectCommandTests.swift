@@ -78,6 +78,34 @@ final class InspectCommandTests: XCTestCase {
         XCTAssertEqual(report["metadata"]?["ids.source"], .string("test"))
     }
 
+    /// A statistics file with one group per layer: grouped datasets as "group/dataset", root
+    /// attributes as "key", group attributes as "group.key", theirs as "group/dataset.key".
+    func testHDF5GroupsAndAttributes() throws {
+        let path = try TestSupport.temporaryFolder() + "/stats.h5"
+        let layer = "model.layers.0.self_attn.q_proj"
+        let store = try HDF5Store(path: path, mode: .create)
+        try store.setRootAttributes([("format", .string("quanta-stats")), ("tokens", .int64(512))])
+        try store.write("ids", [Int64](0..<4), shape: [4], attributes: [("source", .string("test"))])
+        try store.createGroup(layer, attributes: [("in_features", .int64(3)), ("kind", .string("linear"))])
+        try store.write("\(layer)/xtx", [Float](repeating: 1, count: 9), shape: [3, 3], attributes: [("samples", .int64(7))])
+        try store.write("\(layer)/mean", [Double](repeating: 0.5, count: 3), shape: [3])
+        try store.close()
+        let report = try json(inspect([path, "--json"]))
+        XCTAssertEqual(report["format"], .string("hdf5"))
+        XCTAssertEqual(report["tensor_count"]?.intValue, 3)
+        XCTAssertEqual(report["tensors"]?.arrayValue?.compactMap { $0["name"]?.stringValue }, ["ids", "\(layer)/mean", "\(layer)/xtx"])
+        let xtx = report["tensors"]?.arrayValue?.first { $0["name"] == .string("\(layer)/xtx") }
+        XCTAssertEqual(xtx?["dtype"], .string("float32"))
+        XCTAssertEqual(xtx?["shape"], .array([.integer(3), .integer(3)]))
+        XCTAssertEqual(xtx?["bytes"]?.intValue, 36)
+        let metadata = report["metadata"]
+        XCTAssertEqual(metadata?.objectValue?.map(\.0), ["format", "tokens", "ids.source", "\(layer).in_features", "\(layer).kind", "\(layer)/xtx.samples"])
+        XCTAssertEqual(metadata?["format"], .string("quanta-stats"))
+        XCTAssertEqual(metadata?["\(layer).in_features"]?.intValue, 3)
+        XCTAssertEqual(metadata?["\(layer).kind"], .string("linear"))
+        XCTAssertEqual(metadata?["\(layer)/xtx.samples"]?.intValue, 7)
+    }
+
     /// Every malformed input: its own message on stderr, exit code 65 (69 for an unsupported
     /// version), nothing on stdout, no crash.
     func testMalformedInputsFailCleanly() throws {

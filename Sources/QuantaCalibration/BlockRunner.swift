@@ -1,0 +1,120 @@
+import QuantaCore
+import QuantaModel
+
+/// Runs calibration sequences through a model one decoder block at a time: all sequences pass
+/// block i, its input statistics are taken, then its outputs become block i+1's inputs. Only
+/// one block's weights (loaded from the memory-mapped source and released) and the sequences'
+/// hidden states `[sequences * length, hidden]` are alive at once, so a model larger than
+/// memory can be calibrated.
+public final class BlockRunner {
+    /// What a caller sees of block `layer` once its statistics are complete.
+    public struct Block {
+        public let layer: Int
+        /// The statistics of the block's linear inputs (q/k/v, o, gate/up, down).
+        public let statistics: [InputStatistics]
+        /// The block's weights as loaded (GGUF layout).
+        public let weights: DecoderWeights.Layer
+        /// The block's inputs `[rows, hidden]` (the outputs of the blocks before it), when the
+        /// runner keeps them (`keepInputs`).
+        public let inputs: UnsafeBufferPointer<Float>?
+    }
+
+    public let source: ModelSource
+    public let model: DecoderModel
+    public let sequences: [[Int32]]
+    public let length: Int
+    public var hessian: HessianMode = .full
+    /// Threads for the statistics (the forward pass divides its work by itself).
+    public var threads = 1
+    /// Rows per forward batch (whole sequences; at least one).
+    public var batchRows = 2048
+    /// Keep each block's inputs for the handler (needed to replace a block's weights).
+    public var keepInputs = false
+
+    public init(source: ModelSource, sequences: [[Int32]]) throws {
+        guard let length = sequences.first?.count, length > 0, sequences.allSatisfy({ $0.count == length }) else {
+            throw QuantaError(.invalidArgument, "calibration", "sequences must be non-empty and of equal length")
+        }
+        self.source = source
+        self.sequences = sequences
+        self.length = length
+        model = try DecoderModel(blocksOf: source)
+    }
+
+    public var rows: Int { sequences.count * length }
+
+    /// Runs every block, then the final norm (the output head's input). `onBlock` sees each
+    /// block's statistics and may return new weights for it (true-sequential quantization: the
+    /// next blocks then see the outputs of the new weights; requires `keepInputs`). `onHead`
+    /// sees the head's input statistics. `progress(done, total, tokensPerSecond)` after each block.
+    public func run(onBlock: (Block) throws -> DecoderWeights.Layer?, onHead: (InputStatistics) throws -> Void,
+                    progress: ((Int, Int, Double) -> Void)? = nil) throws {
+        let config = source.config, d = config.hiddenSize
+        let X = UnsafeMutablePointer<Float>.allocate(capacity: rows * d)
+        defer { X.deallocate() }
+        let saved = keepInputs ? UnsafeMutablePointer<Float>.allocate(capacity: rows * d) : nil
+        defer { saved?.deallocate() }
+        try model.embed(sequences, into: X)
+        let perBatch = max(1, batchRows / length)
+        let start = monotonicSeconds()
+        for l in 0..<config.layerCount {
+            let weights = try DecoderWeights.layer(l, from: source)
+            saved?.update(from: X, count: rows * d)
+            let observer = StatisticsObserver(config: config, layer: l, hessian: hessian, threads: threads)
+            forEachBatch(perBatch) { first, count in
+                model.block(weights, index: l, X + first * length * d, sequences: count, length: length, observer: observer)
+            }
+            let statistics = observer.finish()
+            let replacement = try onBlock(Block(layer: l, statistics: statistics, weights: weights,
+                                                inputs: saved.map { UnsafeBufferPointer(start: $0, count: rows * d) }))
+            if let replacement {
+                guard let saved else {
+                    throw QuantaError(.invalidArgument, "calibration", "replacing block \(l)'s weights needs keepInputs")
+                }
+                X.update(from: saved, count: rows * d)
+                forEachBatch(perBatch) { first, count in
+                    model.block(replacement, index: l, X + first * length * d, sequences: count, length: length)
+                }
+            }
+            progress?(l + 1, config.layerCount, Double((l + 1) * rows) / max(monotonicSeconds() - start, 1e-9))
+        }
+        let head = StatisticsObserver(config: config, layer: nil, hessian: hessian, threads: threads)
+        forEachBatch(perBatch) { first, count in
+            _ = model.finalNorm(X + first * length * d, rows: count * length, observer: head)
+        }
+        try onHead(head.finish()[0])
+    }
+
+    private func forEachBatch(_ perBatch: Int, _ body: (_ first: Int, _ count: Int) -> Void) {
+        for first in stride(from: 0, to: sequences.count, by: perBatch) {
+            body(first, min(perBatch, sequences.count - first))
+        }
+    }
+}
+
+/// Routes the inputs a forward pass shows to one block's (or the head's) statistics.
+final class StatisticsObserver: ForwardObserver {
+    let statistics: [LinearInput: InputStatistics]
+    let threads: Int
+
+    init(config: ModelConfig, layer: Int?, hessian: HessianMode, threads: Int) {
+        let inputs: [LinearInput] = layer == nil ? [.output] : [.attentionQKV, .attentionOutput, .ffnGateUp, .ffnDown]
+        statistics = Dictionary(uniqueKeysWithValues: inputs.map {
+            ($0, InputStatistics(layer: layer, input: $0, columns: $0.columns(config), hessian: hessian))
+        })
+        self.threads = threads
+    }
+
+    func linearInput(layer: Int, role: LinearRole, _ x: UnsafeBufferPointer<Float>, rows: Int, columns: Int) {
+        guard let input = LinearInput(observed: role), let target = statistics[input] else { return }
+        precondition(columns == target.columns, "\(target.name): \(columns) columns observed, \(target.columns) expected")
+        target.add(x.baseAddress!, rows: rows, threads: threads)
+    }
+
+    func blockOutput(layer: Int, _ x: UnsafeBufferPointer<Float>, rows: Int, columns: Int) {}
+
+    /// The statistics in `LinearInput` order, finished.
+    func finish() -> [InputStatistics] {
+        LinearInput.allCases.compactMap { statistics[$0] }.map { $0.finish(); $0.releaseScratch(); return $0 }
+    }
+}

@@ -1,0 +1,91 @@
+import QuantaCalibration
+import QuantaCore
+import QuantaIO
+import QuantaModel
+import TestSupport
+import XCTest
+
+final class CalibrationTests: XCTestCase {
+    func sequences(_ sampler: CalibrationSampler, _ path: String = "Calibration/calib-c4.txt") throws -> [[Int32]] {
+        let tokenizer = try HuggingFaceSource(path: TestSupport.austenModel).tokenizer()
+        return try sampler.sequences(CalibrationData(path: path.hasPrefix("/") ? path : TestSupport.path(path)), tokenizer: tokenizer, bos: 0)
+    }
+
+    func testSamplersAreSeededAndShaped() throws {
+        let a = try sequences(.randomWindows(samples: 8, length: 64, seed: 7))
+        XCTAssertEqual(a.count, 8)
+        XCTAssertTrue(a.allSatisfy { $0.count == 64 && $0[0] == 0 })
+        XCTAssertEqual(try sequences(.randomWindows(samples: 8, length: 64, seed: 7)), a)
+        XCTAssertNotEqual(try sequences(.randomWindows(samples: 8, length: 64, seed: 8)), a)
+        // Packed: the C4 lines as JSON-lines documents.
+        let lines = try String(contentsOfFile: TestSupport.path("Calibration/calib-c4.txt"), encoding: .utf8).split(separator: "\n").prefix(200)
+        let jsonl = try TestSupport.temporaryFolder() + "/c4.jsonl"
+        try TestSupport.write(Array(lines.map { JSONValue.object([("text", .string(String($0)))]).serialized() }.joined(separator: "\n").utf8), to: jsonl)
+        let packed = try sequences(.packed(samples: 4, length: 128, seed: 1), jsonl)
+        XCTAssertEqual(packed.map(\.count), [128, 128, 128, 128])
+        XCTAssertEqual(packed[0][0], 0, "packed documents start with BOS")
+        XCTAssertEqual(try sequences(.packed(samples: 4, length: 128, seed: 1), jsonl), packed)
+        XCTAssertNotEqual(try sequences(.packed(samples: 4, length: 128, seed: 2), jsonl), packed)
+        let chunks = try sequences(.sequential(context: 100, chunks: 3))
+        XCTAssertEqual(chunks.count, 3)
+        XCTAssertTrue(chunks.allSatisfy { $0.count == 100 && $0[0] == 0 })
+        // Sequential chunks are the token stream cut in order (BOS first, then each chunk's first token replaced).
+        let tokenizer = try HuggingFaceSource(path: TestSupport.austenModel).tokenizer()
+        let stream = [Int32(0)] + tokenizer.encode(try CalibrationData(path: TestSupport.path("Calibration/calib-c4.txt")).documents[0])
+        XCTAssertEqual(Array(chunks[1].dropFirst()), Array(stream[101..<200]))
+    }
+
+    func testGeneratorIsTheSameEverywhere() {
+        var g = SeededGenerator(seed: 42)
+        XCTAssertEqual([g.next(), g.next()], [13679457532755275413, 2949826092126892291])
+        var h = SeededGenerator(seed: 42)
+        XCTAssertEqual((0..<5).map { _ in h.below(10) }, [3, 1, 8, 4, 0])
+    }
+
+    func testJSONLinesAndErrors() throws {
+        let folder = try TestSupport.temporaryFolder()
+        try TestSupport.write(Array("{\"text\": \"one\"}\n\n{\"text\": \"two\", \"id\": 2}\n".utf8), to: folder + "/a.jsonl")
+        let data = try CalibrationData(path: folder + "/a.jsonl")
+        XCTAssertEqual(data.documents, ["one", "two"])
+        try TestSupport.write(Array("{\"text\": \"one\"}\n{\"body\": 1}\n".utf8), to: folder + "/b.jsonl")
+        XCTAssertThrowsError(try CalibrationData(path: folder + "/b.jsonl")) {
+            XCTAssertEqual("\($0)", "\(folder)/b.jsonl: line 2: has no string \"text\" member")
+        }
+        try TestSupport.write([0xFF, 0xFE], to: folder + "/c.txt")
+        XCTAssertThrowsError(try CalibrationData(path: folder + "/c.txt")) { XCTAssertEqual("\($0)", "\(folder)/c.txt: is not valid UTF-8") }
+        try TestSupport.write(Array("short text".utf8), to: folder + "/d.txt")
+        let tokenizer = try HuggingFaceSource(path: TestSupport.austenModel).tokenizer()
+        XCTAssertThrowsError(try CalibrationSampler.randomWindows(samples: 1, length: 64, seed: 0)
+            .sequences(CalibrationData(path: folder + "/d.txt"), tokenizer: tokenizer, bos: nil)) {
+            XCTAssertEqual("\($0)", "\(folder)/d.txt: no document has more than 64 tokens")
+        }
+    }
+
+    /// Statistics do not depend on the thread count, and the Gram matrix's diagonal is the sum of x^2.
+    func testStatisticsAreDeterministic() throws {
+        let source = try HuggingFaceSource(path: TestSupport.austenModel)
+        let input = try sequences(.randomWindows(samples: 6, length: 48, seed: 3))
+        func run(threads: Int) throws -> [InputStatistics] {
+            let runner = try BlockRunner(source: source, sequences: input)
+            runner.threads = threads
+            runner.batchRows = 100
+            var all: [InputStatistics] = []
+            try runner.run(onBlock: { all += $0.statistics; return nil }, onHead: { all.append($0) })
+            return all
+        }
+        let one = try run(threads: 1), two = try run(threads: 2)
+        XCTAssertEqual(one.count, 6 * 4 + 1)
+        for (a, b) in zip(one, two) {
+            XCTAssertEqual(a.name, b.name)
+            XCTAssertEqual(a.tokens, 6 * 48)
+            XCTAssertEqual(a.sumSquares, b.sumSquares, a.name)
+            XCTAssertEqual(a.sumAbs, b.sumAbs, a.name)
+            XCTAssertEqual(a.maxAbs, b.maxAbs, a.name)
+            XCTAssertEqual(a.gram, b.gram, a.name)
+            let gram = try XCTUnwrap(a.gram)
+            for j in 0..<a.columns {
+                XCTAssertEqual(gram[j * a.columns + j], a.sumSquares[j], accuracy: a.sumSquares[j] * 1e-5 + 1e-12, "\(a.name) \(j)")
+            }
+        }
+    }
+}
