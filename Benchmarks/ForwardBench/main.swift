@@ -1,4 +1,4 @@
-import CBLAS
+import BenchSupport
 import QuantaCore
 import QuantaIO
 import QuantaModel
@@ -30,19 +30,6 @@ while let argument = arguments.next() {
 if models.isEmpty { models = ["Models/austen-llama"] }
 
 
-/// Best sgemm rate (GFLOP/s) over square products of size n.
-func sgemmPeak(_ n: Int, _ repeats: Int) -> Double {
-    let a = [Float](repeating: 0.5, count: n * n), b = [Float](repeating: 0.25, count: n * n)
-    var c = [Float](repeating: 0, count: n * n)
-    var best = 0.0
-    for _ in 0..<repeats {
-        let start = monotonicSeconds()
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(n), Int32(n), Int32(n), 1, a, Int32(n), b, Int32(n), 0, &c, Int32(n))
-        best = max(best, 2 * Double(n * n * n) / (monotonicSeconds() - start) / 1e9)
-    }
-    return best
-}
-
 let peak = max(sgemmPeak(1024, repeats), sgemmPeak(2048, repeats))
 print("sgemm peak (n = 1024, 2048): \(fixed(peak, 1)) GFLOP/s")
 do {
@@ -55,12 +42,7 @@ do {
             + c.vocabSize * c.hiddenSize
         let flops = Double(batch) * (2 * Double(linear) * Double(ctx) + 4 * Double(c.layerCount * c.headCount * ctx * ctx * c.headDim))
         _ = try model.withLogits(tokens) { $0.count }
-        var best = Double.infinity
-        for _ in 0..<repeats {
-            let start = monotonicSeconds()
-            _ = try model.withLogits(tokens) { $0.count }
-            best = min(best, monotonicSeconds() - start)
-        }
+        let best = try fastest(repeats) { _ = try model.withLogits(tokens) { $0.count } }
         let rate = flops / best / 1e9
         print("\(path): \(batch) x ctx \(ctx): \(fixed(best, 3)) s, \(fixed(Double(batch * ctx) / best, 0)) tokens/s, "
               + "\(fixed(rate, 1)) GFLOP/s = \(fixed(100 * rate / peak, 0)) % of sgemm peak")

@@ -1,3 +1,4 @@
+import BenchSupport
 import QuantaAlgorithms
 import QuantaCore
 import QuantaFormats
@@ -33,16 +34,6 @@ func weights(_ folder: String) throws -> [([Float], Int)] {
     return try source.tensors.filter { $0.dimensions.count == 2 }.map { (try source.values($0.name), $0.dimensions[0]) }
 }
 
-func best(_ repeats: Int, _ body: () throws -> Void) rethrows -> Double {
-    var fastest = Double.infinity
-    for _ in 0..<repeats {
-        let start = monotonicSeconds()
-        try body()
-        fastest = min(fastest, monotonicSeconds() - start)
-    }
-    return fastest
-}
-
 do {
     for folder in folders {
         let tensors = try weights(folder)
@@ -52,8 +43,8 @@ do {
         for type in Quantization.quantizableTypes where type != .f32 {
             let usable = tensors.filter { $0.1 % type.blockSize == 0 }
             let mb = Double(usable.reduce(0) { $0 + $1.0.count * 4 }) / 1e6
-            let reference = try best(repeats) { for (values, row) in usable { _ = try Quantization.quantize(type, values, rowLength: row, threads: 1) } }
-            let threaded = try best(repeats) { for (values, row) in usable { _ = try Quantization.quantize(type, values, rowLength: row, threads: threads) } }
+            let reference = try fastest(repeats) { for (values, row) in usable { _ = try Quantization.quantize(type, values, rowLength: row, threads: 1) } }
+            let threaded = try fastest(repeats) { for (values, row) in usable { _ = try Quantization.quantize(type, values, rowLength: row, threads: threads) } }
             print("\(type.name.padded(8)) \(fixed(mb / reference, 1).leftPadded(14)) \(fixed(mb / threaded, 1).leftPadded(15)) \(fixed(reference / threaded, 2).leftPadded(7))")
         }
     }

@@ -51,9 +51,9 @@ public enum HessianMode: String, Sendable, CaseIterable {
 
 /// What the inputs of one linear layer looked like over the calibration tokens: per input
 /// channel the sum of x^2, the sum of |x| and the largest |x|, and optionally the Gram matrix
-/// sum x x^T. Sums are float64; each batch's Gram is an ssyrk in float32 over at most the batch's
-/// rows (a few thousand), added into float64, so the error stays at float32's level per batch
-/// and does not grow with the token count.
+/// sum x x^T. Sums are float64; each batch's Gram is an sgemm in float32 over the batch's rows
+/// (a few thousand at most), added into float64, so the error stays at float32's level per
+/// batch and does not grow with the token count.
 public final class InputStatistics: @unchecked Sendable {
     /// "blk.3.ffn_down", or "output" for the head.
     public let name: String
@@ -105,10 +105,17 @@ public final class InputStatistics: @unchecked Sendable {
             }
         }
         guard gram != nil else { return }
-        batchGram.withUnsafeMutableBufferPointer { g in
-            cblas_ssyrk(CblasRowMajor, CblasUpper, CblasTrans, Int32(n), Int32(rows), 1, x, Int32(n), 0, g.baseAddress!, Int32(n))
-            gram!.withUnsafeMutableBufferPointer { total in
-                for i in 0..<n {
+        // The upper triangle in row panels of `panel` rows, one sgemm each: the panels are the
+        // same whatever the thread count, so every element comes out of the same product.
+        let panel = 64, panels = (n + panel - 1) / panel
+        nonisolated(unsafe) let g = batchGram.withUnsafeMutableBufferPointer { $0.baseAddress! }
+        nonisolated(unsafe) let total = gram!.withUnsafeMutableBufferPointer { $0.baseAddress! }
+        DispatchQueue.concurrentPerform(iterations: max(1, min(threads, panels))) { w in
+            for p in stride(from: w, to: panels, by: max(1, min(threads, panels))) {
+                let i0 = p * panel, i1 = min(n, i0 + panel)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(i1 - i0), Int32(n - i0), Int32(rows), 1,
+                            source + i0, Int32(n), source + i0, Int32(n), 0, g + i0 * n + i0, Int32(n))
+                for i in i0..<i1 {
                     for j in i..<n { total[i * n + j] += Double(g[i * n + j]) }
                 }
             }

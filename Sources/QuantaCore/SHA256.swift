@@ -125,111 +125,155 @@ public struct SHA256: Sendable {
     // MARK: - Compression
 
     /// Compresses `blocks` consecutive 64-byte blocks at `p` (any alignment) into `state`.
-    static func compress(_ state: inout State, _ p: UnsafeRawPointer, blocks: Int) {
-        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 16) { w in
-            compress(&state, p, blocks: blocks, schedule: w.baseAddress!)
-        }
-    }
-
-    /// The block loop proper. The state lives in locals (no closure captures, so no boxes
-    /// or dynamic exclusivity checks); `w` is the 16-word message-schedule ring.
+    ///
+    /// The working variables and hash words live in locals for the whole call, and the
+    /// message schedule is a 16-word ring in a fixed-size tuple (W[t] in `w.(t % 16)`),
+    /// extended in place as the fully unrolled rounds go; the optimizer keeps it all in
+    /// registers and stack slots, with no heap or closure captures.
     @inline(never)
-    static func compress(_ state: inout State, _ p: UnsafeRawPointer, blocks: Int,
-                         schedule w: UnsafeMutablePointer<UInt32>) {
+    static func compress(_ state: inout State, _ p: UnsafeRawPointer, blocks: Int) {
         var (h0, h1, h2, h3, h4, h5, h6, h7) = state
         var block = p
-        do {
-            for _ in 0 ..< blocks {
-                var a = h0, b = h1, c = h2, d = h3, e = h4, f = h5, g = h6, h = h7
+        var w: (UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32,
+                UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32, UInt32) =
+            (0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0)
+        for _ in 0 ..< blocks {
+            var a = h0, b = h1, c = h2, d = h3, e = h4, f = h5, g = h6, h = h7
+            // Rounds 0...15 take the big-endian message words; 16...63 first extend the
+            // schedule: W[t] = σ1(W[t-2]) + W[t-7] + σ0(W[t-15]) + W[t-16].
 
-                // Rounds 0...15 read the message words; 16...63 extend the schedule in a
-                // 16-word ring (w[i & 15] holds W[i]).
-                @inline(__always)
-                func load(_ i: Int) -> UInt32 {
-                    let x = block.loadUnaligned(fromByteOffset: 4 * i, as: UInt32.self).bigEndian
-                    w[i] = x
-                    return x
-                }
-                @inline(__always)
-                func extend(_ i: Int) -> UInt32 {
-                    let w15 = w[(i - 15) & 15], w2 = w[(i - 2) & 15]
-                    let s0 = rotr(w15, 7) ^ rotr(w15, 18) ^ (w15 >> 3)
-                    let s1 = rotr(w2, 17) ^ rotr(w2, 19) ^ (w2 >> 10)
-                    let x = w[i & 15] &+ s0 &+ w[(i - 7) & 15] &+ s1
-                    w[i & 15] = x
-                    return x
-                }
+            w.0 = block.loadUnaligned(fromByteOffset: 0, as: UInt32.self).bigEndian
+            sha256Round(a, b, c, &d, e, f, g, &h, 0x428a_2f98 &+ w.0)
+            w.1 = block.loadUnaligned(fromByteOffset: 4, as: UInt32.self).bigEndian
+            sha256Round(h, a, b, &c, d, e, f, &g, 0x7137_4491 &+ w.1)
+            w.2 = block.loadUnaligned(fromByteOffset: 8, as: UInt32.self).bigEndian
+            sha256Round(g, h, a, &b, c, d, e, &f, 0xb5c0_fbcf &+ w.2)
+            w.3 = block.loadUnaligned(fromByteOffset: 12, as: UInt32.self).bigEndian
+            sha256Round(f, g, h, &a, b, c, d, &e, 0xe9b5_dba5 &+ w.3)
+            w.4 = block.loadUnaligned(fromByteOffset: 16, as: UInt32.self).bigEndian
+            sha256Round(e, f, g, &h, a, b, c, &d, 0x3956_c25b &+ w.4)
+            w.5 = block.loadUnaligned(fromByteOffset: 20, as: UInt32.self).bigEndian
+            sha256Round(d, e, f, &g, h, a, b, &c, 0x59f1_11f1 &+ w.5)
+            w.6 = block.loadUnaligned(fromByteOffset: 24, as: UInt32.self).bigEndian
+            sha256Round(c, d, e, &f, g, h, a, &b, 0x923f_82a4 &+ w.6)
+            w.7 = block.loadUnaligned(fromByteOffset: 28, as: UInt32.self).bigEndian
+            sha256Round(b, c, d, &e, f, g, h, &a, 0xab1c_5ed5 &+ w.7)
+            w.8 = block.loadUnaligned(fromByteOffset: 32, as: UInt32.self).bigEndian
+            sha256Round(a, b, c, &d, e, f, g, &h, 0xd807_aa98 &+ w.8)
+            w.9 = block.loadUnaligned(fromByteOffset: 36, as: UInt32.self).bigEndian
+            sha256Round(h, a, b, &c, d, e, f, &g, 0x1283_5b01 &+ w.9)
+            w.10 = block.loadUnaligned(fromByteOffset: 40, as: UInt32.self).bigEndian
+            sha256Round(g, h, a, &b, c, d, e, &f, 0x2431_85be &+ w.10)
+            w.11 = block.loadUnaligned(fromByteOffset: 44, as: UInt32.self).bigEndian
+            sha256Round(f, g, h, &a, b, c, d, &e, 0x550c_7dc3 &+ w.11)
+            w.12 = block.loadUnaligned(fromByteOffset: 48, as: UInt32.self).bigEndian
+            sha256Round(e, f, g, &h, a, b, c, &d, 0x72be_5d74 &+ w.12)
+            w.13 = block.loadUnaligned(fromByteOffset: 52, as: UInt32.self).bigEndian
+            sha256Round(d, e, f, &g, h, a, b, &c, 0x80de_b1fe &+ w.13)
+            w.14 = block.loadUnaligned(fromByteOffset: 56, as: UInt32.self).bigEndian
+            sha256Round(c, d, e, &f, g, h, a, &b, 0x9bdc_06a7 &+ w.14)
+            w.15 = block.loadUnaligned(fromByteOffset: 60, as: UInt32.self).bigEndian
+            sha256Round(b, c, d, &e, f, g, h, &a, 0xc19b_f174 &+ w.15)
+            w.0 &+= sigma0(w.1) &+ w.9 &+ sigma1(w.14)
+            sha256Round(a, b, c, &d, e, f, g, &h, 0xe49b_69c1 &+ w.0)
+            w.1 &+= sigma0(w.2) &+ w.10 &+ sigma1(w.15)
+            sha256Round(h, a, b, &c, d, e, f, &g, 0xefbe_4786 &+ w.1)
+            w.2 &+= sigma0(w.3) &+ w.11 &+ sigma1(w.0)
+            sha256Round(g, h, a, &b, c, d, e, &f, 0x0fc1_9dc6 &+ w.2)
+            w.3 &+= sigma0(w.4) &+ w.12 &+ sigma1(w.1)
+            sha256Round(f, g, h, &a, b, c, d, &e, 0x240c_a1cc &+ w.3)
+            w.4 &+= sigma0(w.5) &+ w.13 &+ sigma1(w.2)
+            sha256Round(e, f, g, &h, a, b, c, &d, 0x2de9_2c6f &+ w.4)
+            w.5 &+= sigma0(w.6) &+ w.14 &+ sigma1(w.3)
+            sha256Round(d, e, f, &g, h, a, b, &c, 0x4a74_84aa &+ w.5)
+            w.6 &+= sigma0(w.7) &+ w.15 &+ sigma1(w.4)
+            sha256Round(c, d, e, &f, g, h, a, &b, 0x5cb0_a9dc &+ w.6)
+            w.7 &+= sigma0(w.8) &+ w.0 &+ sigma1(w.5)
+            sha256Round(b, c, d, &e, f, g, h, &a, 0x76f9_88da &+ w.7)
+            w.8 &+= sigma0(w.9) &+ w.1 &+ sigma1(w.6)
+            sha256Round(a, b, c, &d, e, f, g, &h, 0x983e_5152 &+ w.8)
+            w.9 &+= sigma0(w.10) &+ w.2 &+ sigma1(w.7)
+            sha256Round(h, a, b, &c, d, e, f, &g, 0xa831_c66d &+ w.9)
+            w.10 &+= sigma0(w.11) &+ w.3 &+ sigma1(w.8)
+            sha256Round(g, h, a, &b, c, d, e, &f, 0xb003_27c8 &+ w.10)
+            w.11 &+= sigma0(w.12) &+ w.4 &+ sigma1(w.9)
+            sha256Round(f, g, h, &a, b, c, d, &e, 0xbf59_7fc7 &+ w.11)
+            w.12 &+= sigma0(w.13) &+ w.5 &+ sigma1(w.10)
+            sha256Round(e, f, g, &h, a, b, c, &d, 0xc6e0_0bf3 &+ w.12)
+            w.13 &+= sigma0(w.14) &+ w.6 &+ sigma1(w.11)
+            sha256Round(d, e, f, &g, h, a, b, &c, 0xd5a7_9147 &+ w.13)
+            w.14 &+= sigma0(w.15) &+ w.7 &+ sigma1(w.12)
+            sha256Round(c, d, e, &f, g, h, a, &b, 0x06ca_6351 &+ w.14)
+            w.15 &+= sigma0(w.0) &+ w.8 &+ sigma1(w.13)
+            sha256Round(b, c, d, &e, f, g, h, &a, 0x1429_2967 &+ w.15)
+            w.0 &+= sigma0(w.1) &+ w.9 &+ sigma1(w.14)
+            sha256Round(a, b, c, &d, e, f, g, &h, 0x27b7_0a85 &+ w.0)
+            w.1 &+= sigma0(w.2) &+ w.10 &+ sigma1(w.15)
+            sha256Round(h, a, b, &c, d, e, f, &g, 0x2e1b_2138 &+ w.1)
+            w.2 &+= sigma0(w.3) &+ w.11 &+ sigma1(w.0)
+            sha256Round(g, h, a, &b, c, d, e, &f, 0x4d2c_6dfc &+ w.2)
+            w.3 &+= sigma0(w.4) &+ w.12 &+ sigma1(w.1)
+            sha256Round(f, g, h, &a, b, c, d, &e, 0x5338_0d13 &+ w.3)
+            w.4 &+= sigma0(w.5) &+ w.13 &+ sigma1(w.2)
+            sha256Round(e, f, g, &h, a, b, c, &d, 0x650a_7354 &+ w.4)
+            w.5 &+= sigma0(w.6) &+ w.14 &+ sigma1(w.3)
+            sha256Round(d, e, f, &g, h, a, b, &c, 0x766a_0abb &+ w.5)
+            w.6 &+= sigma0(w.7) &+ w.15 &+ sigma1(w.4)
+            sha256Round(c, d, e, &f, g, h, a, &b, 0x81c2_c92e &+ w.6)
+            w.7 &+= sigma0(w.8) &+ w.0 &+ sigma1(w.5)
+            sha256Round(b, c, d, &e, f, g, h, &a, 0x9272_2c85 &+ w.7)
+            w.8 &+= sigma0(w.9) &+ w.1 &+ sigma1(w.6)
+            sha256Round(a, b, c, &d, e, f, g, &h, 0xa2bf_e8a1 &+ w.8)
+            w.9 &+= sigma0(w.10) &+ w.2 &+ sigma1(w.7)
+            sha256Round(h, a, b, &c, d, e, f, &g, 0xa81a_664b &+ w.9)
+            w.10 &+= sigma0(w.11) &+ w.3 &+ sigma1(w.8)
+            sha256Round(g, h, a, &b, c, d, e, &f, 0xc24b_8b70 &+ w.10)
+            w.11 &+= sigma0(w.12) &+ w.4 &+ sigma1(w.9)
+            sha256Round(f, g, h, &a, b, c, d, &e, 0xc76c_51a3 &+ w.11)
+            w.12 &+= sigma0(w.13) &+ w.5 &+ sigma1(w.10)
+            sha256Round(e, f, g, &h, a, b, c, &d, 0xd192_e819 &+ w.12)
+            w.13 &+= sigma0(w.14) &+ w.6 &+ sigma1(w.11)
+            sha256Round(d, e, f, &g, h, a, b, &c, 0xd699_0624 &+ w.13)
+            w.14 &+= sigma0(w.15) &+ w.7 &+ sigma1(w.12)
+            sha256Round(c, d, e, &f, g, h, a, &b, 0xf40e_3585 &+ w.14)
+            w.15 &+= sigma0(w.0) &+ w.8 &+ sigma1(w.13)
+            sha256Round(b, c, d, &e, f, g, h, &a, 0x106a_a070 &+ w.15)
+            w.0 &+= sigma0(w.1) &+ w.9 &+ sigma1(w.14)
+            sha256Round(a, b, c, &d, e, f, g, &h, 0x19a4_c116 &+ w.0)
+            w.1 &+= sigma0(w.2) &+ w.10 &+ sigma1(w.15)
+            sha256Round(h, a, b, &c, d, e, f, &g, 0x1e37_6c08 &+ w.1)
+            w.2 &+= sigma0(w.3) &+ w.11 &+ sigma1(w.0)
+            sha256Round(g, h, a, &b, c, d, e, &f, 0x2748_774c &+ w.2)
+            w.3 &+= sigma0(w.4) &+ w.12 &+ sigma1(w.1)
+            sha256Round(f, g, h, &a, b, c, d, &e, 0x34b0_bcb5 &+ w.3)
+            w.4 &+= sigma0(w.5) &+ w.13 &+ sigma1(w.2)
+            sha256Round(e, f, g, &h, a, b, c, &d, 0x391c_0cb3 &+ w.4)
+            w.5 &+= sigma0(w.6) &+ w.14 &+ sigma1(w.3)
+            sha256Round(d, e, f, &g, h, a, b, &c, 0x4ed8_aa4a &+ w.5)
+            w.6 &+= sigma0(w.7) &+ w.15 &+ sigma1(w.4)
+            sha256Round(c, d, e, &f, g, h, a, &b, 0x5b9c_ca4f &+ w.6)
+            w.7 &+= sigma0(w.8) &+ w.0 &+ sigma1(w.5)
+            sha256Round(b, c, d, &e, f, g, h, &a, 0x682e_6ff3 &+ w.7)
+            w.8 &+= sigma0(w.9) &+ w.1 &+ sigma1(w.6)
+            sha256Round(a, b, c, &d, e, f, g, &h, 0x748f_82ee &+ w.8)
+            w.9 &+= sigma0(w.10) &+ w.2 &+ sigma1(w.7)
+            sha256Round(h, a, b, &c, d, e, f, &g, 0x78a5_636f &+ w.9)
+            w.10 &+= sigma0(w.11) &+ w.3 &+ sigma1(w.8)
+            sha256Round(g, h, a, &b, c, d, e, &f, 0x84c8_7814 &+ w.10)
+            w.11 &+= sigma0(w.12) &+ w.4 &+ sigma1(w.9)
+            sha256Round(f, g, h, &a, b, c, d, &e, 0x8cc7_0208 &+ w.11)
+            w.12 &+= sigma0(w.13) &+ w.5 &+ sigma1(w.10)
+            sha256Round(e, f, g, &h, a, b, c, &d, 0x90be_fffa &+ w.12)
+            w.13 &+= sigma0(w.14) &+ w.6 &+ sigma1(w.11)
+            sha256Round(d, e, f, &g, h, a, b, &c, 0xa450_6ceb &+ w.13)
+            w.14 &+= sigma0(w.15) &+ w.7 &+ sigma1(w.12)
+            sha256Round(c, d, e, &f, g, h, a, &b, 0xbef9_a3f7 &+ w.14)
+            w.15 &+= sigma0(w.0) &+ w.8 &+ sigma1(w.13)
+            sha256Round(b, c, d, &e, f, g, h, &a, 0xc671_78f2 &+ w.15)
 
-                sha256Round(a, b, c, &d, e, f, g, &h, 0x428a_2f98 &+ load(0))
-                sha256Round(h, a, b, &c, d, e, f, &g, 0x7137_4491 &+ load(1))
-                sha256Round(g, h, a, &b, c, d, e, &f, 0xb5c0_fbcf &+ load(2))
-                sha256Round(f, g, h, &a, b, c, d, &e, 0xe9b5_dba5 &+ load(3))
-                sha256Round(e, f, g, &h, a, b, c, &d, 0x3956_c25b &+ load(4))
-                sha256Round(d, e, f, &g, h, a, b, &c, 0x59f1_11f1 &+ load(5))
-                sha256Round(c, d, e, &f, g, h, a, &b, 0x923f_82a4 &+ load(6))
-                sha256Round(b, c, d, &e, f, g, h, &a, 0xab1c_5ed5 &+ load(7))
-                sha256Round(a, b, c, &d, e, f, g, &h, 0xd807_aa98 &+ load(8))
-                sha256Round(h, a, b, &c, d, e, f, &g, 0x1283_5b01 &+ load(9))
-                sha256Round(g, h, a, &b, c, d, e, &f, 0x2431_85be &+ load(10))
-                sha256Round(f, g, h, &a, b, c, d, &e, 0x550c_7dc3 &+ load(11))
-                sha256Round(e, f, g, &h, a, b, c, &d, 0x72be_5d74 &+ load(12))
-                sha256Round(d, e, f, &g, h, a, b, &c, 0x80de_b1fe &+ load(13))
-                sha256Round(c, d, e, &f, g, h, a, &b, 0x9bdc_06a7 &+ load(14))
-                sha256Round(b, c, d, &e, f, g, h, &a, 0xc19b_f174 &+ load(15))
-
-                sha256Round(a, b, c, &d, e, f, g, &h, 0xe49b_69c1 &+ extend(16))
-                sha256Round(h, a, b, &c, d, e, f, &g, 0xefbe_4786 &+ extend(17))
-                sha256Round(g, h, a, &b, c, d, e, &f, 0x0fc1_9dc6 &+ extend(18))
-                sha256Round(f, g, h, &a, b, c, d, &e, 0x240c_a1cc &+ extend(19))
-                sha256Round(e, f, g, &h, a, b, c, &d, 0x2de9_2c6f &+ extend(20))
-                sha256Round(d, e, f, &g, h, a, b, &c, 0x4a74_84aa &+ extend(21))
-                sha256Round(c, d, e, &f, g, h, a, &b, 0x5cb0_a9dc &+ extend(22))
-                sha256Round(b, c, d, &e, f, g, h, &a, 0x76f9_88da &+ extend(23))
-                sha256Round(a, b, c, &d, e, f, g, &h, 0x983e_5152 &+ extend(24))
-                sha256Round(h, a, b, &c, d, e, f, &g, 0xa831_c66d &+ extend(25))
-                sha256Round(g, h, a, &b, c, d, e, &f, 0xb003_27c8 &+ extend(26))
-                sha256Round(f, g, h, &a, b, c, d, &e, 0xbf59_7fc7 &+ extend(27))
-                sha256Round(e, f, g, &h, a, b, c, &d, 0xc6e0_0bf3 &+ extend(28))
-                sha256Round(d, e, f, &g, h, a, b, &c, 0xd5a7_9147 &+ extend(29))
-                sha256Round(c, d, e, &f, g, h, a, &b, 0x06ca_6351 &+ extend(30))
-                sha256Round(b, c, d, &e, f, g, h, &a, 0x1429_2967 &+ extend(31))
-                sha256Round(a, b, c, &d, e, f, g, &h, 0x27b7_0a85 &+ extend(32))
-                sha256Round(h, a, b, &c, d, e, f, &g, 0x2e1b_2138 &+ extend(33))
-                sha256Round(g, h, a, &b, c, d, e, &f, 0x4d2c_6dfc &+ extend(34))
-                sha256Round(f, g, h, &a, b, c, d, &e, 0x5338_0d13 &+ extend(35))
-                sha256Round(e, f, g, &h, a, b, c, &d, 0x650a_7354 &+ extend(36))
-                sha256Round(d, e, f, &g, h, a, b, &c, 0x766a_0abb &+ extend(37))
-                sha256Round(c, d, e, &f, g, h, a, &b, 0x81c2_c92e &+ extend(38))
-                sha256Round(b, c, d, &e, f, g, h, &a, 0x9272_2c85 &+ extend(39))
-                sha256Round(a, b, c, &d, e, f, g, &h, 0xa2bf_e8a1 &+ extend(40))
-                sha256Round(h, a, b, &c, d, e, f, &g, 0xa81a_664b &+ extend(41))
-                sha256Round(g, h, a, &b, c, d, e, &f, 0xc24b_8b70 &+ extend(42))
-                sha256Round(f, g, h, &a, b, c, d, &e, 0xc76c_51a3 &+ extend(43))
-                sha256Round(e, f, g, &h, a, b, c, &d, 0xd192_e819 &+ extend(44))
-                sha256Round(d, e, f, &g, h, a, b, &c, 0xd699_0624 &+ extend(45))
-                sha256Round(c, d, e, &f, g, h, a, &b, 0xf40e_3585 &+ extend(46))
-                sha256Round(b, c, d, &e, f, g, h, &a, 0x106a_a070 &+ extend(47))
-                sha256Round(a, b, c, &d, e, f, g, &h, 0x19a4_c116 &+ extend(48))
-                sha256Round(h, a, b, &c, d, e, f, &g, 0x1e37_6c08 &+ extend(49))
-                sha256Round(g, h, a, &b, c, d, e, &f, 0x2748_774c &+ extend(50))
-                sha256Round(f, g, h, &a, b, c, d, &e, 0x34b0_bcb5 &+ extend(51))
-                sha256Round(e, f, g, &h, a, b, c, &d, 0x391c_0cb3 &+ extend(52))
-                sha256Round(d, e, f, &g, h, a, b, &c, 0x4ed8_aa4a &+ extend(53))
-                sha256Round(c, d, e, &f, g, h, a, &b, 0x5b9c_ca4f &+ extend(54))
-                sha256Round(b, c, d, &e, f, g, h, &a, 0x682e_6ff3 &+ extend(55))
-                sha256Round(a, b, c, &d, e, f, g, &h, 0x748f_82ee &+ extend(56))
-                sha256Round(h, a, b, &c, d, e, f, &g, 0x78a5_636f &+ extend(57))
-                sha256Round(g, h, a, &b, c, d, e, &f, 0x84c8_7814 &+ extend(58))
-                sha256Round(f, g, h, &a, b, c, d, &e, 0x8cc7_0208 &+ extend(59))
-                sha256Round(e, f, g, &h, a, b, c, &d, 0x90be_fffa &+ extend(60))
-                sha256Round(d, e, f, &g, h, a, b, &c, 0xa450_6ceb &+ extend(61))
-                sha256Round(c, d, e, &f, g, h, a, &b, 0xbef9_a3f7 &+ extend(62))
-                sha256Round(b, c, d, &e, f, g, h, &a, 0xc671_78f2 &+ extend(63))
-
-                h0 &+= a; h1 &+= b; h2 &+= c; h3 &+= d
-                h4 &+= e; h5 &+= f; h6 &+= g; h7 &+= h
-                block += 64
-            }
+            h0 &+= a; h1 &+= b; h2 &+= c; h3 &+= d
+            h4 &+= e; h5 &+= f; h6 &+= g; h7 &+= h
+            block += 64
         }
         state = (h0, h1, h2, h3, h4, h5, h6, h7)
     }
@@ -244,12 +288,19 @@ private func rotr(_ x: UInt32, _ n: UInt32) -> UInt32 {
 /// rotates the argument order by one position per round. `kw` is K[t] + W[t].
 @inline(__always)
 private func sha256Round(_ a: UInt32, _ b: UInt32, _ c: UInt32, _ d: inout UInt32,
-                   _ e: UInt32, _ f: UInt32, _ g: UInt32, _ h: inout UInt32, _ kw: UInt32) {
+                         _ e: UInt32, _ f: UInt32, _ g: UInt32, _ h: inout UInt32, _ kw: UInt32) {
     let s1 = rotr(e, 6) ^ rotr(e, 11) ^ rotr(e, 25)
-    let ch = (e & f) ^ (~e & g)
-    let t1 = h &+ s1 &+ ch &+ kw
+    let ch = g ^ (e & (f ^ g))
+    let t1 = (h &+ kw) &+ ch &+ s1
     let s0 = rotr(a, 2) ^ rotr(a, 13) ^ rotr(a, 22)
     let maj = (a & b) ^ (a & c) ^ (b & c)
     d &+= t1
     h = t1 &+ s0 &+ maj
 }
+
+/// The message-schedule functions σ0 and σ1.
+@inline(__always)
+private func sigma0(_ x: UInt32) -> UInt32 { rotr(x, 7) ^ rotr(x, 18) ^ (x >> 3) }
+
+@inline(__always)
+private func sigma1(_ x: UInt32) -> UInt32 { rotr(x, 17) ^ rotr(x, 19) ^ (x >> 10) }

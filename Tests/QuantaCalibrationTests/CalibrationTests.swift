@@ -88,4 +88,48 @@ final class CalibrationTests: XCTestCase {
             }
         }
     }
+
+    /// True-sequential: new weights for block 0 change what block 1 sees, exactly as a forward
+    /// pass with those weights; the block's cached inputs are the embeddings.
+    func testReplacedBlockFeedsTheNextOne() throws {
+        let source = try HuggingFaceSource(path: TestSupport.austenModel)
+        let input = try sequences(.randomWindows(samples: 3, length: 40, seed: 9))
+        let runner = try BlockRunner(source: source, sequences: input)
+        runner.keepInputs = true
+        runner.hessian = .diag
+        var seen: [String: [Double]] = [:]
+        var embeddings: [Float] = []
+        try runner.run(onBlock: { block in
+            for s in block.statistics { seen[s.name] = s.sumSquares }
+            guard block.layer == 0 else { return nil }
+            embeddings = Array(block.inputs!)
+            var weights = block.weights
+            weights.down = weights.down.map { $0 * 0.5 }
+            return weights
+        }, onHead: { _ in })
+        let model = try DecoderModel(path: TestSupport.austenModel)
+        XCTAssertEqual(embeddings.count, 120 * 256)
+        XCTAssertEqual(Array(embeddings[256..<512]), Array(model.weights.embedding[(Int(input[0][1]) * 256)..<(Int(input[0][1]) * 256 + 256)]))
+        model.weights.layers[0].down = model.weights.layers[0].down.map { $0 * 0.5 }
+        final class QKV: ForwardObserver {
+            var sums = [Double](repeating: 0, count: 256)
+            func linearInput(layer: Int, role: LinearRole, _ x: UnsafeBufferPointer<Float>, rows: Int, columns: Int) {
+                guard layer == 1, role == .q else { return }
+                for r in 0..<rows { for j in 0..<columns { sums[j] += Double(x[r * columns + j]) * Double(x[r * columns + j]) } }
+            }
+            func blockOutput(layer: Int, _ x: UnsafeBufferPointer<Float>, rows: Int, columns: Int) {}
+        }
+        let observer = QKV()
+        _ = try model.logits(input, observer: observer)
+        let ours = try XCTUnwrap(seen["blk.1.attn_qkv"])
+        for j in 0..<256 { XCTAssertEqual(ours[j], observer.sums[j], accuracy: observer.sums[j] * 1e-4, "channel \(j)") }
+        // Without the replacement the sums differ.
+        let plain = try BlockRunner(source: source, sequences: input)
+        var unchanged: [Double] = []
+        try plain.run(onBlock: { block in
+            if block.layer == 1 { unchanged = block.statistics[0].sumSquares }
+            return nil
+        }, onHead: { _ in })
+        XCTAssertGreaterThan(zip(unchanged, ours).map { abs($0 - $1) / $1 }.max()!, 1e-3)
+    }
 }
