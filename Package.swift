@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "QuantaFormats", dependencies: ["QuantaCore"], swiftSettings: kernels),
         .target(name: "QuantaModel", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "CBLAS"], swiftSettings: kernels),
         .target(name: "QuantaCalibration", dependencies: ["QuantaCore", "QuantaIO", "QuantaModel", "CBLAS"], swiftSettings: kernels),
-        .target(name: "QuantaAlgorithms", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "QuantaModel"], swiftSettings: native),
+        .target(name: "QuantaAlgorithms", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "QuantaModel", "CBLAS"], swiftSettings: kernels),
         .target(name: "QuantaEval", dependencies: ["QuantaCore", "QuantaIO", "QuantaModel", "QuantaCalibration"], swiftSettings: kernels),
         .target(name: "QuantaReport", dependencies: ["QuantaCore", "QuantaIO", "QuantaModel"], swiftSettings: native),
         .executableTarget(
@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "QuantaFormatsTests", dependencies: ["QuantaFormats", "QuantaModel", "TestSupport"]),
         .testTarget(name: "QuantaModelTests", dependencies: ["QuantaModel", "TestSupport"]),
         .testTarget(name: "QuantaCalibrationTests", dependencies: ["QuantaCalibration", "QuantaModel", "QuantaFormats", "TestSupport"]),
-        .testTarget(name: "QuantaAlgorithmsTests", dependencies: ["QuantaAlgorithms", "QuantaModel", "QuantaEval", "TestSupport"]),
+        .testTarget(name: "QuantaAlgorithmsTests", dependencies: ["QuantaAlgorithms", "QuantaModel", "QuantaEval", "QuantaCalibration", "CBLAS", "TestSupport"]),
         .testTarget(name: "QuantaEvalTests", dependencies: ["QuantaEval", "TestSupport"]),
         .testTarget(name: "QuantaReportTests", dependencies: ["QuantaReport", "TestSupport"]),
         .testTarget(name: "QuantaCLITests", dependencies: ["QuantaCore", "QuantaIO", "QuantaModel", "quanta", "TestSupport"]),

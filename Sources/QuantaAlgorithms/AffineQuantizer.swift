@@ -1,0 +1,119 @@
+import QuantaCore
+
+/// GPTQ's integer grid (the reference's `Quantizer`): per output row and group of input columns
+/// a scale and a zero point, q = clamp(round(w / scale) + zero, 0, 2^bits - 1), w' = scale (q - zero).
+/// Symmetric grids put the zero in the middle. Parameters are fitted from the current weights
+/// when a group's first column is reached (or once, up front, with static groups).
+public struct AffineQuantizer: GPTQColumnQuantizer {
+    public struct Options: Sendable, Equatable {
+        public var bits = 4
+        /// Columns per group; -1: one group per row (per channel).
+        public var groupSize = 128
+        public var symmetric = false
+        /// Fit every group's parameters from the original weights before GPTQ starts.
+        public var staticGroups = false
+        /// Grid search of the clipping range (GPTQModel's `mse`: norm 2.4, 100 steps, shrink to 0.2).
+        public var mse = false
+
+        public init() {}
+    }
+
+    public let options: Options
+    public let rows: Int
+    public let columns: Int
+    /// Per group, per row: scale and zero point.
+    public private(set) var scales: [Float]
+    public private(set) var zeros: [Float]
+    /// Integer levels, row-major `[rows, columns]`.
+    public private(set) var levels: [Int32]
+    private var fitted: [Bool]
+
+    public var maxLevel: Float { Float((1 << options.bits) - 1) }
+    public var groupSize: Int { options.groupSize > 0 ? options.groupSize : columns }
+    public var groups: Int { (columns + groupSize - 1) / groupSize }
+
+    public init(options: Options, rows: Int, columns: Int, original: UnsafeBufferPointer<Float>? = nil) throws {
+        guard (2...8).contains(options.bits) else { throw QuantaError(.invalidArgument, "--bits", "\(options.bits) is not in 2...8") }
+        guard options.groupSize == -1 || options.groupSize > 0 else {
+            throw QuantaError(.invalidArgument, "--group-size", "\(options.groupSize) must be positive or -1")
+        }
+        self.options = options
+        self.rows = rows
+        self.columns = columns
+        let groups = (columns + (options.groupSize > 0 ? options.groupSize : columns) - 1) / (options.groupSize > 0 ? options.groupSize : columns)
+        scales = Array(repeating: 0, count: groups * rows)
+        zeros = Array(repeating: 0, count: groups * rows)
+        levels = Array(repeating: 0, count: rows * columns)
+        fitted = Array(repeating: false, count: groups)
+        if options.staticGroups {
+            guard let original, original.count == rows * columns else {
+                throw QuantaError(.invalidArgument, "static groups", "need the original weights")
+            }
+            var values = [Float](repeating: 0, count: groupSize)
+            for g in 0..<groups {
+                let c0 = g * groupSize, c1 = min(columns, c0 + groupSize)
+                for r in 0..<rows {
+                    for c in c0..<c1 { values[c - c0] = original[r * columns + c] }
+                    fit(group: g, row: r, values[0..<(c1 - c0)])
+                }
+                fitted[g] = true
+            }
+        }
+    }
+
+    public mutating func prepare(column j: Int, weights: (Int) -> UnsafePointer<Float>) {
+        let g = j / groupSize
+        guard !fitted[g] else { return }
+        let c0 = g * groupSize, c1 = min(columns, c0 + groupSize)
+        let cols = (c0..<c1).map(weights)
+        var values = [Float](repeating: 0, count: c1 - c0)
+        for r in 0..<rows {
+            for (k, col) in cols.enumerated() { values[k] = col[r] }
+            fit(group: g, row: r, values[...])
+        }
+        fitted[g] = true
+    }
+
+    public mutating func quantize(column j: Int, _ w: UnsafePointer<Float>, into q: UnsafeMutablePointer<Float>) {
+        let g = j / groupSize
+        for r in 0..<rows {
+            let scale = scales[g * rows + r], zero = zeros[g * rows + r]
+            let level = Swift.min(Swift.max((w[r] / scale).rounded(.toNearestOrEven) + zero, 0), maxLevel)
+            levels[r * columns + j] = Int32(level)
+            q[r] = scale * (level - zero)
+        }
+    }
+
+    /// The reference's `find_params` for one row of one group, with GPTQModel's `mse` search.
+    mutating func fit(group g: Int, row r: Int, _ x: ArraySlice<Float>) {
+        var xmin = Swift.min(x.min() ?? 0, 0), xmax = Swift.max(x.max() ?? 0, 0)
+        if options.symmetric {
+            xmax = Swift.max(abs(xmin), xmax)
+            if xmin < 0 { xmin = -xmax }
+        }
+        if xmin == 0 && xmax == 0 { xmin = -1; xmax = 1 }
+        var scale = (xmax - xmin) / maxLevel
+        var zero = options.symmetric ? (maxLevel + 1) / 2 : (-xmin / scale).rounded(.toNearestOrEven)
+        if options.mse {
+            var best = Float.infinity
+            for i in 0..<80 {
+                let p = 1 - Float(i) / 100
+                let lo = p * xmin, hi = p * xmax
+                let s = (hi - lo) / maxLevel
+                let z = options.symmetric ? zero : (-lo / s).rounded(.toNearestOrEven)
+                var error: Float = 0
+                for v in x {
+                    let level = Swift.min(Swift.max((v / s).rounded(.toNearestOrEven) + z, 0), maxLevel)
+                    error += pow(abs(s * (level - z) - v), 2.4)
+                }
+                if error < best { best = error; scale = s; zero = z }
+            }
+        }
+        scales[g * rows + r] = scale
+        zeros[g * rows + r] = zero
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
