@@ -26,6 +26,10 @@ public struct AffineQuantizer: GPTQColumnQuantizer {
     public private(set) var zeros: [Float]
     /// Integer levels, row-major `[rows, columns]`.
     public private(set) var levels: [Int32]
+    /// Each column's group (GPTQ's `g_idx`): consecutive columns in processing order share one,
+    /// so with act order (and dynamic groups) a group's columns are scattered.
+    public private(set) var groupIndex: [Int32]
+    private var members: [[Int]]
     private var fitted: [Bool]
 
     public var maxLevel: Float { Float((1 << options.bits) - 1) }
@@ -44,6 +48,9 @@ public struct AffineQuantizer: GPTQColumnQuantizer {
         scales = Array(repeating: 0, count: groups * rows)
         zeros = Array(repeating: 0, count: groups * rows)
         levels = Array(repeating: 0, count: rows * columns)
+        let size = options.groupSize > 0 ? options.groupSize : columns
+        groupIndex = (0..<columns).map { Int32($0 / size) }
+        members = (0..<groups).map { Array(($0 * size)..<min(columns, ($0 + 1) * size)) }
         fitted = Array(repeating: false, count: groups)
         if options.staticGroups {
             guard let original, original.count == rows * columns else {
@@ -61,12 +68,18 @@ public struct AffineQuantizer: GPTQColumnQuantizer {
         }
     }
 
+    /// Dynamic groups follow the processing order; static groups stay contiguous in the original order.
+    public mutating func begin(order: [Int]) {
+        guard !options.staticGroups else { return }
+        members = stride(from: 0, to: columns, by: groupSize).map { Array(order[$0..<min(columns, $0 + groupSize)]) }
+        for (g, group) in members.enumerated() { for j in group { groupIndex[j] = Int32(g) } }
+    }
+
     public mutating func prepare(column j: Int, weights: (Int) -> UnsafePointer<Float>) {
-        let g = j / groupSize
+        let g = Int(groupIndex[j])
         guard !fitted[g] else { return }
-        let c0 = g * groupSize, c1 = min(columns, c0 + groupSize)
-        let cols = (c0..<c1).map(weights)
-        var values = [Float](repeating: 0, count: c1 - c0)
+        let cols = members[g].map(weights)
+        var values = [Float](repeating: 0, count: cols.count)
         for r in 0..<rows {
             for (k, col) in cols.enumerated() { values[k] = col[r] }
             fit(group: g, row: r, values[...])
@@ -75,7 +88,7 @@ public struct AffineQuantizer: GPTQColumnQuantizer {
     }
 
     public mutating func quantize(column j: Int, _ w: UnsafePointer<Float>, into q: UnsafeMutablePointer<Float>) {
-        let g = j / groupSize
+        let g = Int(groupIndex[j])
         for r in 0..<rows {
             let scale = scales[g * rows + r], zero = zeros[g * rows + r]
             let level = Swift.min(Swift.max((w[r] / scale).rounded(.toNearestOrEven) + zero, 0), maxLevel)

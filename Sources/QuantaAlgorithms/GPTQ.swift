@@ -4,8 +4,11 @@ import QuantaCore
 /// Rounds GPTQ's columns: given the current (error-updated) weights, it fits its parameters
 /// when a group starts and rounds one column at a time.
 public protocol GPTQColumnQuantizer {
-    /// Column `j` (original index) is about to be rounded; `weights(c)` is column c's current
-    /// values (`rows` of them). Fit the group's parameters here when `j` starts one.
+    /// The processing order (original column indices), before the first column.
+    mutating func begin(order: [Int])
+    /// Column `j` (original index) is about to be rounded; `weights(c)` is column c's values as
+    /// of the last lazy batch update (the reference fits groups from those). Fit the group's
+    /// parameters here when `j` starts one.
     mutating func prepare(column j: Int, weights: (Int) -> UnsafePointer<Float>)
     /// Rounds column `j`'s `rows` values `w` into `q` (the values the stored format decodes to).
     mutating func quantize(column j: Int, _ w: UnsafePointer<Float>, into q: UnsafeMutablePointer<Float>)
@@ -68,17 +71,21 @@ public enum GPTQ {
         var Q = [Float](repeating: 0, count: rows * n)
         let err = UnsafeMutablePointer<Float>.allocate(capacity: options.blockSize * rows)
         defer { err.deallocate() }
+        quantizer.begin(order: order)
+        let block = UnsafeMutablePointer<Float>.allocate(capacity: options.blockSize * rows)
+        defer { block.deallocate() }
         try W.withUnsafeMutableBufferPointer { wb in
             let w = wb.baseAddress!
             let column = { (j: Int) -> UnsafePointer<Float> in UnsafePointer(w + j * rows) }
-            // Columns in processing order: column p of the permuted problem is original column order[p].
+            // Column p of the permuted problem is original column order[p].
             let permuted = { (p: Int) -> UnsafeMutablePointer<Float> in w + order[p] * rows }
             for i1 in stride(from: 0, to: n, by: options.blockSize) {
                 let i2 = min(n, i1 + options.blockSize)
+                for i in i1..<i2 { (block + (i - i1) * rows).update(from: permuted(i), count: rows) }
                 for i in i1..<i2 {
                     let j = order[i]
                     quantizer.prepare(column: j, weights: column)
-                    let x = permuted(i)
+                    let x = block + (i - i1) * rows
                     try Q.withUnsafeMutableBufferPointer { qb in
                         let q = qb.baseAddress! + j * rows
                         quantizer.quantize(column: j, x, into: q)
@@ -93,13 +100,13 @@ public enum GPTQ {
                         for k in (i + 1)..<i2 {
                             let u = Float(U[i * n + k])
                             if u == 0 { continue }
-                            let target = permuted(k)
+                            let target = block + (k - i1) * rows
                             for r in 0..<rows { target[r] -= e[r] * u }
                         }
                     }
                 }
                 guard i2 < n else { continue }
-                // W[:, i2...] -= Err (rows x count) * U[i1..<i2, i2...]: one product per later column.
+                // W[:, i2...] -= Err (rows x count) * U[i1..<i2, i2...]: one product for the later columns.
                 let count = i2 - i1
                 var u = [Float](repeating: 0, count: count * (n - i2))
                 for a in 0..<count { for b in i2..<n { u[a * (n - i2) + (b - i2)] = Float(U[(i1 + a) * n + b]) } }

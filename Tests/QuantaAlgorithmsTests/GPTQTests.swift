@@ -64,3 +64,90 @@ final class GPTQTests: XCTestCase {
         XCTAssertEqual(compared, 6 * 7)
     }
 }
+
+/// GPTQ against a numpy transcription of the IST-DASLab reference (`gptq.py`, `quant.py`).
+final class GPTQReferenceTests: XCTestCase {
+    func check(actOrder: Bool, symmetric: Bool, staticGroups: Bool = false) throws {
+        let rows = 24, n = 160
+        var generator = SeededGenerator(seed: 11)
+        func normal() -> Float {
+            let u = Float(generator.below(1 << 24) + 1) / Float(1 << 24), v = Float(generator.below(1 << 24)) / Float(1 << 24)
+            return (-2 * log(u)).squareRoot() * cos(2 * .pi * v)
+        }
+        let w = (0..<(rows * n)).map { _ in normal() }
+        let x = (0..<(300 * n)).map { i in normal() * (1 + Float(i % n) / 40) }
+        var gram = [Double](repeating: 0, count: n * n)
+        for t in 0..<300 { for i in 0..<n { for j in 0..<n { gram[i * n + j] += Double(x[t * n + i]) * Double(x[t * n + j]) } } }
+        var options = AffineQuantizer.Options()
+        options.bits = 3
+        options.groupSize = 32
+        options.symmetric = symmetric
+        options.staticGroups = staticGroups
+        var solver = GPTQOptions()
+        solver.actOrder = actOrder
+        let (ours, report) = try w.withUnsafeBufferPointer { wb in
+            var quantizer = try AffineQuantizer(options: options, rows: rows, columns: n, original: wb)
+            return try GPTQ.solve(weight: wb, rows: rows, columns: n, gram: gram, options: solver, quantizer: &quantizer)
+        }
+        let folder = try TestSupport.temporaryFolder()
+        try w.withUnsafeBytes { try TestSupport.write(Array($0), to: folder + "/w.f32") }
+        try gram.withUnsafeBytes { try TestSupport.write(Array($0), to: folder + "/h.f64") }
+        let output = try TestSupport.oracle("""
+            import sys, numpy as np
+            rows, n, bits, gs = 24, 160, 3, 32
+            act, sym, static = sys.argv[3] == "1", sys.argv[4] == "1", sys.argv[5] == "1"
+            W = np.fromfile(sys.argv[1], np.float32).reshape(rows, n).copy()
+            H = np.fromfile(sys.argv[2], np.float64).reshape(n, n).copy()
+            maxq = 2 ** bits - 1
+            def find_params(x):
+                xmin = np.minimum(x.min(1), 0); xmax = np.maximum(x.max(1), 0)
+                if sym:
+                    xmax = np.maximum(np.abs(xmin), xmax); xmin = np.where(xmin < 0, -xmax, xmin)
+                both = (xmin == 0) & (xmax == 0); xmin[both] = -1; xmax[both] = 1
+                scale = ((xmax - xmin) / maxq).astype(np.float32)
+                zero = np.full_like(scale, (maxq + 1) / 2) if sym else np.round(-xmin / scale).astype(np.float32)
+                return scale, zero
+            def quant(x, p):
+                scale, zero = p
+                q = np.clip(np.round(x / scale) + zero, 0, maxq)
+                return (scale * (q - zero)).astype(np.float32)
+            groups = [find_params(W[:, i:i + gs]) for i in range(0, n, gs)] if static else None
+            dead = np.diag(H) == 0; H[dead, dead] = 1; W[:, dead] = 0
+            perm = np.argsort(-np.diag(H), kind="stable") if act else np.arange(n)
+            W = W[:, perm]; H = H[perm][:, perm]
+            H[np.diag_indices(n)] += 0.01 * np.mean(np.diag(H))
+            Linv = np.linalg.inv(np.linalg.cholesky(H))
+            U = np.linalg.cholesky(Linv.T @ Linv).T.astype(np.float32)
+            Q = np.zeros_like(W); loss = 0.0; params = None
+            for i1 in range(0, n, 128):
+                i2 = min(i1 + 128, n); W1 = W[:, i1:i2].copy(); Err1 = np.zeros_like(W1)
+                for i in range(i2 - i1):
+                    w = W1[:, i]; d = U[i1 + i, i1 + i]
+                    if static:
+                        params = groups[perm[i1 + i] // gs]
+                    elif (i1 + i) % gs == 0:
+                        params = find_params(W[:, i1 + i:i1 + i + gs])
+                    q = quant(w, params)
+                    Q[:, i1 + i] = q; loss += float(((w - q) ** 2 / d ** 2).sum()) / 2
+                    err = (w - q) / d
+                    W1[:, i:] -= np.outer(err, U[i1 + i, i1 + i:i2])
+                    Err1[:, i] = err
+                W[:, i2:] -= Err1 @ U[i1:i2, i2:]
+            Q = Q[:, np.argsort(perm)]
+            Q.astype(np.float32).tofile(sys.argv[6])
+            print(repr(loss))
+            """, [folder + "/w.f32", folder + "/h.f64", actOrder ? "1" : "0", symmetric ? "1" : "0", staticGroups ? "1" : "0", folder + "/q.f32"])
+        let reference = try TestSupport.read(folder + "/q.f32").withUnsafeBytes { Array($0.bindMemory(to: Float.self)) }
+        let same = zip(ours, reference).filter { abs($0 - $1) <= 1e-5 * max(abs($1), 1) }.count
+        XCTAssertGreaterThanOrEqual(Double(same) / Double(ours.count), 0.99, "act \(actOrder) sym \(symmetric) static \(staticGroups): \(same) of \(ours.count)")
+        let loss = Double(output.trimmingCharacters(in: .whitespacesAndNewlines))!
+        XCTAssertEqual(report.loss, loss, accuracy: loss * 0.01)
+    }
+
+    func testMatchesTheReference() throws {
+        try check(actOrder: false, symmetric: false)
+        try check(actOrder: false, symmetric: true)
+        try check(actOrder: true, symmetric: false)
+        try check(actOrder: true, symmetric: false, staticGroups: true)
+    }
+}
