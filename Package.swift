@@ -55,7 +55,7 @@ let package = Package(
         .testTarget(name: "QuantaFormatsTests", dependencies: ["QuantaFormats", "QuantaModel", "TestSupport"]),
         .testTarget(name: "QuantaModelTests", dependencies: ["QuantaModel", "TestSupport"]),
         .testTarget(name: "QuantaCalibrationTests", dependencies: ["QuantaCalibration", "QuantaModel", "QuantaFormats", "TestSupport"]),
-        .testTarget(name: "QuantaAlgorithmsTests", dependencies: ["QuantaAlgorithms", "QuantaModel", "QuantaEval", "QuantaCalibration", "CBLAS", "TestSupport"]),
+        .testTarget(name: "QuantaAlgorithmsTests", dependencies: ["QuantaAlgorithms", "QuantaModel", "QuantaEval", "QuantaCalibration", "QuantaFormats", "CBLAS", "TestSupport"]),
         .testTarget(name: "QuantaEvalTests", dependencies: ["QuantaEval", "TestSupport"]),
         .testTarget(name: "QuantaReportTests", dependencies: ["QuantaReport", "TestSupport"]),
         .testTarget(name: "QuantaCLITests", dependencies: ["QuantaCore", "QuantaIO", "QuantaModel", "quanta", "TestSupport"]),
