@@ -34,7 +34,7 @@ let package = Package(
         .target(name: "QuantaFormats", dependencies: ["QuantaCore"], swiftSettings: kernels),
         .target(name: "QuantaModel", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "CBLAS"], swiftSettings: kernels),
         .target(name: "QuantaCalibration", dependencies: ["QuantaCore", "QuantaIO", "QuantaModel", "CBLAS"], swiftSettings: kernels),
-        .target(name: "QuantaAlgorithms", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "QuantaModel", "CBLAS"], swiftSettings: kernels),
+        .target(name: "QuantaAlgorithms", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "QuantaModel", "QuantaCalibration", "CBLAS"], swiftSettings: kernels),
         .target(name: "QuantaEval", dependencies: ["QuantaCore", "QuantaIO", "QuantaModel", "QuantaCalibration"], swiftSettings: kernels),
         .target(name: "QuantaReport", dependencies: ["QuantaCore", "QuantaIO", "QuantaModel"], swiftSettings: native),
         .executableTarget(
@@ -42,7 +42,7 @@ let package = Package(
             dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "QuantaAlgorithms", "QuantaModel", "QuantaEval", "QuantaReport", "QuantaCalibration",
                            .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: native),
-        .target(name: "TestSupport", dependencies: ["QuantaIO"], path: "Tests/TestSupport"),
+        .target(name: "TestSupport", dependencies: ["QuantaCore", "QuantaIO"], path: "Tests/TestSupport"),
         .target(name: "BenchSupport", dependencies: ["QuantaCore", "CBLAS"], path: "Benchmarks/BenchSupport", swiftSettings: native),
         .executableTarget(name: "quanta-bench", dependencies: ["BenchSupport", "QuantaAlgorithms", "QuantaModel", "QuantaReport"], path: "Benchmarks/QuantaBench",
                           swiftSettings: native),

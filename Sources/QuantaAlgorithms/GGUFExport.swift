@@ -29,18 +29,19 @@ public struct GGUFExport {
     public let source: ModelSource
     public let preset: GGUFPreset
     public let options: QuantizationOptions
-    public let quantizer: RoundToNearest
+    public let quantizer: TensorQuantizer
     /// Allow requantizing tensors that are already quantized (lossy twice).
     public let allowRequantize: Bool
 
+    /// `quantizer` replaces round-to-nearest (with `importance`) as the quantizer stage.
     public init(source: ModelSource, preset: GGUFPreset, options: QuantizationOptions, importance: ImportanceMatrix?,
-                threads: Int, allowRequantize: Bool = false) {
+                threads: Int, allowRequantize: Bool = false, quantizer: TensorQuantizer? = nil) {
         self.source = source
         self.preset = preset
         var options = options
         options.hasImportance = importance != nil
         self.options = options
-        self.quantizer = RoundToNearest(importance: importance, threads: threads)
+        self.quantizer = quantizer ?? RoundToNearest(importance: importance, threads: threads)
         self.allowRequantize = allowRequantize
     }
 

@@ -107,6 +107,8 @@ public struct StatisticsFile {
         public let tokens: Int
         public let columns: Int
         public let sumSquares: [Double]
+        /// GGUF names of the weights that multiply this input.
+        public let weights: [String]
     }
 
     public let path: String
@@ -146,10 +148,28 @@ public struct StatisticsFile {
             guard sums.shape == [Int(columns)] else {
                 throw QuantaError.malformed("\(path): dataset '\(group)/sum_squares'", "has shape \(sums.shape), the group says \(columns) columns")
             }
+            var weights: [String] = []
+            if case let .string(names)? = attributes["weights"] { weights = names.split(separator: ",").map(String.init) }
             inputs.append(Input(name: group, layer: layer < 0 ? nil : Int(layer), input: input, tokens: Int(tokens), columns: Int(columns),
-                                sumSquares: sums.storage))
+                                sumSquares: sums.storage, weights: weights))
         }
         self.inputs = inputs
+    }
+
+    /// The input that GGUF weight `name` multiplies, if recorded.
+    public func input(feeding name: String) -> Input? { inputs.first { $0.weights.contains(name) } }
+
+    /// The Gram matrix of input `input` (`columns x columns`, row-major), or nil when the file
+    /// was written without full Hessians.
+    public func gram(_ input: Input) throws -> [Double]? {
+        let store = try HDF5Store(path: path, mode: .read)
+        defer { try? store.close() }
+        guard try store.datasetNames(in: input.name).contains("gram") else { return nil }
+        let gram = try store.read("\(input.name)/gram", as: Double.self)
+        guard gram.shape == [input.columns, input.columns] else {
+            throw QuantaError.malformed("\(path): dataset '\(input.name)/gram'", "has shape \(gram.shape), expected [\(input.columns), \(input.columns)]")
+        }
+        return gram.storage
     }
 
     /// Refuses statistics made from other weights than `source`'s, naming both checksums.

@@ -1,6 +1,6 @@
 /// Quanta's own pseudo-random generator (SplitMix64): the same seed gives the same numbers on
 /// every platform and Swift version, so calibration windows are reproducible.
-public struct SeededGenerator: Sendable {
+public struct SeededGenerator: RandomNumberGenerator, Sendable {
     private var state: UInt64
 
     public init(seed: UInt64) { state = seed }

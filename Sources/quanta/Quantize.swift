@@ -35,6 +35,10 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Give every quantized tensor the preset's default type (no mixture rules).") var pure = false
     @Option(help: "Importance matrix (llama-imatrix GGUF or legacy .dat).") var imatrix: String?
     @Option(help: "Statistics from `quanta calibrate` (HDF5), used as the importance matrix; refused when made from other weights.") var stats: String?
+    @Option(help: "rtn: llama-quantize's rounding (with --imatrix or --stats as importance); gptq: GPTQ's error feedback through the GGUF blocks, with the Gram matrices of --stats.")
+    var method: Method = .rtn
+    @Flag(name: .customLong("act-order"), help: "gptq: columns by decreasing Hessian diagonal (blocks fitted up front).") var actOrder = false
+    @Option(help: "gptq: dampening, a fraction of the Hessian's mean diagonal.") var damp: Double = 0.01
     @Flag(name: .customLong("allow-requantize"), help: "Allow quantizing tensors that are already quantized.") var allowRequantize = false
     @Flag(name: .customLong("dry-run"), help: "Print the per-tensor plan and the final size; write nothing.") var dryRun = false
     @Flag(help: "Print the result as JSON.") var json = false
@@ -46,6 +50,8 @@ struct Quantize: ParsableCommand {
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard imatrix == nil || stats == nil else { throw ValidationError("give --imatrix or --stats, not both") }
+        if method == .gptq && stats == nil { throw ValidationError("--method gptq needs --stats (from quanta calibrate with --hessian full)") }
+        guard damp > 0 && damp < 1 else { throw ValidationError("--damp must be between 0 and 1") }
         for rule in tensorTypes {
             let parts = rule.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty, GGMLType(name: parts[1]) != nil else {
@@ -70,13 +76,21 @@ struct Quantize: ParsableCommand {
             options.pure = pure
             let model = try openModelSource(source)
             var matrix = try imatrix.map { try ImportanceMatrix.read($0) }
+            var quantizer: TensorQuantizer?
             if let stats {
                 let file = try StatisticsFile(path: stats)
                 try file.check(against: model)
-                matrix = file.importanceMatrix(config: model.config)
+                let importance = file.importanceMatrix(config: model.config)
+                matrix = importance
+                if method == .gptq {
+                    var solver = GPTQOptions()
+                    solver.actOrder = actOrder
+                    solver.damp = damp
+                    quantizer = GPTQRounding(statistics: file, importance: importance, options: solver, threads: threads)
+                }
             }
             let export = GGUFExport(source: model, preset: GGUFPreset(name: type)!, options: options,
-                                    importance: matrix, threads: threads, allowRequantize: allowRequantize)
+                                    importance: matrix, threads: threads, allowRequantize: allowRequantize, quantizer: quantizer)
             if dryRun {
                 let plan = try export.plan()
                 report(plan: plan, fileBytes: try export.fileSize(plan), seconds: nil, dryRun: true)
@@ -123,4 +137,8 @@ struct Quantize: ParsableCommand {
         print("\(verb) \(dryRun ? "" : output + ": ")\(grouped(fileBytes)) bytes (\(megabytes(fileBytes))), \(plan.count) tensors, "
               + "\(fixed(bpw, 4)) bits per weight, from \(megabytes(sourceBytes))" + (seconds.map { " in \(fixed($0, 2)) s" } ?? ""))
     }
+}
+
+extension Quantize {
+    enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, gptq }
 }

@@ -85,6 +85,31 @@ final class CalibrateCommandTests: XCTestCase {
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/c.gguf"))
     }
 
+    /// `quantize --method gptq`: GPTQ through the GGUF blocks, the same plan as rounding, the same
+    /// bytes at any thread count.
+    func testGPTQIntoGGUF() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let stats = folder + "/stats.h5"
+        XCTAssertEqual(try quanta(["calibrate", TestSupport.austenModel, "--data", TestSupport.path("Calibration/calib-wiki.txt"),
+                                   "--samples", "8", "--seq-len", "64", "--out", stats]).status, 0)
+        var outputs: [String] = []
+        for (method, threads) in [("rtn", "2"), ("gptq", "1"), ("gptq", "2")] {
+            let output = "\(folder)/\(method)-\(threads).gguf"
+            let run = try quanta(["quantize", TestSupport.austenModel, output, "Q4_K_M", "--stats", stats, "--method", method, "--threads", threads])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            outputs.append(output)
+        }
+        let rtn = try GGUFFile(path: outputs[0]), gptq = try GGUFFile(path: outputs[1])
+        XCTAssertEqual(rtn.tensors.map(\.type), gptq.tensors.map(\.type))
+        XCTAssertNotEqual(try rtn.rawBytes("blk.0.ffn_down.weight").elementsEqual(try gptq.rawBytes("blk.0.ffn_down.weight")), true)
+        XCTAssertEqual(try rtn.rawBytes("token_embd.weight").elementsEqual(try gptq.rawBytes("token_embd.weight")), true,
+                       "the embedding has no calibration input: rounded as llama-quantize does")
+        XCTAssertEqual(try TestSupport.read(outputs[1]), try TestSupport.read(outputs[2]))
+        let missing = try quanta(["quantize", TestSupport.austenModel, folder + "/x.gguf", "Q4_K_M", "--method", "gptq"])
+        XCTAssertEqual(missing.status, 64)
+        XCTAssertTrue(missing.stderr.contains("--method gptq needs --stats"), missing.stderr)
+    }
+
     func testErrors() throws {
         let folder = try TestSupport.temporaryFolder()
         let both = try quanta(["calibrate", TestSupport.austenModel, "--data", "x.txt", "--out", folder + "/s.h5", "--samples", "2", "--ctx", "64"])

@@ -6,7 +6,7 @@ import QuantaModel
 import TestSupport
 import XCTest
 
-/// llama-imatrix's protocol (`-c 256 --chunks 64` on calib-wiki, BOS on) reproduces its golden file.
+/// llama-imatrix's protocol (`-c 256 --chunks 64` on calib-wiki, BOS on) against its golden file.
 final class ImatrixTests: XCTestCase {
     func testSequentialChunksReproduceLlamaImatrix() throws {
         let source = try HuggingFaceSource(path: TestSupport.austenModel)
@@ -17,7 +17,6 @@ final class ImatrixTests: XCTestCase {
         let runner = try BlockRunner(source: source, sequences: sequences)
         runner.hessian = .diag
         runner.threads = 2
-        runner.model.runtime = .llamacpp
         var all: [InputStatistics] = []
         try runner.run(onBlock: { all += $0.statistics; return nil }, onHead: { all.append($0) })
         let ours = ImatrixExport.matrix(all.map(\.sums), config: source.config, dataset: data.path, chunks: 64, chunkSize: 256)
@@ -32,6 +31,10 @@ final class ImatrixTests: XCTestCase {
             }
         }
         print("imatrix: largest relative difference \(worst) in \(worstName)")
+        // llama.cpp reproduces this file bit for bit only with AVX-512 ggml kernels and flash attention's
+        // tiled f16-KV path; on an AVX2 machine llama-imatrix itself differs from it by up to 1.9e-5, and
+        // with an f32 KV cache without flash attention (what this fp32 runtime computes) by 4.5e-4, the
+        // largest in blk.0.attn_output, which is what we see here.
         XCTAssertLessThan(worst, 5e-4)
 
         // Quantizing with it: the blocks that come out as llama-quantize's with the golden matrix.

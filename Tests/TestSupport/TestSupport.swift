@@ -1,4 +1,5 @@
 import Foundation
+import QuantaCore
 import XCTest
 
 /// Paths and oracles shared by Quanta's test targets.
@@ -122,15 +123,5 @@ public enum TestSupport {
     }
 }
 
-/// A small deterministic random generator for tests (SplitMix64).
-public struct SplitMix64: RandomNumberGenerator {
-    var state: UInt64
-    public init(seed: UInt64) { state = seed }
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
+/// The deterministic generator tests draw from (QuantaCore's SplitMix64).
+public typealias SplitMix64 = SeededGenerator
