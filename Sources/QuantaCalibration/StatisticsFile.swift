@@ -63,6 +63,10 @@ public func weightsSHA256(_ source: ModelSource) throws -> String {
 public final class StatisticsWriter {
     public static let format = "quanta-calibration-statistics"
     public static let version = "0.1.0"
+    /// Deflate level of the Gram matrices (shuffle + deflate). On SmolLM2 (30 layers, 805 MB of
+    /// float64 Gram matrices) level 4 took 41-43 s for a 407 MB file, level 1 36 s for 415 MB,
+    /// no compression 22 s for 1011 MB.
+    public static let gramCompression = 1
     private let store: HDF5Store
 
     /// Starts the file (a temporary beside `path`, renamed by `finish`; removed if never finished).
@@ -91,7 +95,7 @@ public final class StatisticsWriter {
         try store.write("\(s.name)/sum_squares", s.sumSquares, shape: [s.columns])
         try store.write("\(s.name)/sum_abs", s.sumAbs, shape: [s.columns])
         try store.write("\(s.name)/max_abs", s.maxAbs, shape: [s.columns])
-        if let gram = s.gram { try store.write("\(s.name)/gram", gram, shape: [s.columns, s.columns]) }
+        if let gram = s.gram { try store.write("\(s.name)/gram", gram, shape: [s.columns, s.columns], compression: StatisticsWriter.gramCompression) }
     }
 
     /// Closes the file and moves it into place.
