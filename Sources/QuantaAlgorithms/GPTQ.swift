@@ -47,26 +47,55 @@ public enum GPTQ {
     /// Quantizes `weight` (`rows x columns`, row-major) against `gram` (sum x x^T over the
     /// calibration inputs, `columns x columns`, row-major; any positive scale). Returns the
     /// dequantized weight (row-major) and the report.
-    public static func solve<Q: GPTQColumnQuantizer>(weight: UnsafeBufferPointer<Float>, rows: Int, columns n: Int, gram: [Double],
-                                                     options: GPTQOptions, quantizer: inout Q) throws -> (weight: [Float], report: GPTQReport) {
-        guard rows > 0, n > 0, weight.count == rows * n, gram.count == n * n else {
-            throw QuantaError(.invalidArgument, "GPTQ", "weight \(weight.count) and Gram \(gram.count) do not fit \(rows) x \(n)")
-        }
+    /// The part of a solve that depends only on the Gram matrix: dead columns, the processing
+    /// order and the inverse Hessian's upper Cholesky factor. Rows are independent given it, so a
+    /// matrix can be solved in row slices that share one factorization.
+    public struct Factorization: Sendable {
+        public let columns: Int
+        public let dead: [Int]
+        public let order: [Int]
+        /// Row-major upper factor U of the permuted, damped inverse Hessian (U^T U = H^-1).
+        public let U: [Double]
+        public let damp: Double
+        public let options: GPTQOptions
+    }
+
+    /// Factorizes `gram` (sum x x^T, `columns x columns`, row-major; any positive scale).
+    public static func factorize(gram: [Double], columns n: Int, options: GPTQOptions) throws -> Factorization {
+        guard n > 0, gram.count == n * n else { throw QuantaError(.invalidArgument, "GPTQ", "Gram \(gram.count) does not fit \(n) columns") }
         var H = gram
-        // Column-major working copy: column j's rows are contiguous.
-        var W = [Float](repeating: 0, count: rows * n)
-        for r in 0..<rows { for j in 0..<n { W[j * rows + r] = weight[r * n + j] } }
-        var dead = 0
+        var dead: [Int] = []
         for j in 0..<n where H[j * n + j] == 0 {
             H[j * n + j] = 1
-            for r in 0..<rows { W[j * rows + r] = 0 }
-            dead += 1
+            dead.append(j)
         }
         let order: [Int] = options.actOrder
             ? (0..<n).sorted { H[$0 * n + $0] != H[$1 * n + $1] ? H[$0 * n + $0] > H[$1 * n + $1] : $0 < $1 } : Array(0..<n)
         var P = [Double](repeating: 0, count: n * n)
         for a in 0..<n { for b in 0..<n { P[a * n + b] = H[order[a] * n + order[b]] } }
         let (U, damp) = try inverseCholesky(P, n, options)
+        return Factorization(columns: n, dead: dead, order: order, U: U, damp: damp, options: options)
+    }
+
+    /// Quantizes `weight` (`rows x columns`, row-major) against `gram`. Returns the dequantized
+    /// weight (row-major) and the report.
+    public static func solve<Q: GPTQColumnQuantizer>(weight: UnsafeBufferPointer<Float>, rows: Int, columns n: Int, gram: [Double],
+                                                     options: GPTQOptions, quantizer: inout Q) throws -> (weight: [Float], report: GPTQReport) {
+        try solve(weight: weight, rows: rows, factorization: factorize(gram: gram, columns: n, options: options), quantizer: &quantizer)
+    }
+
+    /// Quantizes `weight` (`rows x factorization.columns`, row-major) with a shared factorization.
+    public static func solve<Q: GPTQColumnQuantizer>(weight: UnsafeBufferPointer<Float>, rows: Int, factorization f: Factorization,
+                                                     quantizer: inout Q) throws -> (weight: [Float], report: GPTQReport) {
+        let n = f.columns, order = f.order, U = f.U, damp = f.damp, options = f.options
+        guard rows > 0, weight.count == rows * n else {
+            throw QuantaError(.invalidArgument, "GPTQ", "weight \(weight.count) does not fit \(rows) x \(n)")
+        }
+        // Column-major working copy: column j's rows are contiguous.
+        var W = [Float](repeating: 0, count: rows * n)
+        for r in 0..<rows { for j in 0..<n { W[j * rows + r] = weight[r * n + j] } }
+        for j in f.dead { for r in 0..<rows { W[j * rows + r] = 0 } }
+        let dead = f.dead.count
         var loss = 0.0
         var Q = [Float](repeating: 0, count: rows * n)
         let err = UnsafeMutablePointer<Float>.allocate(capacity: options.blockSize * rows)

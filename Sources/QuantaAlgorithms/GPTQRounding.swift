@@ -1,3 +1,4 @@
+import Dispatch
 import QuantaCalibration
 import QuantaCore
 import QuantaFormats
@@ -11,11 +12,15 @@ public struct GPTQRounding: TensorQuantizer {
     public let statistics: StatisticsFile
     public let options: GPTQOptions
     public let fallback: RoundToNearest
+    public let threads: Int
+    /// Rows per independent GPTQ slice.
+    static let rowsPerSlice = 64
 
     public init(statistics: StatisticsFile, importance: ImportanceMatrix, options: GPTQOptions, threads: Int) {
         self.statistics = statistics
         self.options = options
         fallback = RoundToNearest(importance: importance, threads: threads)
+        self.threads = max(1, threads)
     }
 
     public func quantize(_ tensor: PlannedTensor, _ values: UnsafeBufferPointer<Float>) throws -> [UInt8] {
@@ -28,11 +33,51 @@ public struct GPTQRounding: TensorQuantizer {
         let scale = 1 / Double(max(input.tokens, 1))
         let importance = (0..<columns).map { Float(gram[$0 * columns + $0] * scale) }
         do {
-            var quantizer = try GGUFBlockQuantizer(format: format, rows: rows, columns: columns, importance: importance, original: values)
-            _ = try GPTQ.solve(weight: values, rows: rows, columns: columns, gram: gram, options: options, quantizer: &quantizer)
-            return quantizer.finish()
+            let factorization = try GPTQ.factorize(gram: gram, columns: columns, options: options)
+            // Rows are independent given the factorization: slices of a fixed size, spread over the
+            // threads, give the same bytes whatever the thread count.
+            let slice = GPTQRounding.rowsPerSlice, slices = (rows + slice - 1) / slice
+            let rowBytes = tensor.type.rowBytes(columns) ?? 0
+            var out = [UInt8](repeating: 0, count: rows * rowBytes)
+            nonisolated(unsafe) let destination = out.withUnsafeMutableBufferPointer { $0.baseAddress! }
+            nonisolated(unsafe) let source = values.baseAddress!
+            nonisolated(unsafe) var failure: Error?
+            let workers = max(1, min(threads, slices))
+            let lock = ErrorLock()
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                for s in stride(from: worker, to: slices, by: workers) {
+                    let r0 = s * slice, r1 = min(rows, r0 + slice)
+                    do {
+                        let part = UnsafeBufferPointer(start: source + r0 * columns, count: (r1 - r0) * columns)
+                        var quantizer = try GGUFBlockQuantizer(format: format, rows: r1 - r0, columns: columns, importance: importance, original: part)
+                        _ = try GPTQ.solve(weight: part, rows: r1 - r0, factorization: factorization, quantizer: &quantizer)
+                        let bytes = quantizer.finish()
+                        bytes.withUnsafeBufferPointer { (destination + r0 * rowBytes).update(from: $0.baseAddress!, count: bytes.count) }
+                    } catch {
+                        lock.run { failure = failure ?? error }
+                    }
+                }
+            }
+            if let failure { throw failure }
+            return out
         } catch let error as QuantaError {
             throw error.within("tensor '\(tensor.name)'")
         }
     }
 }
+
+/// A minimal mutex for collecting the first error of concurrent work.
+final class ErrorLock: @unchecked Sendable {
+    private var mutex = pthread_mutex_t()
+    init() { pthread_mutex_init(&mutex, nil) }
+    deinit { pthread_mutex_destroy(&mutex) }
+    func run(_ body: () -> Void) {
+        pthread_mutex_lock(&mutex)
+        body()
+        pthread_mutex_unlock(&mutex)
+    }
+}
+
+#if canImport(Glibc)
+import Glibc
+#endif
