@@ -29,40 +29,51 @@ public struct GPTQRounding: TensorQuantizer {
               let gram = try statistics.gram(input) else {
             return try fallback.quantize(tensor, values)
         }
-        let (columns, rows) = (tensor.dimensions[0], tensor.dimensions[1])
-        let scale = 1 / Double(max(input.tokens, 1))
-        let importance = (0..<columns).map { Float(gram[$0 * columns + $0] * scale) }
         do {
-            let factorization = try GPTQ.factorize(gram: gram, columns: columns, options: options)
-            // Rows are independent given the factorization: slices of a fixed size, spread over the
-            // threads, give the same bytes whatever the thread count.
-            let slice = GPTQRounding.rowsPerSlice, slices = (rows + slice - 1) / slice
-            let rowBytes = tensor.type.rowBytes(columns) ?? 0
-            var out = [UInt8](repeating: 0, count: rows * rowBytes)
-            nonisolated(unsafe) let destination = out.withUnsafeMutableBufferPointer { $0.baseAddress! }
-            nonisolated(unsafe) let source = values.baseAddress!
-            nonisolated(unsafe) var failure: Error?
-            let workers = max(1, min(threads, slices))
-            let lock = ErrorLock()
-            DispatchQueue.concurrentPerform(iterations: workers) { worker in
-                for s in stride(from: worker, to: slices, by: workers) {
-                    let r0 = s * slice, r1 = min(rows, r0 + slice)
-                    do {
-                        let part = UnsafeBufferPointer(start: source + r0 * columns, count: (r1 - r0) * columns)
-                        var quantizer = try GGUFBlockQuantizer(format: format, rows: r1 - r0, columns: columns, importance: importance, original: part)
-                        _ = try GPTQ.solve(weight: part, rows: r1 - r0, factorization: factorization, quantizer: &quantizer)
-                        let bytes = quantizer.finish()
-                        bytes.withUnsafeBufferPointer { (destination + r0 * rowBytes).update(from: $0.baseAddress!, count: bytes.count) }
-                    } catch {
-                        lock.run { failure = failure ?? error }
-                    }
-                }
-            }
-            if let failure { throw failure }
-            return out
+            return try GPTQRounding.solve(values, type: tensor.type, rows: tensor.dimensions[1], columns: tensor.dimensions[0], gram: gram,
+                                          tokens: input.tokens, options: options, threads: threads)
         } catch let error as QuantaError {
             throw error.within("tensor '\(tensor.name)'")
         }
+    }
+}
+
+extension GPTQRounding {
+    /// GPTQ through `type`'s GGUF blocks for one weight (`rows x columns`, GGUF layout) against
+    /// `gram` (over `tokens` tokens): the tensor's GGUF bytes. Rows are independent given the
+    /// factorization: slices of a fixed size, spread over the threads, give the same bytes
+    /// whatever the thread count.
+    public static func solve(_ values: UnsafeBufferPointer<Float>, type: GGMLType, rows: Int, columns: Int, gram: [Double], tokens: Int,
+                             options: GPTQOptions, threads: Int) throws -> [UInt8] {
+        guard let format = BlockFormats.format(type), let rowBytes = type.rowBytes(columns) else {
+            throw QuantaError.unsupported(type.name, "GPTQ cannot write \(type.name) rows of \(columns)")
+        }
+        let scale = 1 / Double(max(tokens, 1))
+        let importance = (0..<columns).map { Float(gram[$0 * columns + $0] * scale) }
+        let factorization = try GPTQ.factorize(gram: gram, columns: columns, options: options)
+        let slice = rowsPerSlice, slices = (rows + slice - 1) / slice
+        var out = [UInt8](repeating: 0, count: rows * rowBytes)
+        nonisolated(unsafe) let destination = out.withUnsafeMutableBufferPointer { $0.baseAddress! }
+        nonisolated(unsafe) let source = values.baseAddress!
+        nonisolated(unsafe) var failure: Error?
+        let workers = max(1, min(threads, slices))
+        let lock = ErrorLock()
+        DispatchQueue.concurrentPerform(iterations: workers) { worker in
+            for s in stride(from: worker, to: slices, by: workers) {
+                let r0 = s * slice, r1 = min(rows, r0 + slice)
+                do {
+                    let part = UnsafeBufferPointer(start: source + r0 * columns, count: (r1 - r0) * columns)
+                    var quantizer = try GGUFBlockQuantizer(format: format, rows: r1 - r0, columns: columns, importance: importance, original: part)
+                    _ = try GPTQ.solve(weight: part, rows: r1 - r0, factorization: factorization, quantizer: &quantizer)
+                    let bytes = quantizer.finish()
+                    bytes.withUnsafeBufferPointer { (destination + r0 * rowBytes).update(from: $0.baseAddress!, count: bytes.count) }
+                } catch {
+                    lock.run { failure = failure ?? error }
+                }
+            }
+        }
+        if let failure { throw failure }
+        return out
     }
 }
 

@@ -18,6 +18,17 @@ public enum LinearInput: String, Sendable, CaseIterable {
         }
     }
 
+    /// The input a linear role multiplies.
+    public static func feeding(_ role: LinearRole) -> LinearInput? {
+        switch role {
+        case .q, .k, .v: .attentionQKV
+        case .o: .attentionOutput
+        case .gate, .up: .ffnGateUp
+        case .down: .ffnDown
+        case .output: .output
+        }
+    }
+
     /// The input an observed linear role reports (nil for the roles that repeat a shared input).
     init?(observed role: LinearRole) {
         switch role {

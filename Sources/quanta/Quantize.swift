@@ -37,6 +37,10 @@ struct Quantize: ParsableCommand {
     @Option(help: "Statistics from `quanta calibrate` (HDF5), used as the importance matrix; refused when made from other weights.") var stats: String?
     @Option(help: "rtn: llama-quantize's rounding (with --imatrix or --stats as importance); gptq: GPTQ's error feedback through the GGUF blocks, with the Gram matrices of --stats.")
     var method: Method = .rtn
+    @Option(help: "gptq: calibration text for a true-sequential run (instead of --stats).") var data: String?
+    @Option(help: "gptq with --data: random windows.") var samples: Int = 128
+    @Option(name: .customLong("seq-len"), help: "gptq with --data: tokens per window.") var seqLen: Int = 512
+    @Option(help: "gptq with --data: seed of the windows.") var seed: UInt64 = 0
     @Flag(name: .customLong("act-order"), help: "gptq: columns by decreasing Hessian diagonal (blocks fitted up front).") var actOrder = false
     @Option(help: "gptq: dampening, a fraction of the Hessian's mean diagonal.") var damp: Double = 0.01
     @Flag(name: .customLong("allow-requantize"), help: "Allow quantizing tensors that are already quantized.") var allowRequantize = false
@@ -50,7 +54,11 @@ struct Quantize: ParsableCommand {
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard imatrix == nil || stats == nil else { throw ValidationError("give --imatrix or --stats, not both") }
-        if method == .gptq && stats == nil { throw ValidationError("--method gptq needs --stats (from quanta calibrate with --hessian full)") }
+        if method == .gptq && (stats == nil) == (data == nil) {
+            throw ValidationError("--method gptq needs --stats (from quanta calibrate with --hessian full) or --data (a true-sequential run), one of them")
+        }
+        if data != nil && method != .gptq { throw ValidationError("--data goes with --method gptq") }
+        guard samples >= 1, seqLen >= 2 else { throw ValidationError("--samples must be at least 1 and --seq-len at least 2") }
         guard damp > 0 && damp < 1 else { throw ValidationError("--damp must be between 0 and 1") }
         for rule in tensorTypes {
             let parts = rule.split(separator: "=", maxSplits: 1).map(String.init)
@@ -88,6 +96,25 @@ struct Quantize: ParsableCommand {
                     solver.damp = damp
                     quantizer = GPTQRounding(statistics: file, importance: importance, options: solver, threads: threads)
                 }
+            }
+            if let data, method == .gptq {
+                var solver = GPTQOptions()
+                solver.actOrder = actOrder
+                solver.damp = damp
+                let tokenizer = try model.tokenizer()
+                let sequences = try CalibrationSampler.randomWindows(samples: samples, length: seqLen, seed: seed)
+                    .sequences(CalibrationData(path: data), tokenizer: tokenizer, bos: tokenizer.addBOS ? tokenizer.bosID : nil)
+                var planning = options
+                planning.hasImportance = true
+                let plan = try QuantizationPlanner(preset: GGUFPreset(name: type)!, options: planning, headCount: model.config.headCount,
+                                                   kvHeadCount: model.config.kvHeadCount, layerCount: model.config.layerCount).plan(model.tensors)
+                let bar = ProgressBar(enabled: !json || verbose, verbose: verbose)
+                let run = try SequentialGPTQ.run(source: model, plan: plan, sequences: sequences, options: solver, threads: threads) { done, total in
+                    bar.update(done, of: total, "blocks (GPTQ, true-sequential)")
+                }
+                bar.finish()
+                matrix = run.importance
+                quantizer = PrecomputedQuantizer(bytes: run.bytes, fallback: RoundToNearest(importance: run.importance, threads: threads))
             }
             let export = GGUFExport(source: model, preset: GGUFPreset(name: type)!, options: options,
                                     importance: matrix, threads: threads, allowRequantize: allowRequantize, quantizer: quantizer)

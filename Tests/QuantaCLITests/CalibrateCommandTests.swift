@@ -105,9 +105,16 @@ final class CalibrateCommandTests: XCTestCase {
         XCTAssertEqual(try rtn.rawBytes("token_embd.weight").elementsEqual(try gptq.rawBytes("token_embd.weight")), true,
                        "the embedding has no calibration input: rounded as llama-quantize does")
         XCTAssertEqual(try TestSupport.read(outputs[1]), try TestSupport.read(outputs[2]))
+        // True-sequential: calibration and GPTQ block by block in one run, the same plan.
+        let sequential = try quanta(["quantize", TestSupport.austenModel, folder + "/seq.gguf", "Q4_K_M", "--method", "gptq",
+                                     "--data", TestSupport.path("Calibration/calib-wiki.txt"), "--samples", "4", "--seq-len", "64"])
+        XCTAssertEqual(sequential.status, 0, sequential.stderr)
+        let seq = try GGUFFile(path: folder + "/seq.gguf")
+        XCTAssertEqual(seq.tensors.map(\.type), rtn.tensors.map(\.type))
+        XCTAssertFalse(try seq.rawBytes("blk.3.attn_v.weight").elementsEqual(try gptq.rawBytes("blk.3.attn_v.weight")))
         let missing = try quanta(["quantize", TestSupport.austenModel, folder + "/x.gguf", "Q4_K_M", "--method", "gptq"])
         XCTAssertEqual(missing.status, 64)
-        XCTAssertTrue(missing.stderr.contains("--method gptq needs --stats"), missing.stderr)
+        XCTAssertTrue(missing.stderr.contains("--method gptq needs --stats (from quanta calibrate with --hessian full) or --data"), missing.stderr)
     }
 
     func testErrors() throws {
