@@ -48,50 +48,32 @@ public struct GGUFBlockQuantizer: GPTQColumnQuantizer {
     public mutating func begin(order: [Int]) {
         guard order != Array(0..<columns), let original else { return }
         // Act order: every block fitted before GPTQ starts, as llama-quantize would fit it.
-        for b in fitted.indices { fitOriginal(block: b) }
+        let n = columns
+        for b in fitted.indices { fit(block: b) { r, c in original[r * n + c] } }
     }
 
     public mutating func prepare(column j: Int, weights: (Int) -> UnsafePointer<Float>) {
         let b = j / format.type.blockSize
         guard !fitted[b] else { return }
-        fit(block: b, columnMajor: weights)
+        let c0 = b * format.type.blockSize
+        let cols = (c0..<(c0 + format.type.blockSize)).map(weights)
+        fit(block: b) { r, c in cols[c - c0][r] }
     }
 
-    /// Fits block `b` of every row from column-major values.
-    mutating func fit(block b: Int, columnMajor weights: (Int) -> UnsafePointer<Float>) {
-        let (format, importance, rowBytes, rows, columns, scratch) = (self.format, self.importance, self.rowBytes, self.rows, self.columns, self.scratch)
+    /// Fits block `b` of every row from `value(row, column)` with the format's own quantizer.
+    mutating func fit(block b: Int, _ value: (Int, Int) -> Float) {
+        let (format, importance, rowBytes, rows, scratch) = (self.format, self.importance, self.rowBytes, self.rows, self.scratch)
         let size = format.type.blockSize, c0 = b * size
-        let cols = (c0..<(c0 + size)).map(weights)
         var values = [Float](repeating: 0, count: size)
         bytes.withUnsafeMutableBufferPointer { out in
             for r in 0..<rows {
-                for (k, col) in cols.enumerated() { values[k] = col[r] }
+                for k in 0..<size { values[k] = value(r, c0 + k) }
                 let block = out.baseAddress! + r * rowBytes + b * format.type.bytesPerBlock
                 values.withUnsafeBufferPointer { x in
                     if let importance {
                         importance.withUnsafeBufferPointer { format.quantizeRow(x.baseAddress!, block, size, importance: $0.baseAddress! + c0, scratch) }
                     } else {
                         format.quantizeRow(x.baseAddress!, block, size, importance: nil, scratch)
-                    }
-                }
-            }
-        }
-        fitted[b] = true
-    }
-
-    /// Fits block `b` of every row from the row-major original weights.
-    mutating func fitOriginal(block b: Int) {
-        guard let original else { return }
-        let (format, importance, rowBytes, rows, columns, scratch) = (self.format, self.importance, self.rowBytes, self.rows, self.columns, self.scratch)
-        let size = format.type.blockSize, c0 = b * size
-        bytes.withUnsafeMutableBufferPointer { out in
-            original.withUnsafeBufferPointer { w in
-                for r in 0..<rows {
-                    let block = out.baseAddress! + r * rowBytes + b * format.type.bytesPerBlock
-                    if let importance {
-                        importance.withUnsafeBufferPointer { format.quantizeRow(w.baseAddress! + r * columns + c0, block, size, importance: $0.baseAddress! + c0, scratch) }
-                    } else {
-                        format.quantizeRow(w.baseAddress! + r * columns + c0, block, size, importance: nil, scratch)
                     }
                 }
             }

@@ -72,6 +72,28 @@ final class GPTQTests: XCTestCase {
         }
     }
 
+    /// With act order the blocks are fitted up front from the original weights; feedback still wins.
+    func testGGUFFeedbackWithActOrder() throws {
+        let (source, grams) = try GPTQTests.calibrated()
+        let format = try XCTUnwrap(BlockFormats.format(.q4_K))
+        var options = GPTQOptions()
+        options.actOrder = true
+        for tensor in source.tensors where tensor.layer == 1 && tensor.dimensions.count == 2 {
+            let gram = try GPTQTests.gram(tensor, grams)
+            let (n, rows) = (tensor.dimensions[0], tensor.dimensions[1])
+            let importance = (0..<n).map { Float(gram[$0 * n + $0]) }
+            let w = try source.values(tensor.name)
+            let rounded = try Quantization.dequantize(.q4_K, Quantization.quantize(.q4_K, w, rowLength: n, importance: importance)
+                .withUnsafeBytes { $0 }, count: w.count)
+            var quantizer = try w.withUnsafeBufferPointer { try GGUFBlockQuantizer(format: format, rows: rows, columns: n, importance: importance, original: $0) }
+            let (solved, report) = try w.withUnsafeBufferPointer { try GPTQ.solve(weight: $0, rows: rows, columns: n, gram: gram, options: options, quantizer: &quantizer) }
+            XCTAssertNotEqual(report.order, Array(0..<n))
+            let decoded = try quantizer.finish().withUnsafeBytes { try Quantization.dequantize(.q4_K, $0, count: w.count) }
+            XCTAssertEqual(decoded, solved, tensor.name)
+            XCTAssertLessThan(outputError(w, decoded, rows: rows, columns: n, gram: gram), outputError(w, rounded, rows: rows, columns: n, gram: gram), tensor.name)
+        }
+    }
+
     func testLossBelowRoundToNearestOnEveryLayer() throws {
         let (source, grams) = try GPTQTests.calibrated()
         var options = AffineQuantizer.Options()
