@@ -3,10 +3,6 @@ import QuantaFormats
 import QuantaIO
 import QuantaModel
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
 /// `quanta convert`: a GGUF of a supported architecture to a Hugging Face folder (fp32 safetensors, config.json,
 /// tokenizer.json, tokenizer_config.json, generation_config.json). Quantized tensors are
 /// dequantized, q/k rows are put back in the HF rotate-half order, and a GGUF without
@@ -23,9 +19,7 @@ public enum HuggingFaceExport {
     /// only once complete.
     public static func convert(gguf path: String, to folder: String, progress: ((Int, Int, String) -> Void)? = nil) throws -> Summary {
         let start = monotonicSeconds()
-        guard FileSystem.kind(of: folder) == .missing else {
-            throw QuantaError(.invalidArgument, folder, "already exists; choose a new output folder")
-        }
+        try FolderSink.checkFree(folder)
         let source = try GGUFSource(path: path)
         let files = try GGUFConverter.huggingFaceFiles(from: source.file)
         let specs = Dictionary(uniqueKeysWithValues: source.config.architecture.tensors(source.config).map { ($0.ggufName, $0) })
@@ -51,25 +45,7 @@ public enum HuggingFaceExport {
                 progress?(index + 1, source.file.tensors.count, info.name)
             })
         }
-        let temporary = folder + ".tmp-\(getpid())"
-        guard mkdir(temporary, 0o755) == 0 else {
-            throw QuantaError(.io, temporary, "cannot create folder: \(String(cString: strerror(errno)))")
-        }
-        do {
-            try SafetensorsWriter.write(entries, metadata: ["format": "pt"], to: temporary + "/model.safetensors")
-            for (name, json) in files {
-                let writer = try AtomicFileWriter(path: temporary + "/" + name)
-                try writer.write(Array((json.serialized(indent: 2) + "\n").utf8))
-                try writer.commit()
-            }
-            guard rename(temporary, folder) == 0 else {
-                throw QuantaError(.io, folder, "cannot move the finished folder into place: \(String(cString: strerror(errno)))")
-            }
-        } catch {
-            for name in (try? FileSystem.contents(of: temporary)) ?? [] { unlink(temporary + "/" + name) }
-            rmdir(temporary)
-            throw error
-        }
+        try FolderSink.write(to: folder, tensors: entries, metadata: ["format": "pt"], json: files)
         return Summary(tensorCount: entries.count, parameterCount: source.file.tensors.reduce(0) { $0 + $1.elementCount },
                        bytes: entries.reduce(0) { $0 + $1.byteCount }, seconds: monotonicSeconds() - start)
     }

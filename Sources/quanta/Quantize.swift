@@ -24,7 +24,7 @@ struct Quantize: ParsableCommand {
 
     @Argument(help: "Model folder or GGUF file.") var source: String
     @Argument(help: "Output GGUF file (written atomically).") var output: String
-    @Argument(help: "Preset or type.") var type: String
+    @Argument(help: "Preset or type (GGUF output).") var type: String?
 
     @Option(help: "Worker threads (the bytes do not depend on it).") var threads: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     @Option(name: .customLong("tensor-type"), help: ArgumentHelp("Override the type of tensors whose name matches REGEX; the first matching rule wins.", valueName: "REGEX=TYPE"))
@@ -37,6 +37,13 @@ struct Quantize: ParsableCommand {
     @Option(help: "Statistics from `quanta calibrate` (HDF5), used as the importance matrix; refused when made from other weights.") var stats: String?
     @Option(help: "rtn: llama-quantize's rounding (with --imatrix or --stats as importance); gptq: GPTQ's error feedback through the GGUF blocks, with the Gram matrices of --stats.")
     var method: Method = .rtn
+    @Option(help: "gguf: a llama.cpp file (TYPE chooses the types). gptq: a GPTQModel/AutoGPTQ checkpoint folder (--bits, --group-size).")
+    var format: OutputFormat = .gguf
+    @Option(help: "gptq format: bits per weight (2, 4 or 8).") var bits: Int = 4
+    @Option(name: .customLong("group-size"), help: "gptq format: input columns per group (-1: one per row).") var groupSize: Int = 128
+    @Flag(help: "gptq format: asymmetric grid (zero points per group); symmetric by default, as GPTQModel.") var asym = false
+    @Flag(name: .customLong("static-groups"), help: "gptq format: fit every group from the original weights before solving.") var staticGroups = false
+    @Flag(help: "gptq format: grid search of each group's clipping range (GPTQModel's mse).") var mse = false
     @Option(help: "gptq: calibration text for a true-sequential run (instead of --stats).") var data: String?
     @Option(help: "gptq with --data: random windows.") var samples: Int = 128
     @Option(name: .customLong("seq-len"), help: "gptq with --data: tokens per window.") var seqLen: Int = 512
@@ -49,8 +56,17 @@ struct Quantize: ParsableCommand {
     @Flag(help: "Print one line per tensor as it is written (progress goes to a terminal's stderr anyway).") var verbose = false
 
     func validate() throws {
-        guard GGUFPreset(name: type) != nil else {
-            throw ValidationError("unknown type '\(type)'; choose one of \(GGUFPreset.allCases.map(\.rawValue).joined(separator: ", "))")
+        if format == .gguf {
+            guard let type else { throw ValidationError("give the GGUF preset or type (\(GGUFPreset.allCases.map(\.rawValue).joined(separator: ", ")))") }
+            guard GGUFPreset(name: type) != nil else {
+                throw ValidationError("unknown type '\(type)'; choose one of \(GGUFPreset.allCases.map(\.rawValue).joined(separator: ", "))")
+            }
+        } else {
+            guard method == .gptq, stats != nil, type == nil else {
+                throw ValidationError("--format gptq takes --method gptq --stats FILE and no GGUF type")
+            }
+            guard [2, 4, 8].contains(bits) else { throw ValidationError("--bits must be 2, 4 or 8 for the gptq layout") }
+            guard groupSize == -1 || groupSize > 0 else { throw ValidationError("--group-size must be positive or -1") }
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard imatrix == nil || stats == nil else { throw ValidationError("give --imatrix or --stats, not both") }
@@ -71,8 +87,11 @@ struct Quantize: ParsableCommand {
         }
     }
 
+    var preset: GGUFPreset { GGUFPreset(name: type ?? "")! }
+
     func run() throws {
         try reportingFailures {
+            if format == .gptq { return try writeCheckpoint() }
             var options = QuantizationOptions()
             options.tensorTypes = tensorTypes.map { rule in
                 let parts = rule.split(separator: "=", maxSplits: 1).map(String.init)
@@ -106,7 +125,7 @@ struct Quantize: ParsableCommand {
                     .sequences(CalibrationData(path: data), tokenizer: tokenizer, bos: tokenizer.addBOS ? tokenizer.bosID : nil)
                 var planning = options
                 planning.hasImportance = true
-                let plan = try QuantizationPlanner(preset: GGUFPreset(name: type)!, options: planning, headCount: model.config.headCount,
+                let plan = try QuantizationPlanner(preset: preset, options: planning, headCount: model.config.headCount,
                                                    kvHeadCount: model.config.kvHeadCount, layerCount: model.config.layerCount).plan(model.tensors)
                 let bar = ProgressBar(enabled: !json || verbose, verbose: verbose)
                 let run = try SequentialGPTQ.run(source: model, plan: plan, sequences: sequences, options: solver, threads: threads) { done, total in
@@ -116,7 +135,7 @@ struct Quantize: ParsableCommand {
                 matrix = run.importance
                 quantizer = PrecomputedQuantizer(bytes: run.bytes, fallback: RoundToNearest(importance: run.importance, threads: threads))
             }
-            let export = GGUFExport(source: model, preset: GGUFPreset(name: type)!, options: options,
+            let export = GGUFExport(source: model, preset: preset, options: options,
                                     importance: matrix, threads: threads, allowRequantize: allowRequantize, quantizer: quantizer)
             if dryRun {
                 let plan = try export.plan()
@@ -140,7 +159,7 @@ struct Quantize: ParsableCommand {
         let bpw = Double(tensorBytes * 8) / Double(max(parameters, 1))
         if json {
             var members: [(String, JSONValue)] = [
-                ("source", .string(source)), ("output", dryRun ? .null : .string(output)), ("preset", .string(GGUFPreset(name: type)!.rawValue)),
+                ("source", .string(source)), ("output", dryRun ? .null : .string(output)), ("preset", .string(preset.rawValue)),
                 ("dry_run", .bool(dryRun)), ("tensor_count", .integer(Int64(plan.count))), ("parameter_count", .integer(Int64(parameters))),
                 ("source_bytes", .integer(Int64(sourceBytes))), ("file_bytes", .integer(Int64(fileBytes))),
                 ("bits_per_weight", .number((bpw * 10000).rounded() / 10000)),
@@ -168,4 +187,39 @@ struct Quantize: ParsableCommand {
 
 extension Quantize {
     enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, gptq }
+    enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case gguf, gptq }
+
+    /// `--format gptq`: a GPTQModel checkpoint folder from the statistics' Gram matrices.
+    func writeCheckpoint() throws {
+        let model = try ModelFolder(path: source)
+        let file = try StatisticsFile(path: stats!)
+        try file.check(against: HuggingFaceSource(path: source))
+        var settings = GPTQCheckpoint.Options()
+        settings.grid.bits = bits
+        settings.grid.groupSize = groupSize
+        settings.grid.symmetric = !asym
+        settings.grid.staticGroups = staticGroups
+        settings.grid.mse = mse
+        settings.solver.actOrder = actOrder
+        settings.solver.damp = damp
+        let bar = ProgressBar(enabled: !json || verbose, verbose: verbose)
+        let summary = try GPTQCheckpoint.write(model: model, statistics: file, options: settings, to: output, threads: threads) { done, total, name in
+            bar.update(done, of: total, name)
+        }
+        bar.finish()
+        if summary.maxDamp > damp { printError("quanta: note: a Hessian needed damp \(fixed(summary.maxDamp, 4)) (asked \(fixed(damp, 4))); recorded in quantize_config.json") }
+        if json {
+            print(JSONValue.object([("output", .string(output)), ("format", .string("gptq")), ("bits", .integer(Int64(bits))),
+                                    ("group_size", .integer(Int64(groupSize))), ("quantized", .integer(Int64(summary.quantized))),
+                                    ("max_damp", .number(summary.maxDamp)), ("seconds", .number((summary.seconds * 1000).rounded() / 1000))]).serialized(indent: 2))
+        } else {
+            print("wrote \(output): \(summary.quantized) linear layers in GPTQ \(bits)-bit groups of \(groupSize) in \(fixed(summary.seconds, 2)) s")
+        }
+    }
+}
+
+/// A line on standard error.
+func printError(_ text: String) {
+    let bytes = Array((text + "\n").utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }
