@@ -1,6 +1,7 @@
 import Dispatch
 import QuantaCalibration
 import QuantaCore
+import QuantaFormats
 import QuantaIO
 import QuantaModel
 
@@ -32,7 +33,7 @@ public enum GPTQCheckpoint {
     public static func write(model: ModelFolder, statistics: StatisticsFile, options: Options, to folder: String, threads: Int,
                              progress: ((Int, Int, String) -> Void)? = nil) throws -> Summary {
         let start = monotonicSeconds()
-        guard [2, 4, 8].contains(options.grid.bits) else {
+        guard GPTQLayout.supportedBits.contains(options.grid.bits) else {
             throw QuantaError.unsupported("--bits \(options.grid.bits)", "the gptq layout is written for 2, 4 and 8 bits (3-bit packing spans words)")
         }
         try FolderSink.checkFree(folder)
@@ -56,9 +57,9 @@ public enum GPTQCheckpoint {
             let prefix = String(spec.hfName.dropLast(".weight".count))
             let bits = options.grid.bits, groups = layer.groups
             entries.append(try .init(name: prefix + ".qweight", dtype: .i32, shape: [columns * bits / 32, rows],
-                                     data: int32Bytes(packInputs(layer.levels, rows: rows, columns: columns, bits: bits))))
+                                     data: int32Bytes(GPTQLayout.packLevels(layer.levels, rows: rows, columns: columns, bits: bits))))
             entries.append(try .init(name: prefix + ".qzeros", dtype: .i32, shape: [groups, rows * bits / 32],
-                                     data: int32Bytes(packZeros(layer.zeros, groups: groups, rows: rows, bits: bits))))
+                                     data: int32Bytes(GPTQLayout.packZeros(layer.zeros, groups: groups, rows: rows, bits: bits))))
             entries.append(try .init(name: prefix + ".scales", dtype: .f16, shape: [groups, rows], data: f16Bytes(layer.scales)))
             entries.append(try .init(name: prefix + ".g_idx", dtype: .i32, shape: [columns], data: int32Bytes(layer.groupIndex.map(UInt32.init))))
             quantized += 1
@@ -138,30 +139,6 @@ public enum GPTQCheckpoint {
             }
         }
         return layer
-    }
-
-    /// qweight: levels `[rows(out), columns(in)]` packed 32/bits per int32 along the input dimension.
-    static func packInputs(_ levels: [Int32], rows: Int, columns: Int, bits: Int) -> [UInt32] {
-        let per = 32 / bits
-        var out = [UInt32](repeating: 0, count: columns / per * rows)
-        for i in 0..<columns {
-            let word = i / per, shift = UInt32(bits * (i % per))
-            for j in 0..<rows { out[word * rows + j] |= UInt32(levels[j * columns + i]) << shift }
-        }
-        return out
-    }
-
-    /// qzeros: zero points `[groups, rows]` minus one (v1), masked to `bits`, packed along the output dimension.
-    static func packZeros(_ zeros: [Float], groups: Int, rows: Int, bits: Int) -> [UInt32] {
-        let per = 32 / bits, mask = UInt32((1 << bits) - 1)
-        var out = [UInt32](repeating: 0, count: groups * rows / per)
-        for g in 0..<groups {
-            for j in 0..<rows {
-                let stored = UInt32(bitPattern: Int32(zeros[g * rows + j]) - 1) & mask
-                out[g * (rows / per) + j / per] |= stored << UInt32(bits * (j % per))
-            }
-        }
-        return out
     }
 
     static func int32Bytes(_ words: [UInt32]) -> [UInt8] {

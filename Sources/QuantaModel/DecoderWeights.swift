@@ -65,10 +65,20 @@ public struct DecoderWeights: Sendable {
         return weights
     }
 
-    /// From a Hugging Face folder (F32/F16/BF16 safetensors).
+    /// From a Hugging Face folder (F32/F16/BF16 safetensors, or a GPTQ v1 checkpoint whose
+    /// linears are dequantized).
     public static func load(folder model: ModelFolder) throws -> DecoderWeights {
-        try load(model.config, gguf: false, ropeLayout: .halves, source: model.path) { name in
-            model.weights.contains(name) ? (try model.weights.floatTensor(name).storage, nil) : nil
+        let gptq = model.files.configJSON["quantization_config"]
+        let bits = gptq?["quant_method"]?.stringValue == "gptq" ? gptq?["bits"]?.intValue : nil
+        return try load(model.config, gguf: false, ropeLayout: .halves, source: model.path) { name in
+            if model.weights.contains(name) { return (try model.weights.floatTensor(name).storage, nil) }
+            let prefix = String(name.dropLast(".weight".count))
+            guard let bits, name.hasSuffix(".weight"), model.weights.contains(prefix + ".qweight") else { return nil }
+            let weight = try GPTQLayout.dequantize(
+                qweight: model.weights.integerTensor(prefix + ".qweight"), qzeros: model.weights.integerTensor(prefix + ".qzeros"),
+                scales: model.weights.floatTensor(prefix + ".scales"), gIndex: model.weights.integerTensor(prefix + ".g_idx"),
+                bits: bits, name: "\(model.path): \(prefix)")
+            return (weight.storage, nil)
         }
     }
 

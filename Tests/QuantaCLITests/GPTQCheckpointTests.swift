@@ -45,6 +45,10 @@ final class GPTQCheckpointTests: XCTestCase {
             }
         }
         try ours.withUnsafeBytes { try TestSupport.write(Array($0), to: folder + "/ours.f32") }
+        // Quanta reads the folder back (eval, convert) to the same weights, bit for bit.
+        let loaded = try DecoderModel(path: output)
+        XCTAssertEqual(loaded.weights.layers[3].down, ours)
+        XCTAssertEqual(loaded.config.modelType, "llama")
         // numpy, from the layout's description: 8 levels per int32 along the input dimension, low bits first;
         // zero points minus one packed along the output dimension; w = scale * (q - (z + 1)).
         let check = try TestSupport.oracle("""
