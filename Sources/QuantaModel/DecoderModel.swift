@@ -264,11 +264,23 @@ public final class DecoderModel: @unchecked Sendable {
             for role in [LinearRole.q, .k, .v] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
         }
         var hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.q], scratch: scratch)
-        layer.q.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.qDim, d, hq, d, $0.baseAddress!, d, Q, c.qDim, split: true) }
+        // llama.cpp rounds K and V (and Q) to f16 after these products: for f32 weights take their bits
+        // from ggml's own summation order, or values on an f16 rounding midpoint go the other way.
+        let ggmlOrder = runtime == .llamacpp && d % 16 == 0
+        func project(_ w: [Float], _ type: GGMLType?, _ out: UnsafeMutablePointer<Float>, _ n: Int, _ input: UnsafePointer<Float>) {
+            w.withUnsafeBufferPointer {
+                if ggmlOrder && (type == nil || type == .f32) {
+                    Kernels.gemmNTggml(rows, n, d, input, $0.baseAddress!, out)
+                } else {
+                    Kernels.gemmNT(rows, n, d, input, d, $0.baseAddress!, d, out, n, split: true)
+                }
+            }
+        }
+        project(layer.q, layer.types[.q], Q, c.qDim, hq)
         hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.k], scratch: scratch)
-        layer.k.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.kvDim, d, hq, d, $0.baseAddress!, d, K, c.kvDim, split: true) }
+        project(layer.k, layer.types[.k], K, c.kvDim, hq)
         hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.v], scratch: scratch)
-        layer.v.withUnsafeBufferPointer { Kernels.gemmNT(rows, c.kvDim, d, hq, d, $0.baseAddress!, d, V, c.kvDim, split: true) }
+        project(layer.v, layer.types[.v], V, c.kvDim, hq)
         layer.qBias?.withUnsafeBufferPointer { Kernels.add(Q, $0.baseAddress!, rows: rows, n: c.qDim) }
         layer.kBias?.withUnsafeBufferPointer { Kernels.add(K, $0.baseAddress!, rows: rows, n: c.kvDim) }
         layer.vBias?.withUnsafeBufferPointer { Kernels.add(V, $0.baseAddress!, rows: rows, n: c.kvDim) }

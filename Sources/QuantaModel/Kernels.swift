@@ -29,6 +29,38 @@ enum Kernels {
         }
     }
 
+    /// C[m, n] = A[m, k] · B[n, k]ᵀ (row-major, contiguous rows) summed in the order of ggml's CPU
+    /// f32 products on 16-float vectors (llamafile's tinyBLAS with AVX-512): for each element,
+    /// lane l takes the terms k ≡ l (mod 16) in increasing k as fused multiply-adds, then the
+    /// lanes reduce as `_mm512_reduce_add_ps` (halves, quarters, then (0+2)+(1+3)). Rows are split
+    /// across cores; `k` must be a multiple of 16.
+    static func gemmNTggml(_ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>,
+                           _ c: UnsafeMutablePointer<Float>) {
+        precondition(k % 16 == 0, "ggml's vector order needs rows of whole 16-float vectors")
+        nonisolated(unsafe) let (pa, pb, pc) = (a, b, c)
+        let parts = min(cores, m), rows = (m + parts - 1) / parts
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            var lanes = [Float](repeating: 0, count: 16)
+            lanes.withUnsafeMutableBufferPointer { lane in
+                let l = lane.baseAddress!
+                for i in (part * rows)..<min(m, (part + 1) * rows) {
+                    let x = pa + i * k
+                    for j in 0..<n {
+                        let w = pb + j * k
+                        for t in 0..<16 { l[t] = 0 }
+                        for base in stride(from: 0, to: k, by: 16) {
+                            for t in 0..<16 { l[t] = l[t].addingProduct(x[base + t], w[base + t]) }
+                        }
+                        let h0 = l[0] + l[8], h1 = l[1] + l[9], h2 = l[2] + l[10], h3 = l[3] + l[11]
+                        let h4 = l[4] + l[12], h5 = l[5] + l[13], h6 = l[6] + l[14], h7 = l[7] + l[15]
+                        let q0 = h0 + h4, q1 = h1 + h5, q2 = h2 + h6, q3 = h3 + h7
+                        pc[i * n + j] = (q0 + q2) + (q1 + q3)
+                    }
+                }
+            }
+        }
+    }
+
     /// C[m, n] = A[m, k] · B[k, n], row-major with leading dimensions.
     static func gemmNN(_ m: Int, _ n: Int, _ k: Int, _ a: UnsafePointer<Float>, _ lda: Int, _ b: UnsafePointer<Float>, _ ldb: Int,
                        _ c: UnsafeMutablePointer<Float>, _ ldc: Int) {

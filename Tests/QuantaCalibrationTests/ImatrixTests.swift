@@ -17,6 +17,7 @@ final class ImatrixTests: XCTestCase {
         let runner = try BlockRunner(source: source, sequences: sequences)
         runner.hessian = .diag
         runner.threads = 2
+        runner.model.runtime = .llamacpp
         var all: [InputStatistics] = []
         try runner.run(onBlock: { all += $0.statistics; return nil }, onHead: { all.append($0) })
         let ours = ImatrixExport.matrix(all.map(\.sums), config: source.config, dataset: data.path, chunks: 64, chunkSize: 256)
@@ -31,11 +32,11 @@ final class ImatrixTests: XCTestCase {
             }
         }
         print("imatrix: largest relative difference \(worst) in \(worstName)")
-        // llama.cpp reproduces this file bit for bit only with AVX-512 ggml kernels and flash attention's
-        // tiled f16-KV path; on an AVX2 machine llama-imatrix itself differs from it by up to 1.9e-5, and
-        // with an f32 KV cache without flash attention (what this fp32 runtime computes) by 4.5e-4, the
-        // largest in blk.0.attn_output, which is what we see here.
-        XCTAssertLessThan(worst, 5e-4)
+        // The llamacpp runtime keeps K/V in f16 and takes their f32 bits from ggml's summation order:
+        // without that, one BOS value of blk.0's V sits on an f16 rounding midpoint and rounds the
+        // other way (4.4e-4 in blk.0.attn_output). llama-imatrix itself differs from this file by up
+        // to 1.9e-5 on an AVX2 machine; the file is reproduced bit for bit only with AVX-512 kernels.
+        XCTAssertLessThan(worst, 1e-4)
 
         // Quantizing with it: the blocks that come out as llama-quantize's with the golden matrix.
         for type in ["Q4_0", "Q4_1", "Q5_0", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"] {
