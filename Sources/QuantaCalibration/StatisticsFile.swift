@@ -1,3 +1,4 @@
+import Dispatch
 import QuantaCore
 import QuantaIO
 import QuantaModel
@@ -60,7 +61,7 @@ public func weightsSHA256(_ source: ModelSource) throws -> String {
 /// [columns]), `sum_abs` (float64), `max_abs` (float32) and, with the full Hessian, `gram`
 /// (float64 [columns, columns]); group attributes `tokens`, `columns`, `layer` (-1 for the head),
 /// `input`, `weights` (the GGUF tensors that multiply it, comma-separated).
-public final class StatisticsWriter {
+public final class StatisticsWriter: @unchecked Sendable {
     public static let format = "quanta-calibration-statistics"
     public static let version = "0.1.0"
     /// Deflate level of the Gram matrices (shuffle + deflate). On SmolLM2 (30 layers, 805 MB of
@@ -98,8 +99,31 @@ public final class StatisticsWriter {
         if let gram = s.gram { try store.write("\(s.name)/gram", gram, shape: [s.columns, s.columns], compression: StatisticsWriter.gramCompression) }
     }
 
-    /// Closes the file and moves it into place.
-    public func finish() throws { try store.close() }
+    private let queue = DispatchQueue(label: "quanta.statistics-writer")
+    private var failure: Error?
+
+    /// Writes `statistics` on the writer's own serial queue, so compressing a block's Gram
+    /// matrices overlaps the next block's forward pass; `finish` waits and reports the
+    /// first error. The statistics must not change afterwards.
+    public func writeInBackground(_ statistics: [InputStatistics], config: ModelConfig) {
+        queue.async {
+            guard self.failure == nil else { return }
+            do {
+                for s in statistics { try self.write(s, config: config) }
+            } catch {
+                self.failure = error
+            }
+        }
+    }
+
+    /// Waits for the background writes, then closes the file and moves it into place (a file
+    /// never finished is removed).
+    public func finish() throws {
+        try queue.sync {
+            if let failure { throw failure }
+            try store.close()
+        }
+    }
 }
 
 /// A statistics file read back: its provenance and, per input, the token count and sums.

@@ -80,13 +80,11 @@ struct Calibrate: ParsableCommand {
             var sums: [ImatrixExport.Sums] = []
             let bar = ProgressBar(enabled: !json, verbose: false)
             try runner.run(onBlock: { block in
-                for s in block.statistics {
-                    try writer.write(s, config: source.config)
-                    sums.append(s.sums)
-                }
+                writer.writeInBackground(block.statistics, config: source.config)
+                sums += block.statistics.map(\.sums)
                 return nil
             }, onHead: { head in
-                try writer.write(head, config: source.config)
+                writer.writeInBackground([head], config: source.config)
                 sums.append(head.sums)
             }, progress: { done, total, rate in
                 let eta = Double(total - done) * Double(runner.rows) / max(rate, 1e-9)
