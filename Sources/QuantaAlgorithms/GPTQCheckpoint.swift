@@ -34,7 +34,7 @@ public enum GPTQCheckpoint {
                              progress: ((Int, Int, String) -> Void)? = nil) throws -> Summary {
         let start = monotonicSeconds()
         guard GPTQLayout.supportedBits.contains(options.grid.bits) else {
-            throw QuantaError.unsupported("--bits \(options.grid.bits)", "the gptq layout is written for 2, 4 and 8 bits (3-bit packing spans words)")
+            throw QuantaError.unsupported("--bits \(options.grid.bits)", "the gptq layout is written for 2, 3, 4 and 8 bits")
         }
         try FolderSink.checkFree(folder)
         let config = model.config

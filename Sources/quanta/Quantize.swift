@@ -39,7 +39,7 @@ struct Quantize: ParsableCommand {
     var method: Method = .rtn
     @Option(help: "gguf: a llama.cpp file (TYPE chooses the types). gptq: a GPTQModel/AutoGPTQ checkpoint folder (--bits, --group-size).")
     var format: OutputFormat = .gguf
-    @Option(help: "gptq format: bits per weight (2, 4 or 8).") var bits: Int = 4
+    @Option(help: "gptq format: bits per weight (2, 3, 4 or 8).") var bits: Int = 4
     @Option(name: .customLong("group-size"), help: "gptq format: input columns per group (-1: one per row).") var groupSize: Int = 128
     @Flag(help: "gptq format: asymmetric grid (zero points per group); symmetric by default, as GPTQModel.") var asym = false
     @Flag(name: .customLong("static-groups"), help: "gptq format: fit every group from the original weights before solving.") var staticGroups = false
@@ -65,7 +65,7 @@ struct Quantize: ParsableCommand {
             guard method == .gptq, stats != nil, type == nil else {
                 throw ValidationError("--format gptq takes --method gptq --stats FILE and no GGUF type")
             }
-            guard [2, 4, 8].contains(bits) else { throw ValidationError("--bits must be 2, 4 or 8 for the gptq layout") }
+            guard [2, 3, 4, 8].contains(bits) else { throw ValidationError("--bits must be 2, 3, 4 or 8 for the gptq layout") }
             guard groupSize == -1 || groupSize > 0 else { throw ValidationError("--group-size must be positive or -1") }
         }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
