@@ -75,5 +75,26 @@ final class GPTQCheckpointTests: XCTestCase {
         let rel = Double(check[10])!
         XCTAssertLessThan(rel, 0.3)
         XCTAssertGreaterThan(rel, 0.01)
+
+        // 3 bits with act order, one thread and two: the same bytes.
+        var files: [[UInt8]] = []
+        for threads in ["1", "2"] {
+            let out = folder + "/w3-\(threads)"
+            let w3 = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, out, "--format", "gptq", "--method", "gptq", "--stats", stats,
+                                                  "--bits", "3", "--act-order", "--threads", threads])
+            XCTAssertEqual(w3.status, 0, w3.stderr)
+            files.append(try TestSupport.read(out + "/model.safetensors"))
+        }
+        XCTAssertEqual(files[0], files[1])
+        XCTAssertEqual(try DecoderModel(path: folder + "/w3-1").config.layerCount, 6)
+
+        // A statistics file that is not one, and an output folder that exists.
+        try TestSupport.write(try TestSupport.read(TestSupport.golden("austen-imatrix.gguf")), to: folder + "/fake.h5")
+        let fake = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, folder + "/x", "--format", "gptq", "--method", "gptq", "--stats", folder + "/fake.h5"])
+        XCTAssertEqual(fake.status, 65)
+        XCTAssertEqual(fake.stderr, "quanta: error: \(folder)/fake.h5: not an HDF5 file\n")
+        let taken = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, output, "--format", "gptq", "--method", "gptq", "--stats", stats])
+        XCTAssertEqual(taken.status, 64)
+        XCTAssertEqual(taken.stderr, "quanta: error: \(output): already exists; choose a new output folder\n")
     }
 }
