@@ -52,6 +52,8 @@ public enum GPTQ {
     /// matrix can be solved in row slices that share one factorization.
     public struct Factorization: Sendable {
         public let columns: Int
+        /// The Gram matrix's diagonal (sum of x^2 per input column).
+        public let diagonal: [Double]
         public let dead: [Int]
         public let order: [Int]
         /// Row-major upper factor U of the permuted, damped inverse Hessian (U^T U = H^-1).
@@ -64,6 +66,7 @@ public enum GPTQ {
     public static func factorize(gram: [Double], columns n: Int, options: GPTQOptions) throws -> Factorization {
         guard n > 0, gram.count == n * n else { throw QuantaError(.invalidArgument, "GPTQ", "Gram \(gram.count) does not fit \(n) columns") }
         var H = gram
+        let diagonal = (0..<n).map { gram[$0 * n + $0] }
         var dead: [Int] = []
         for j in 0..<n where H[j * n + j] == 0 {
             H[j * n + j] = 1
@@ -74,7 +77,7 @@ public enum GPTQ {
         var P = [Double](repeating: 0, count: n * n)
         for a in 0..<n { for b in 0..<n { P[a * n + b] = H[order[a] * n + order[b]] } }
         let (U, damp) = try inverseCholesky(P, n, options)
-        return Factorization(columns: n, dead: dead, order: order, U: U, damp: damp, options: options)
+        return Factorization(columns: n, diagonal: diagonal, dead: dead, order: order, U: U, damp: damp, options: options)
     }
 
     /// Quantizes `weight` (`rows x columns`, row-major) against `gram`. Returns the dequantized
@@ -177,5 +180,26 @@ public enum GPTQ {
             damp += options.dampIncrement
         }
         throw QuantaError(.invalidArgument, "GPTQ", "the Hessian stays singular up to damp \(damp)")
+    }
+}
+
+/// Factorizations of one layer's inputs, reused by the weights that share an input (q/k/v and
+/// gate/up multiply the same activations); entries of earlier layers are dropped.
+public final class FactorizationCache: @unchecked Sendable {
+    private var layer: Int?
+    private var entries: [String: GPTQ.Factorization] = [:]
+
+    public init() {}
+
+    /// The factorization for input `key` of `layer`, made by `make` the first time.
+    public func factorization(_ key: String, layer: Int?, _ make: () throws -> GPTQ.Factorization?) rethrows -> GPTQ.Factorization? {
+        if layer != self.layer {
+            entries.removeAll()
+            self.layer = layer
+        }
+        if let known = entries[key] { return known }
+        let made = try make()
+        entries[key] = made
+        return made
     }
 }

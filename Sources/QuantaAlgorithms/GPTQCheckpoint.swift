@@ -41,18 +41,22 @@ public enum GPTQCheckpoint {
         let specs = config.architecture.tensors(config)
         var entries: [SafetensorsWriter.Entry] = []
         var quantized = 0, maxDamp = options.solver.damp
+        let cache = FactorizationCache()
         for (index, spec) in specs.enumerated() {
             progress?(index + 1, specs.count, spec.hfName)
             guard model.weights.contains(spec.hfName) else { continue }
             let tensor = try model.weights.floatTensor(spec.hfName)
             defer { model.weights.release(spec.hfName) }
             guard let role = spec.role.linear, role != .output, spec.layer != nil,
-                  let input = statistics.input(feeding: spec.ggufName), let gram = try statistics.gram(input) else {
+                  let input = statistics.input(feeding: spec.ggufName),
+                  let factorization = try cache.factorization(input.name, layer: input.layer, {
+                      try statistics.gram(input).map { try GPTQ.factorize(gram: $0, columns: input.columns, options: options.solver) }
+                  }) else {
                 entries.append(try .init(name: spec.hfName, dtype: .f16, shape: tensor.shape, data: f16Bytes(tensor.storage)))
                 continue
             }
             let (rows, columns) = (tensor.shape[0], tensor.shape[1])
-            let layer = try solve(tensor.storage, rows: rows, columns: columns, gram: gram, options: options, threads: threads)
+            let layer = try solve(tensor.storage, rows: rows, factorization: factorization, options: options, threads: threads)
             maxDamp = max(maxDamp, layer.damp)
             let prefix = String(spec.hfName.dropLast(".weight".count))
             let bits = options.grid.bits, groups = layer.groups
@@ -96,8 +100,8 @@ public enum GPTQCheckpoint {
     }
 
     /// GPTQ on fixed slices of rows sharing one factorization, spread over the threads.
-    static func solve(_ w: [Float], rows: Int, columns: Int, gram: [Double], options: Options, threads: Int) throws -> Layer {
-        let factorization = try GPTQ.factorize(gram: gram, columns: columns, options: options.solver)
+    static func solve(_ w: [Float], rows: Int, factorization: GPTQ.Factorization, options: Options, threads: Int) throws -> Layer {
+        let columns = factorization.columns
         let slices = (rows + rowsPerSlice - 1) / rowsPerSlice
         var parts = [AffineQuantizer?](repeating: nil, count: slices)
         nonisolated(unsafe) var failure: Error?

@@ -15,6 +15,7 @@ public struct GPTQRounding: TensorQuantizer {
     public let threads: Int
     /// Rows per independent GPTQ slice.
     static let rowsPerSlice = 64
+    private let cache = FactorizationCache()
 
     public init(statistics: StatisticsFile, importance: ImportanceMatrix, options: GPTQOptions, threads: Int) {
         self.statistics = statistics
@@ -24,14 +25,16 @@ public struct GPTQRounding: TensorQuantizer {
     }
 
     public func quantize(_ tensor: PlannedTensor, _ values: UnsafeBufferPointer<Float>) throws -> [UInt8] {
-        guard let format = BlockFormats.format(tensor.type), format.codec != nil, tensor.dimensions.count == 2,
-              let input = statistics.input(feeding: tensor.name), input.columns == tensor.dimensions[0],
-              let gram = try statistics.gram(input) else {
-            return try fallback.quantize(tensor, values)
-        }
         do {
-            return try GPTQRounding.solve(values, type: tensor.type, rows: tensor.dimensions[1], columns: tensor.dimensions[0], gram: gram,
-                                          tokens: input.tokens, options: options, threads: threads)
+            guard let format = BlockFormats.format(tensor.type), format.codec != nil, tensor.dimensions.count == 2,
+                  let input = statistics.input(feeding: tensor.name), input.columns == tensor.dimensions[0],
+                  let factorization = try cache.factorization(input.name, layer: input.layer, {
+                      try statistics.gram(input).map { try GPTQ.factorize(gram: $0, columns: input.columns, options: options) }
+                  }) else {
+                return try fallback.quantize(tensor, values)
+            }
+            return try GPTQRounding.solve(values, type: tensor.type, rows: tensor.dimensions[1], factorization: factorization,
+                                          tokens: input.tokens, threads: threads)
         } catch let error as QuantaError {
             throw error.within("tensor '\(tensor.name)'")
         }
@@ -39,18 +42,18 @@ public struct GPTQRounding: TensorQuantizer {
 }
 
 extension GPTQRounding {
-    /// GPTQ through `type`'s GGUF blocks for one weight (`rows x columns`, GGUF layout) against
-    /// `gram` (over `tokens` tokens): the tensor's GGUF bytes. Rows are independent given the
-    /// factorization: slices of a fixed size, spread over the threads, give the same bytes
-    /// whatever the thread count.
-    public static func solve(_ values: UnsafeBufferPointer<Float>, type: GGMLType, rows: Int, columns: Int, gram: [Double], tokens: Int,
-                             options: GPTQOptions, threads: Int) throws -> [UInt8] {
+    /// GPTQ through `type`'s GGUF blocks for one weight (`rows x factorization.columns`, GGUF
+    /// layout) whose input's Gram matrix (over `tokens` tokens) was factorized: the tensor's GGUF
+    /// bytes. Rows are independent given the factorization: slices of a fixed size, spread over
+    /// the threads, give the same bytes whatever the thread count.
+    public static func solve(_ values: UnsafeBufferPointer<Float>, type: GGMLType, rows: Int, factorization: GPTQ.Factorization, tokens: Int,
+                             threads: Int) throws -> [UInt8] {
+        let columns = factorization.columns
         guard let format = BlockFormats.format(type), let rowBytes = type.rowBytes(columns) else {
             throw QuantaError.unsupported(type.name, "GPTQ cannot write \(type.name) rows of \(columns)")
         }
         let scale = 1 / Double(max(tokens, 1))
-        let importance = (0..<columns).map { Float(gram[$0 * columns + $0] * scale) }
-        let factorization = try GPTQ.factorize(gram: gram, columns: columns, options: options)
+        let importance = factorization.diagonal.map { Float($0 * scale) }
         let slice = rowsPerSlice, slices = (rows + slice - 1) / slice
         var out = [UInt8](repeating: 0, count: rows * rowBytes)
         nonisolated(unsafe) let destination = out.withUnsafeMutableBufferPointer { $0.baseAddress! }

@@ -19,14 +19,17 @@ public enum SequentialGPTQ {
         var bytes: [String: [UInt8]] = [:]
         var sums: [ImatrixExport.Sums] = []
 
+        let cache = FactorizationCache()
         /// Solves `values` (GGUF layout) when the plan quantizes it to a type with a codec; returns the dequantized weight.
         func solve(_ spec: TensorSpec, _ values: [Float], _ statistics: InputStatistics) throws -> [Float]? {
             guard let tensor = planned[spec.ggufName], tensor.quantized, tensor.dimensions.count == 2,
-                  BlockFormats.format(tensor.type)?.codec != nil, let gram = statistics.gram,
-                  statistics.columns == tensor.dimensions[0] else { return nil }
+                  BlockFormats.format(tensor.type)?.codec != nil, statistics.columns == tensor.dimensions[0],
+                  let factorization = try cache.factorization(statistics.name, layer: statistics.layer, {
+                      try statistics.gram.map { try GPTQ.factorize(gram: $0, columns: statistics.columns, options: options) }
+                  }) else { return nil }
             let encoded = try values.withUnsafeBufferPointer {
-                try GPTQRounding.solve($0, type: tensor.type, rows: tensor.dimensions[1], columns: tensor.dimensions[0], gram: gram,
-                                       tokens: statistics.tokens, options: options, threads: threads)
+                try GPTQRounding.solve($0, type: tensor.type, rows: tensor.dimensions[1], factorization: factorization,
+                                       tokens: statistics.tokens, threads: threads)
             }
             bytes[spec.ggufName] = encoded
             return try encoded.withUnsafeBytes { try Quantization.dequantize(tensor.type, $0, count: values.count) }

@@ -35,7 +35,8 @@ final class GPTQCheckpointTests: XCTestCase {
         options.grid.groupSize = 64
         options.grid.symmetric = false
         let weight = try model.weights.floatTensor("model.layers.3.mlp.down_proj.weight")
-        let layer = try GPTQCheckpoint.solve(weight.storage, rows: 256, columns: 768, gram: try XCTUnwrap(file.gram(input)), options: options, threads: 1)
+        let factorization = try GPTQ.factorize(gram: try XCTUnwrap(file.gram(input)), columns: 768, options: options.solver)
+        let layer = try GPTQCheckpoint.solve(weight.storage, rows: 256, factorization: factorization, options: options, threads: 1)
         var ours = [Float](repeating: 0, count: 256 * 768)
         for r in 0..<256 {
             for c in 0..<768 {
