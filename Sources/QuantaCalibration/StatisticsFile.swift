@@ -137,6 +137,8 @@ public struct StatisticsFile {
         public let sumSquares: [Double]
         /// GGUF names of the weights that multiply this input.
         public let weights: [String]
+
+        public var sums: ImatrixExport.Sums { .init(layer: layer, input: input, tokens: tokens, sumSquares: sumSquares) }
     }
 
     public let path: String
@@ -211,8 +213,7 @@ public struct StatisticsFile {
 
     /// llama.cpp's importance matrix from the sums of squares.
     public func importanceMatrix(config: ModelConfig) -> ImportanceMatrix {
-        ImatrixExport.matrix(inputs.map { .init(layer: $0.layer, input: $0.input, tokens: $0.tokens, sumSquares: $0.sumSquares) },
-                             config: config, dataset: provenance.dataPath, chunks: provenance.samples, chunkSize: provenance.sequenceLength)
+        ImatrixExport.matrix(inputs.map(\.sums), config: config, dataset: provenance.dataPath, chunks: provenance.samples, chunkSize: provenance.sequenceLength)
     }
 }
 

@@ -11,8 +11,18 @@ func reportingFailures(_ work: () throws -> Void) throws {
     do {
         try work()
     } catch let error as QuantaError {
-        let message = Array("quanta: error: \(error)\n".utf8)
-        _ = message.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
+        printError("quanta: error: \(error)")
         throw ExitCode(error.exitCode)
     }
+}
+
+/// A line on standard error.
+func printError(_ text: String) {
+    writeError(text + "\n")
+}
+
+/// Text on standard error, unbuffered.
+func writeError(_ text: String) {
+    let bytes = Array(text.utf8)
+    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
 }

@@ -35,8 +35,5 @@ final class ProgressBar: @unchecked Sendable {
         drawn = false
     }
 
-    private func emit(_ text: String) {
-        let bytes = Array(text.utf8)
-        _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-    }
+    private func emit(_ text: String) { writeError(text) }
 }

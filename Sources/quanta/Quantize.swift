@@ -217,9 +217,3 @@ extension Quantize {
         }
     }
 }
-
-/// A line on standard error.
-func printError(_ text: String) {
-    let bytes = Array((text + "\n").utf8)
-    _ = bytes.withUnsafeBytes { write(2, $0.baseAddress, $0.count) }
-}
