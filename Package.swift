@@ -52,7 +52,7 @@ let package = Package(
                           path: "Benchmarks/CalibrateBench", swiftSettings: native),
         .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "TestSupport"]),
         .testTarget(name: "QuantaIOTests", dependencies: ["QuantaIO", "TestSupport"]),
-        .testTarget(name: "QuantaFormatsTests", dependencies: ["QuantaFormats", "QuantaModel", "TestSupport"]),
+        .testTarget(name: "QuantaFormatsTests", dependencies: ["QuantaFormats", "QuantaIO", "QuantaModel", "TestSupport"]),
         .testTarget(name: "QuantaModelTests", dependencies: ["QuantaModel", "TestSupport"]),
         .testTarget(name: "QuantaCalibrationTests", dependencies: ["QuantaCalibration", "QuantaModel", "QuantaFormats", "TestSupport"]),
         .testTarget(name: "QuantaAlgorithmsTests", dependencies: ["QuantaAlgorithms", "QuantaModel", "QuantaEval", "QuantaCalibration", "QuantaFormats", "CBLAS", "TestSupport"]),

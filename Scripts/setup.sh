@@ -6,6 +6,8 @@
 #   Scripts/setup.sh --torch      + CPU torch 2.13.0 and transformers 5.24.0 in the oracle venv (Scripts/qwen3_reference.py);
 #                                 torch==2.13.0+cpu must be reachable by pip (this machine kind's find-links wheel
 #                                 folder); where it is not, a warning is printed and the tests that need it skip
+#   Scripts/setup.sh --mlx        + mlx[cpu] 0.32.4 and mlx-lm 0.32.2 in the oracle venv (MLX layout tests); where they
+#                                 cannot be installed, a warning is printed and those tests skip
 # Everything downloaded goes to $QUANTA_CACHE (default ~/.cache/quanta), outside the clone.
 set -euo pipefail
 
@@ -13,11 +15,13 @@ cache="${QUANTA_CACHE:-$HOME/.cache/quanta}"
 want_oracles=0
 want_smollm2=0
 want_torch=0
+want_mlx=0
 for arg in "$@"; do
     case "$arg" in
         --oracles) want_oracles=1 ;;
         --smollm2) want_smollm2=1 ;;
         --torch) want_torch=1 ;;
+        --mlx) want_mlx=1 ;;
         *) echo "setup.sh: unknown option '$arg'" >&2; exit 64 ;;
     esac
 done
@@ -37,7 +41,7 @@ fi
 pkg-config --exists openblas lapacke hdf5 || { echo "setup: pkg-config cannot find openblas, lapacke or hdf5" >&2; exit 1; }
 
 venv="$cache/venv"
-if [ $want_oracles -eq 1 ] || [ $want_smollm2 -eq 1 ] || [ $want_torch -eq 1 ]; then
+if [ $want_oracles -eq 1 ] || [ $want_smollm2 -eq 1 ] || [ $want_torch -eq 1 ] || [ $want_mlx -eq 1 ]; then
     if ! python3 -c "import venv, ensurepip" 2>/dev/null; then
         echo "setup: installing python3-venv"
         sudo_cmd=""
@@ -63,6 +67,17 @@ if [ $want_torch -eq 1 ]; then
         if ! "$venv/bin/pip" install -q --disable-pip-version-check "${torch_packages[@]}" \
             || ! "$venv/bin/python" -c "import torch, transformers"; then
             echo "setup: warning: torch/transformers could not be installed; the Hugging Face reference tests will skip" >&2
+        fi
+    fi
+fi
+
+if [ $want_mlx -eq 1 ]; then
+    mlx_packages=("mlx[cpu]==0.32.4" mlx-lm==0.32.2)
+    if ! "$venv/bin/python" -c "import mlx.core, mlx_lm" 2>/dev/null; then
+        echo "setup: installing ${mlx_packages[*]} into $venv"
+        if ! "$venv/bin/pip" install -q --disable-pip-version-check "${mlx_packages[@]}" \
+            || ! "$venv/bin/python" -c "import mlx.core, mlx_lm"; then
+            echo "setup: warning: mlx/mlx-lm could not be installed; the MLX layout tests will skip" >&2
         fi
     fi
 fi

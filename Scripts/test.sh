@@ -3,7 +3,7 @@
 # SmolLM2 test model, then runs `swift test`.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-bash Scripts/setup.sh --oracles --smollm2 --torch
+bash Scripts/setup.sh --oracles --smollm2 --torch --mlx
 cache="${QUANTA_CACHE:-$HOME/.cache/quanta}"
 export QUANTA_PYTHON="$cache/venv/bin/python"
 export QUANTA_SMOLLM2="$cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"

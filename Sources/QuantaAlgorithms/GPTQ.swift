@@ -188,6 +188,8 @@ public enum GPTQ {
 public final class FactorizationCache: @unchecked Sendable {
     private var layer: Int?
     private var entries: [String: GPTQ.Factorization] = [:]
+    /// The largest dampening any factorization made so far took.
+    public private(set) var maxDamp: Double?
 
     public init() {}
 
@@ -200,6 +202,7 @@ public final class FactorizationCache: @unchecked Sendable {
         if let known = entries[key] { return known }
         let made = try make()
         entries[key] = made
+        if let made { maxDamp = max(maxDamp ?? made.damp, made.damp) }
         return made
     }
 }

@@ -5,17 +5,17 @@ import QuantaFormats
 import QuantaIO
 import QuantaModel
 
-/// GPTQ into the GPTQModel / AutoGPTQ "gptq" (v1) checkpoint layout: for every decoder linear
-/// `<name>.qweight` (int32 `[in * bits / 32, out]`, 32/bits levels packed along the input
-/// dimension, low bits first), `<name>.qzeros` (int32 `[groups, out * bits / 32]`, zero points
-/// minus one packed along the output dimension), `<name>.scales` (f16 `[groups, out]`) and
-/// `<name>.g_idx` (int32 `[in]`, each input column's group); embeddings, norms and the head in
-/// f16; `quantize_config.json` and `quantization_config` in config.json. A weight dequantizes as
-/// `scales[g_idx[i], j] * (q[i, j] - (qzeros[g_idx[i], j] + 1))`.
+/// Integer-grid checkpoints (GPTQ or round-to-nearest) in a folder layout (`CheckpointLayout`:
+/// GPTQModel's "gptq" v1, MLX's affine): the decoder's linear weights quantized, embeddings,
+/// norms and the head in f16 as GPTQModel leaves them, the tokenizer files copied. Three ways
+/// to get the weights: GPTQ on the stored Gram matrices of the fp32 model (`write` with
+/// statistics), GPTQ true-sequentially on calibration text (`writeSequential`), or
+/// round-to-nearest on the same grid (`write` without statistics).
 public enum GPTQCheckpoint {
     public struct Options: Sendable {
         public var grid = AffineQuantizer.Options()
         public var solver = GPTQOptions()
+        public var layout: CheckpointLayout = GPTQFolderLayout()
 
         public init() {}
     }
@@ -30,77 +30,129 @@ public enum GPTQCheckpoint {
     /// Rows per independent GPTQ slice (a fixed size, so the bytes do not depend on the threads).
     static let rowsPerSlice = 64
 
-    public static func write(model: ModelFolder, statistics: StatisticsFile, options: Options, to folder: String, threads: Int,
+    /// The weights this writer quantizes: decoder linears (not the head).
+    static func quantizes(_ spec: TensorSpec) -> Bool {
+        guard let role = spec.role.linear else { return false }
+        return role != .output && spec.layer != nil
+    }
+
+    /// GPTQ with the statistics' Gram matrices (the fp32 model's inputs, not sequential), or
+    /// round-to-nearest on the grid when `statistics` is nil. Streams tensor by tensor.
+    public static func write(model: ModelFolder, statistics: StatisticsFile?, options: Options, to folder: String, threads: Int,
                              progress: ((Int, Int, String) -> Void)? = nil) throws -> Summary {
         let start = monotonicSeconds()
-        guard GPTQLayout.supportedBits.contains(options.grid.bits) else {
-            throw QuantaError.unsupported("--bits \(options.grid.bits)", "the gptq layout is written for 2, 3, 4 and 8 bits")
-        }
+        try options.layout.check(options.grid, actOrder: options.solver.actOrder)
         try FolderSink.checkFree(folder)
         let config = model.config
         let specs = config.architecture.tensors(config)
-        var entries: [SafetensorsWriter.Entry] = []
-        var quantized = 0, maxDamp = options.solver.damp
+        var solved: [String: [SafetensorsWriter.Entry]] = [:]
+        var maxDamp = statistics == nil ? 0 : options.solver.damp
         let cache = FactorizationCache()
-        for (index, spec) in specs.enumerated() {
+        for (index, spec) in specs.enumerated() where quantizes(spec) && model.weights.contains(spec.hfName) {
             progress?(index + 1, specs.count, spec.hfName)
-            guard model.weights.contains(spec.hfName) else { continue }
             let tensor = try model.weights.floatTensor(spec.hfName)
             defer { model.weights.release(spec.hfName) }
-            guard let role = spec.role.linear, role != .output, spec.layer != nil,
-                  let input = statistics.input(feeding: spec.ggufName),
-                  let factorization = try cache.factorization(input.name, layer: input.layer, {
-                      try statistics.gram(input).map { try GPTQ.factorize(gram: $0, columns: input.columns, options: options.solver) }
-                  }) else {
-                entries.append(try .init(name: spec.hfName, dtype: .f16, shape: tensor.shape, data: f16Bytes(tensor.storage)))
+            let (rows, columns) = (tensor.shape[0], tensor.shape[1])
+            let layer: SolvedLinear
+            if let statistics {
+                guard let input = statistics.input(feeding: spec.ggufName) else {
+                    throw QuantaError.malformed(statistics.path, "no statistics for the input of '\(spec.ggufName)'")
+                }
+                guard let factorization = try cache.factorization(input.name, layer: input.layer, {
+                    try statistics.gram(input).map { try GPTQ.factorize(gram: $0, columns: input.columns, options: options.solver) }
+                }) else {
+                    throw QuantaError(.invalidArgument, statistics.path, "has no Gram matrix for \(input.name); GPTQ needs `quanta calibrate --hessian full`")
+                }
+                layer = try solve(tensor.storage, rows: rows, factorization: factorization, options: options, threads: threads)
+            } else {
+                layer = try round(tensor.storage, rows: rows, columns: columns, options: options)
+            }
+            maxDamp = max(maxDamp, layer.damp)
+            solved[spec.hfName] = try options.layout.entries(prefix: prefix(spec), layer, bits: options.grid.bits)
+        }
+        let settings = CheckpointSettings(grid: options.grid, solver: options.solver, method: statistics == nil ? "rtn" : "gptq",
+                                          trueSequential: false, maxDamp: maxDamp, calibration: statistics?.path)
+        try assemble(model: model, solved: solved, settings: settings, layout: options.layout, to: folder)
+        return Summary(quantized: solved.count, seconds: monotonicSeconds() - start, maxDamp: maxDamp)
+    }
+
+    /// True-sequential GPTQ on `sequences` (see `SequentialGPTQ`): each weight solved on the
+    /// inputs the already-quantized weights before it produce, as the stored layout decodes them.
+    public static func writeSequential(source: HuggingFaceSource, sequences: [[Int32]], calibration: String, options: Options, to folder: String,
+                                       threads: Int, progress: ((Int, Int) -> Void)? = nil) throws -> Summary {
+        let start = monotonicSeconds()
+        try options.layout.check(options.grid, actOrder: options.solver.actOrder)
+        try FolderSink.checkFree(folder)
+        var solved: [String: [SafetensorsWriter.Entry]] = [:]
+        let run = try SequentialGPTQ.run(source: source, sequences: sequences, options: options.solver, threads: threads, head: false,
+                                         solve: { spec, values, _, factorization in
+            guard quantizes(spec), spec.shape.count == 2 else { return nil }
+            let (rows, columns) = (spec.shape[0], spec.shape[1])
+            // GPTQ's rows are independent: solve in the Hugging Face row order the folder stores.
+            let heads = spec.ggufPermutationHeads
+            let original = try heads.map { try RopeLayout.interleave(values, rows: rows, columns: columns, heads: $0, inverse: true) } ?? values
+            let layer = try solve(original, rows: rows, factorization: factorization, options: options, threads: threads)
+            solved[spec.hfName] = try options.layout.entries(prefix: prefix(spec), layer, bits: options.grid.bits)
+            let decoded = options.layout.decode(layer)
+            return try heads.map { try RopeLayout.interleave(decoded, rows: rows, columns: columns, heads: $0) } ?? decoded
+        }, progress: progress)
+        let settings = CheckpointSettings(grid: options.grid, solver: options.solver, method: "gptq", trueSequential: true,
+                                          maxDamp: run.maxDamp, calibration: calibration)
+        try assemble(model: source.model, solved: solved, settings: settings, layout: options.layout, to: folder)
+        return Summary(quantized: solved.count, seconds: monotonicSeconds() - start, maxDamp: run.maxDamp)
+    }
+
+    static func prefix(_ spec: TensorSpec) -> String { String(spec.hfName.dropLast(".weight".count)) }
+
+    /// Writes the folder: the solved linears' entries, every other tensor in f16 (streamed from
+    /// the model), config.json with the layout's members, the layout's files, the tokenizer.
+    static func assemble(model: ModelFolder, solved: [String: [SafetensorsWriter.Entry]], settings: CheckpointSettings,
+                         layout: CheckpointLayout, to folder: String) throws {
+        let config = model.config
+        var entries: [SafetensorsWriter.Entry] = []
+        for spec in config.architecture.tensors(config) where model.weights.contains(spec.hfName) {
+            if let stored = solved[spec.hfName] {
+                entries += stored
                 continue
             }
-            let (rows, columns) = (tensor.shape[0], tensor.shape[1])
-            let layer = try solve(tensor.storage, rows: rows, factorization: factorization, options: options, threads: threads)
-            maxDamp = max(maxDamp, layer.damp)
-            let prefix = String(spec.hfName.dropLast(".weight".count))
-            let bits = options.grid.bits, groups = layer.groups
-            entries.append(try .init(name: prefix + ".qweight", dtype: .i32, shape: [columns * bits / 32, rows],
-                                     data: int32Bytes(GPTQLayout.packLevels(layer.levels, rows: rows, columns: columns, bits: bits))))
-            entries.append(try .init(name: prefix + ".qzeros", dtype: .i32, shape: [groups, rows * bits / 32],
-                                     data: int32Bytes(GPTQLayout.packZeros(layer.zeros, groups: groups, rows: rows, bits: bits))))
-            entries.append(try .init(name: prefix + ".scales", dtype: .f16, shape: [groups, rows], data: f16Bytes(layer.scales)))
-            entries.append(try .init(name: prefix + ".g_idx", dtype: .i32, shape: [columns], data: int32Bytes(layer.groupIndex.map(UInt32.init))))
-            quantized += 1
+            let info = try model.weights.info(spec.hfName)
+            entries.append(try .init(name: spec.hfName, dtype: .f16, shape: info.shape) { writer in
+                try writer.write(CheckpointBytes.f16(try model.weights.floatTensor(spec.hfName).storage))
+                model.weights.release(spec.hfName)
+            })
         }
-        let quantization = JSONValue.object([
-            ("bits", .integer(Int64(options.grid.bits))), ("group_size", .integer(Int64(options.grid.groupSize))),
-            ("desc_act", .bool(options.solver.actOrder)), ("sym", .bool(options.grid.symmetric)),
-            ("static_groups", .bool(options.grid.staticGroups)), ("true_sequential", .bool(false)),
-            ("damp_percent", .number(options.solver.damp)), ("damp_auto_increment", .number(options.solver.dampIncrement)),
-            ("lm_head", .bool(false)), ("mse", .number(options.grid.mse ? 2.4 : 0)),
-            ("quant_method", .string("gptq")), ("checkpoint_format", .string("gptq")), ("pack_dtype", .string("int32")),
-            ("meta", .object([("quantizer", .array([.string("quanta:\(StatisticsWriter.version)")])),
-                              ("damp_used_max", .number(maxDamp)), ("statistics", .string(statistics.path))])),
-        ])
-        guard case var .object(members) = model.files.configJSON else { throw QuantaError.malformed(model.path, "config.json is not an object") }
-        members.removeAll { $0.0 == "quantization_config" || $0.0 == "torch_dtype" || $0.0 == "dtype" }
-        members.append(("torch_dtype", .string("float16")))
-        members.append(("quantization_config", quantization))
+        let (members, files) = layout.configuration(settings)
+        guard case var .object(configMembers) = model.files.configJSON else { throw QuantaError.malformed(model.path, "config.json is not an object") }
+        let replaced = Set(members.map(\.0) + ["torch_dtype", "dtype"])
+        configMembers.removeAll { replaced.contains($0.0) }
+        configMembers.append(("torch_dtype", .string("float16")))
+        configMembers += members
         let copies = ["tokenizer.json", "tokenizer_config.json", "generation_config.json", "special_tokens_map.json"]
             .map { (from: FileSystem.join(model.path, $0), name: $0) }.filter { FileSystem.kind(of: $0.from) == .file }
         try FolderSink.write(to: folder, tensors: entries, metadata: ["format": "pt", "quantizer": "quanta"],
-                             json: [("config.json", .object(members)), ("quantize_config.json", quantization)], copies: copies)
-        return Summary(quantized: quantized, seconds: monotonicSeconds() - start, maxDamp: maxDamp)
+                             json: [("config.json", .object(configMembers))] + files, copies: copies)
     }
 
-    /// One weight's GPTQ result in the grid's terms.
-    struct Layer {
-        var levels: [Int32]
-        var scales: [Float]
-        var zeros: [Float]
-        var groupIndex: [Int32]
-        var groups: Int
-        var damp: Double
+    /// Round-to-nearest on the grid: every group fitted from the original weights, no feedback.
+    static func round(_ w: [Float], rows: Int, columns: Int, options: Options) throws -> SolvedLinear {
+        var grid = try AffineQuantizer(options: options.grid, rows: rows, columns: columns)
+        var W = [Float](repeating: 0, count: rows * columns)
+        for r in 0..<rows { for c in 0..<columns { W[c * rows + r] = w[r * columns + c] } }
+        var q = [Float](repeating: 0, count: rows)
+        W.withUnsafeBufferPointer { wb in
+            let base = wb.baseAddress!
+            grid.begin(order: Array(0..<columns))
+            for c in 0..<columns {
+                grid.prepare(column: c) { base + $0 * rows }
+                grid.quantize(column: c, base + c * rows, into: &q)
+            }
+        }
+        return SolvedLinear(rows: rows, columns: columns, levels: grid.levels, scales: grid.scales, zeros: grid.zeros,
+                            groupIndex: grid.groupIndex, groups: grid.groups, damp: 0)
     }
 
     /// GPTQ on fixed slices of rows sharing one factorization, spread over the threads.
-    static func solve(_ w: [Float], rows: Int, factorization: GPTQ.Factorization, options: Options, threads: Int) throws -> Layer {
+    static func solve(_ w: [Float], rows: Int, factorization: GPTQ.Factorization, options: Options, threads: Int) throws -> SolvedLinear {
         let columns = factorization.columns
         let slices = (rows + rowsPerSlice - 1) / rowsPerSlice
         var parts = [AffineQuantizer?](repeating: nil, count: slices)
@@ -129,8 +181,9 @@ public enum GPTQCheckpoint {
         }
         let first = parts[0]!
         let groups = first.groups
-        var layer = Layer(levels: [], scales: Array(repeating: 0, count: groups * rows), zeros: Array(repeating: 0, count: groups * rows),
-                          groupIndex: first.groupIndex, groups: groups, damp: factorization.damp)
+        var layer = SolvedLinear(rows: rows, columns: columns, levels: [], scales: Array(repeating: 0, count: groups * rows),
+                                 zeros: Array(repeating: 0, count: groups * rows), groupIndex: first.groupIndex, groups: groups,
+                                 damp: factorization.damp)
         layer.levels.reserveCapacity(rows * columns)
         for (s, part) in parts.enumerated() {
             let grid = part!, r0 = s * rowsPerSlice
@@ -143,21 +196,5 @@ public enum GPTQCheckpoint {
             }
         }
         return layer
-    }
-
-    static func int32Bytes(_ words: [UInt32]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: words.count * 4)
-        for (i, w) in words.enumerated() { for b in 0..<4 { out[4 * i + b] = UInt8(truncatingIfNeeded: w >> (8 * b)) } }
-        return out
-    }
-
-    static func f16Bytes(_ values: [Float]) -> [UInt8] {
-        var out = [UInt8](repeating: 0, count: values.count * 2)
-        for (i, v) in values.enumerated() {
-            let h = HalfConversion.floatToF16(v)
-            out[2 * i] = UInt8(truncatingIfNeeded: h)
-            out[2 * i + 1] = UInt8(truncatingIfNeeded: h >> 8)
-        }
-        return out
     }
 }

@@ -24,6 +24,9 @@ public struct GPTQRounding: TensorQuantizer {
         self.threads = max(1, threads)
     }
 
+    /// The largest dampening a factorization took so far (nil before the first).
+    public var maxDamp: Double? { cache.maxDamp }
+
     public func quantize(_ tensor: PlannedTensor, _ values: UnsafeBufferPointer<Float>) throws -> [UInt8] {
         do {
             guard let format = BlockFormats.format(tensor.type), format.codec != nil, tensor.dimensions.count == 2,

@@ -85,6 +85,50 @@ public final class BlockRunner {
         try onHead(head.finish()[0])
     }
 
+    /// True-sequential quantization inside blocks too: in every block the linear inputs come in
+    /// the order q/k/v -> o -> gate/up -> down, each observed with the weights replaced so far
+    /// (in this block and the earlier ones). `onInput(layer, statistics, weights)` returns the
+    /// block's weights with those that multiply that input replaced. Five partial passes per
+    /// block (norm; q/k/v and attention; o; gate/up; down), each product computed once: the
+    /// attention output and the gated activations of every row are kept between passes, so
+    /// the runner holds `rows * (hiddenSize + qDim + intermediateSize)` floats. `onHead` sees
+    /// the head's input.
+    public func runSequential(onInput: (Int, InputStatistics, DecoderWeights.Layer) throws -> DecoderWeights.Layer,
+                              onHead: (InputStatistics) throws -> Void, progress: ((Int, Int, Double) -> Void)? = nil) throws {
+        let config = source.config, d = config.hiddenSize, qDim = config.qDim, f = config.intermediateSize
+        let X = UnsafeMutablePointer<Float>.allocate(capacity: rows * d)
+        defer { X.deallocate() }
+        let A = UnsafeMutablePointer<Float>.allocate(capacity: rows * qDim)
+        defer { A.deallocate() }
+        let G = UnsafeMutablePointer<Float>.allocate(capacity: rows * f)
+        defer { G.deallocate() }
+        try model.embed(sequences, into: X)
+        let perBatch = max(1, batchRows / length)
+        let start = monotonicSeconds()
+        let stages: [(LinearInput?, BlockEntry, LinearRole?)] = [
+            (.attentionQKV, .attention, .q), (.attentionOutput, .attention, .o), (.ffnGateUp, .attentionOutput, .gate),
+            (.ffnDown, .feedForward, .down), (nil, .down, nil),
+        ]
+        for l in 0..<config.layerCount {
+            var weights = try DecoderWeights.layer(l, from: source)
+            for (input, entry, stop) in stages {
+                let observer = input.map { StatisticsObserver(config: config, layer: l, hessian: hessian, threads: threads, inputs: [$0]) }
+                forEachBatch(perBatch) { first, count in
+                    let row = first * length
+                    model.block(weights, index: l, X + row * d, sequences: count, length: length, observer: observer, entry: entry, stop: stop,
+                                buffers: BlockBuffers(attention: A + row * qDim, hidden: G + row * f))
+                }
+                if let observer { weights = try onInput(l, observer.finish()[0], weights) }
+            }
+            progress?(l + 1, config.layerCount, Double((l + 1) * rows) / max(monotonicSeconds() - start, 1e-9))
+        }
+        let head = StatisticsObserver(config: config, layer: nil, hessian: hessian, threads: threads)
+        forEachBatch(perBatch) { first, count in
+            _ = model.finalNorm(X + first * length * d, rows: count * length, observer: head)
+        }
+        try onHead(head.finish()[0])
+    }
+
     private func forEachBatch(_ perBatch: Int, _ body: (_ first: Int, _ count: Int) -> Void) {
         for first in stride(from: 0, to: sequences.count, by: perBatch) {
             body(first, min(perBatch, sequences.count - first))
@@ -97,8 +141,8 @@ final class StatisticsObserver: ForwardObserver {
     let statistics: [LinearInput: InputStatistics]
     let threads: Int
 
-    init(config: ModelConfig, layer: Int?, hessian: HessianMode, threads: Int) {
-        let inputs: [LinearInput] = layer == nil ? [.output] : [.attentionQKV, .attentionOutput, .ffnGateUp, .ffnDown]
+    init(config: ModelConfig, layer: Int?, hessian: HessianMode, threads: Int, inputs: [LinearInput]? = nil) {
+        let inputs: [LinearInput] = inputs ?? (layer == nil ? [.output] : [.attentionQKV, .attentionOutput, .ffnGateUp, .ffnDown])
         statistics = Dictionary(uniqueKeysWithValues: inputs.map {
             ($0, InputStatistics(layer: layer, input: $0, columns: $0.columns(config), hessian: hessian))
         })

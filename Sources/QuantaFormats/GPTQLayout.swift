@@ -55,7 +55,7 @@ public enum GPTQLayout {
     /// The fp32 weight `[out, in]` of a stored layer; every count is checked against the others.
     public static func dequantize(qweight: Tensor<Int32>, qzeros: Tensor<Int32>, scales: Tensor<Float>, gIndex: Tensor<Int32>,
                                   bits: Int, name: String) throws -> Tensor<Float> {
-        guard supportedBits.contains(bits) else { throw QuantaError.unsupported(name, "GPTQ layout with \(bits) bits is not read (2, 4 and 8 are)") }
+        guard supportedBits.contains(bits) else { throw QuantaError.unsupported(name, "GPTQ layout with \(bits) bits is not read (2, 3, 4 and 8 are)") }
         guard qweight.shape.count == 2, scales.shape.count == 2, qzeros.shape.count == 2, gIndex.shape.count == 1 else {
             throw QuantaError.malformed(name, "qweight, qzeros, scales must be 2-D and g_idx 1-D")
         }

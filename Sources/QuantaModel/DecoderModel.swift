@@ -18,6 +18,32 @@ public protocol ForwardObserver: AnyObject {
     func blockOutput(layer: Int, _ x: UnsafeBufferPointer<Float>, rows: Int, columns: Int)
 }
 
+/// Where a (partial) pass through a decoder block starts.
+public enum BlockEntry: Sendable {
+    /// At the block's input.
+    case attention
+    /// At the output projection: the kept attention output (`BlockBuffers.attention`) is
+    /// multiplied by o and added to the residual stream.
+    case attentionOutput
+    /// At the residual stream after attention (the feed-forward half).
+    case feedForward
+    /// At the down projection: the kept gated activations (`BlockBuffers.hidden`) are multiplied
+    /// by down and added to the residual stream.
+    case down
+}
+
+/// Caller-owned activations a partial block pass keeps for the next one, for the rows of one
+/// call: the attention output `[rows, qDim]` and the gated feed-forward activations `[rows, intermediateSize]`.
+public struct BlockBuffers {
+    public let attention: UnsafeMutablePointer<Float>
+    public let hidden: UnsafeMutablePointer<Float>
+
+    public init(attention: UnsafeMutablePointer<Float>, hidden: UnsafeMutablePointer<Float>) {
+        self.attention = attention
+        self.hidden = hidden
+    }
+}
+
 /// How matrix products treat activations.
 public enum Runtime: String, Sendable, CaseIterable {
     /// fp32 activations against the (dequantized) weights: the weight error alone.
@@ -248,69 +274,86 @@ public final class DecoderModel: @unchecked Sendable {
 
     /// Decoder block `l` with weights `layer`, in place on the residual stream `X`
     /// `[B * T, hiddenSize]` of B causal sequences of T positions each (T <= maxPositions).
+    /// A partial pass (true-sequential quantization) starts at `entry` and, with `stop`, returns
+    /// right after the observer has seen that linear role's input: `.q` (q/k/v), `.o`, `.gate`
+    /// (gate/up) or `.down`, before the product that would change `X`. `buffers` keep the
+    /// attention output and gated activations between such passes (needed by the entries
+    /// `.attentionOutput` and `.down`, which read what an earlier pass left there).
     public func block(_ layer: DecoderWeights.Layer, index l: Int, _ X: UnsafeMutablePointer<Float>, sequences B: Int, length T: Int,
-                      observer: ForwardObserver? = nil) {
+                      observer: ForwardObserver? = nil, entry: BlockEntry = .attention, stop: LinearRole? = nil, buffers: BlockBuffers? = nil) {
+        precondition(buffers != nil || entry == .attention || entry == .feedForward, "entry \(entry) reads kept activations")
         let c = config, d = c.hiddenSize, f = c.intermediateSize, rows = B * T
         let H = workspace.buffer(1, rows * d)
         let Q = workspace.buffer(2, rows * c.qDim), K = workspace.buffer(3, rows * c.kvDim), V = workspace.buffer(4, rows * c.kvDim)
-        let A = workspace.buffer(5, rows * c.qDim)
-        let G = workspace.buffer(7, rows * f), U = workspace.buffer(8, rows * f)
+        let A = buffers?.attention ?? workspace.buffer(5, rows * c.qDim)
+        let G = buffers?.hidden ?? workspace.buffer(7, rows * f), U = workspace.buffer(8, rows * f)
         let scratch = workspace.buffer(9, runtime == .llamacpp ? rows * max(d, f, c.qDim) : 1)
         let xb = UnsafeMutableBufferPointer(start: X, count: rows * d), hb = UnsafeMutableBufferPointer(start: H, count: rows * d)
         let ab = UnsafeMutableBufferPointer(start: A, count: rows * c.qDim), gb = UnsafeMutableBufferPointer(start: G, count: rows * f)
         let scale = 1 / Float(c.headDim).squareRoot(), eps = Float(c.rmsNormEps)
-        layer.attentionNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: eps) }
-        if let observer {
-            for role in [LinearRole.q, .k, .v] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
-        }
-        var hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.q], scratch: scratch)
-        // llama.cpp rounds K and V (and Q) to f16 after these products: for f32 weights take their bits
-        // from ggml's own summation order, or values on an f16 rounding midpoint go the other way.
-        let ggmlOrder = runtime == .llamacpp && d % 16 == 0
-        func project(_ w: [Float], _ type: GGMLType?, _ out: UnsafeMutablePointer<Float>, _ n: Int, _ input: UnsafePointer<Float>) {
-            w.withUnsafeBufferPointer {
-                if ggmlOrder && (type == nil || type == .f32) {
-                    Kernels.gemmNTggml(rows, n, d, input, $0.baseAddress!, out)
-                } else {
-                    Kernels.gemmNT(rows, n, d, input, d, $0.baseAddress!, d, out, n, split: true)
+        var hq: UnsafePointer<Float>
+        if entry == .attention {
+            layer.attentionNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: eps) }
+            if let observer {
+                for role in [LinearRole.q, .k, .v] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
+            }
+            if stop == .q { return }
+            hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.q], scratch: scratch)
+            // llama.cpp rounds K and V (and Q) to f16 after these products: for f32 weights take their bits
+            // from ggml's own summation order, or values on an f16 rounding midpoint go the other way.
+            let ggmlOrder = runtime == .llamacpp && d % 16 == 0
+            func project(_ w: [Float], _ type: GGMLType?, _ out: UnsafeMutablePointer<Float>, _ n: Int, _ input: UnsafePointer<Float>) {
+                w.withUnsafeBufferPointer {
+                    if ggmlOrder && (type == nil || type == .f32) {
+                        Kernels.gemmNTggml(rows, n, d, input, $0.baseAddress!, out)
+                    } else {
+                        Kernels.gemmNT(rows, n, d, input, d, $0.baseAddress!, d, out, n, split: true)
+                    }
                 }
             }
-        }
-        project(layer.q, layer.types[.q], Q, c.qDim, hq)
-        hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.k], scratch: scratch)
-        project(layer.k, layer.types[.k], K, c.kvDim, hq)
-        hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.v], scratch: scratch)
-        project(layer.v, layer.types[.v], V, c.kvDim, hq)
-        layer.qBias?.withUnsafeBufferPointer { Kernels.add(Q, $0.baseAddress!, rows: rows, n: c.qDim) }
-        layer.kBias?.withUnsafeBufferPointer { Kernels.add(K, $0.baseAddress!, rows: rows, n: c.kvDim) }
-        layer.vBias?.withUnsafeBufferPointer { Kernels.add(V, $0.baseAddress!, rows: rows, n: c.kvDim) }
-        // qwen3: RMSNorm over each head's headDim values, before RoPE.
-        layer.qNorm?.withUnsafeBufferPointer { Kernels.rmsNorm(Q, $0.baseAddress!, Q, rows: rows * c.headCount, n: c.headDim, eps: eps) }
-        layer.kNorm?.withUnsafeBufferPointer { Kernels.rmsNorm(K, $0.baseAddress!, K, rows: rows * c.kvHeadCount, n: c.headDim, eps: eps) }
-        for s in 0..<B {
-            rope(Q + s * T * c.qDim, count: T, heads: c.headCount, stride: c.qDim)
-            rope(K + s * T * c.kvDim, count: T, heads: c.kvHeadCount, stride: c.kvDim)
-            if runtime == .llamacpp {
-                // llama.cpp keeps K and V in an f16 cache, and its f16 products take Q in f16.
-                ActivationQuantization.roundTrip(.f16, K + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
-                ActivationQuantization.roundTrip(.f16, V + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
-                ActivationQuantization.roundTrip(.f16, Q + s * T * c.qDim, count: T * c.qDim, rowLength: c.qDim)
+            project(layer.q, layer.types[.q], Q, c.qDim, hq)
+            hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.k], scratch: scratch)
+            project(layer.k, layer.types[.k], K, c.kvDim, hq)
+            hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.v], scratch: scratch)
+            project(layer.v, layer.types[.v], V, c.kvDim, hq)
+            layer.qBias?.withUnsafeBufferPointer { Kernels.add(Q, $0.baseAddress!, rows: rows, n: c.qDim) }
+            layer.kBias?.withUnsafeBufferPointer { Kernels.add(K, $0.baseAddress!, rows: rows, n: c.kvDim) }
+            layer.vBias?.withUnsafeBufferPointer { Kernels.add(V, $0.baseAddress!, rows: rows, n: c.kvDim) }
+            // qwen3: RMSNorm over each head's headDim values, before RoPE.
+            layer.qNorm?.withUnsafeBufferPointer { Kernels.rmsNorm(Q, $0.baseAddress!, Q, rows: rows * c.headCount, n: c.headDim, eps: eps) }
+            layer.kNorm?.withUnsafeBufferPointer { Kernels.rmsNorm(K, $0.baseAddress!, K, rows: rows * c.kvHeadCount, n: c.headDim, eps: eps) }
+            for s in 0..<B {
+                rope(Q + s * T * c.qDim, count: T, heads: c.headCount, stride: c.qDim)
+                rope(K + s * T * c.kvDim, count: T, heads: c.kvHeadCount, stride: c.kvDim)
+                if runtime == .llamacpp {
+                    // llama.cpp keeps K and V in an f16 cache, and its f16 products take Q in f16.
+                    ActivationQuantization.roundTrip(.f16, K + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
+                    ActivationQuantization.roundTrip(.f16, V + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
+                    ActivationQuantization.roundTrip(.f16, Q + s * T * c.qDim, count: T * c.qDim, rowLength: c.qDim)
+                }
+                attention(Q + s * T * c.qDim, K + s * T * c.kvDim, V + s * T * c.kvDim, A + s * T * c.qDim, T: T, scale: scale)
             }
-            attention(Q + s * T * c.qDim, K + s * T * c.kvDim, V + s * T * c.kvDim, A + s * T * c.qDim, T: T, scale: scale)
+            observer?.linearInput(layer: l, role: .o, UnsafeBufferPointer(ab), rows: rows, columns: c.qDim)
+            if stop == .o { return }
         }
-        observer?.linearInput(layer: l, role: .o, UnsafeBufferPointer(ab), rows: rows, columns: c.qDim)
-        let ao = linearInput(A, count: rows * c.qDim, rowLength: c.qDim, type: layer.types[.o], scratch: scratch)
-        layer.o.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, c.qDim, ao, c.qDim, $0.baseAddress!, c.qDim, X, d, accumulate: true, split: true) }
-        layer.ffnNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: eps) }
-        if let observer {
-            for role in [LinearRole.gate, .up] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
+        if entry == .attention || entry == .attentionOutput {
+            let ao = linearInput(A, count: rows * c.qDim, rowLength: c.qDim, type: layer.types[.o], scratch: scratch)
+            layer.o.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, c.qDim, ao, c.qDim, $0.baseAddress!, c.qDim, X, d, accumulate: true, split: true) }
         }
-        hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.gate], scratch: scratch)
-        layer.gate.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, G, f, split: true) }
-        hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.up], scratch: scratch)
-        layer.up.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, U, f, split: true) }
-        Kernels.swiglu(G, U, count: rows * f)
-        observer?.linearInput(layer: l, role: .down, UnsafeBufferPointer(gb), rows: rows, columns: f)
+        if entry != .down {
+            layer.ffnNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: eps) }
+            if let observer {
+                for role in [LinearRole.gate, .up] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
+            }
+            if stop == .gate { return }
+            hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.gate], scratch: scratch)
+            layer.gate.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, G, f, split: true) }
+            hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.up], scratch: scratch)
+            layer.up.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, U, f, split: true) }
+            Kernels.swiglu(G, U, count: rows * f)
+            observer?.linearInput(layer: l, role: .down, UnsafeBufferPointer(gb), rows: rows, columns: f)
+            if stop == .down { return }
+        }
         let gd = linearInput(G, count: rows * f, rowLength: f, type: layer.types[.down], scratch: scratch)
         layer.down.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, f, gd, f, $0.baseAddress!, f, X, d, accumulate: true, split: true) }
         observer?.blockOutput(layer: l, UnsafeBufferPointer(xb), rows: rows, columns: d)

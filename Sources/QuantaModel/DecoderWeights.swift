@@ -15,6 +15,34 @@ public struct DecoderWeights: Sendable {
         public var gate: [Float] = [], up: [Float] = [], down: [Float] = []
         /// Storage types of the linear weights (GGUF sources), for runtime emulation.
         public var types: [LinearRole: GGMLType] = [:]
+
+        /// The weight of a block's linear role (`.output` is not part of a block: empty).
+        public subscript(linear role: LinearRole) -> [Float] {
+            get {
+                switch role {
+                case .q: q
+                case .k: k
+                case .v: v
+                case .o: o
+                case .gate: gate
+                case .up: up
+                case .down: down
+                case .output: []
+                }
+            }
+            set {
+                switch role {
+                case .q: q = newValue
+                case .k: k = newValue
+                case .v: v = newValue
+                case .o: o = newValue
+                case .gate: gate = newValue
+                case .up: up = newValue
+                case .down: down = newValue
+                case .output: break
+                }
+            }
+        }
     }
 
     public var embedding: [Float] = []
@@ -65,20 +93,15 @@ public struct DecoderWeights: Sendable {
         return weights
     }
 
-    /// From a Hugging Face folder (F32/F16/BF16 safetensors, or a GPTQ v1 checkpoint whose
-    /// linears are dequantized).
+    /// From a Hugging Face folder: F32/F16/BF16 safetensors, or a quantized checkpoint whose
+    /// linears are dequantized (GPTQ v1 `qweight`/`qzeros`/`scales`/`g_idx`; MLX affine
+    /// `weight`/`scales`/`biases`).
     public static func load(folder model: ModelFolder) throws -> DecoderWeights {
-        let gptq = model.files.configJSON["quantization_config"]
-        let bits = gptq?["quant_method"]?.stringValue == "gptq" ? gptq?["bits"]?.intValue : nil
+        let scheme = try QuantizedFolderScheme(model)
         return try load(model.config, gguf: false, ropeLayout: .halves, source: model.path) { name in
-            if model.weights.contains(name) { return (try model.weights.floatTensor(name).storage, nil) }
-            let prefix = String(name.dropLast(".weight".count))
-            guard let bits, name.hasSuffix(".weight"), model.weights.contains(prefix + ".qweight") else { return nil }
-            let weight = try GPTQLayout.dequantize(
-                qweight: model.weights.integerTensor(prefix + ".qweight"), qzeros: model.weights.integerTensor(prefix + ".qzeros"),
-                scales: model.weights.floatTensor(prefix + ".scales"), gIndex: model.weights.integerTensor(prefix + ".g_idx"),
-                bits: bits, name: "\(model.path): \(prefix)")
-            return (weight.storage, nil)
+            if let weight = try scheme?.dequantize(name, from: model) { return (weight, nil) }
+            guard model.weights.contains(name) else { return nil }
+            return (try model.weights.floatTensor(name).storage, nil)
         }
     }
 

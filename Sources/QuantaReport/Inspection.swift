@@ -23,8 +23,12 @@ public struct Inspection: Sendable {
     /// Metadata as the format holds it (GGUF key/values, safetensors `__metadata__`,
     /// HDF5 attributes as "dataset.attribute", the folder's config essentials).
     public let metadata: [(String, GGUFValue)]
+    /// The model's own parameter count when the stored elements are not it (packed quantized
+    /// checkpoints: GPTQ, MLX); nil otherwise.
+    public var modelParameterCount: Int?
 
-    public var parameterCount: Int { tensors.reduce(0) { $0 + $1.elementCount } }
+    /// Parameters: the model's (quantized checkpoints) or the stored elements'.
+    public var parameterCount: Int { modelParameterCount ?? tensors.reduce(0) { $0 + $1.elementCount } }
     public var totalBytes: Int { tensors.reduce(0) { $0 + $1.bytes } }
     /// Storage bits per parameter over all tensors (0 when there are none).
     public var bitsPerWeight: Double { parameterCount == 0 ? 0 : Double(totalBytes * 8) / Double(parameterCount) }
@@ -91,7 +95,36 @@ public struct Inspection: Sendable {
             ("shards", .int64(Int64(model.weights.shards.count))),
         ]
         if let dtype = config.dtype { metadata.append(("dtype", .string(dtype))) }
-        return folderReport(model, architecture: config.modelType, metadata: metadata)
+        let quantization = quantizationMetadata(json)
+        metadata += quantization
+        var report = folderReport(model, architecture: config.modelType, metadata: metadata)
+        if !quantization.isEmpty { report.modelParameterCount = config.architecture.tensors(config).reduce(0) { $0 + $1.elementCount } }
+        return report
+    }
+
+    /// The quantization a checkpoint's config.json declares (MLX `quantization`, GPTQ-style
+    /// `quantization_config`, Quanta's own `quanta` record), flattened as "quantization.key".
+    static func quantizationMetadata(_ json: JSONValue) -> [(String, GGUFValue)] {
+        var out: [(String, GGUFValue)] = []
+        func flatten(_ prefix: String, _ value: JSONValue) {
+            switch value {
+            case let .string(s): out.append((prefix, .string(s)))
+            case let .bool(b): out.append((prefix, .bool(b)))
+            case let .integer(i): out.append((prefix, .int64(i)))
+            case let .number(d): out.append((prefix, .float64(d)))
+            case let .object(members): for (key, member) in members { flatten(prefix + "." + key, member) }
+            default: break
+            }
+        }
+        if let mlx = json["quantization"] {
+            out.append(("quantization.layout", .string("mlx-affine")))
+            flatten("quantization", mlx)
+        } else if let config = json["quantization_config"] {
+            out.append(("quantization.layout", .string(config["checkpoint_format"]?.stringValue ?? config["quant_method"]?.stringValue ?? "unknown")))
+            flatten("quantization", config)
+        }
+        if !out.isEmpty, let quanta = json["quanta"] { flatten("quanta", quanta) }
+        return out
     }
 
     static func folderReport(_ model: HFModelFolder, architecture: String?, metadata: [(String, GGUFValue)]) -> Inspection {

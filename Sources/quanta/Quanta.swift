@@ -1,4 +1,5 @@
 import ArgumentParser
+import QuantaCore
 
 /// The `quanta` command: configuration only; the work is in the subcommands.
 @main
@@ -10,7 +11,7 @@ struct Quanta: ParsableCommand {
             Exit codes: 0 success, 64 bad arguments, 65 malformed input, 66 input not found, \
             69 unsupported input, 74 I/O error, 77 input refused (e.g. pickle checkpoints).
             """,
-        version: "0.1.0",
+        version: QuantaVersion.string,
         subcommands: [Inspect.self, Quantize.self, Convert.self, Calibrate.self, Eval.self]
     )
 

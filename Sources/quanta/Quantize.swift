@@ -37,13 +37,15 @@ struct Quantize: ParsableCommand {
     @Option(help: "Statistics from `quanta calibrate` (HDF5), used as the importance matrix; refused when made from other weights.") var stats: String?
     @Option(help: "rtn: llama-quantize's rounding (with --imatrix or --stats as importance); gptq: GPTQ's error feedback through the GGUF blocks, with the Gram matrices of --stats.")
     var method: Method = .rtn
-    @Option(help: "gguf: a llama.cpp file (TYPE chooses the types). gptq: a GPTQModel/AutoGPTQ checkpoint folder (--bits, --group-size).")
+    @Option(help: "gguf: a llama.cpp file (TYPE chooses the types). gptq: a GPTQModel/AutoGPTQ checkpoint folder; mlx: an MLX folder (--bits, --group-size).")
     var format: OutputFormat = .gguf
-    @Option(help: "gptq format: bits per weight (2, 3, 4 or 8).") var bits: Int = 4
-    @Option(name: .customLong("group-size"), help: "gptq format: input columns per group (-1: one per row).") var groupSize: Int = 128
-    @Flag(help: "gptq format: asymmetric grid (zero points per group); symmetric by default, as GPTQModel.") var asym = false
-    @Flag(name: .customLong("static-groups"), help: "gptq format: fit every group from the original weights before solving.") var staticGroups = false
-    @Flag(help: "gptq format: grid search of each group's clipping range (GPTQModel's mse).") var mse = false
+    @Option(help: "gptq/mlx format: bits per weight (gptq: 2, 3, 4 or 8; mlx: 2-6 or 8).") var bits: Int = 4
+    @Option(name: .customLong("group-size"), help: "gptq/mlx format: input columns per group (gptq default 128, -1: one per row; mlx default 64: 32, 64 or 128).")
+    var groupSize: Int?
+    @Flag(help: "gptq/mlx format: symmetric grid (the default, as GPTQModel).") var sym = false
+    @Flag(help: "gptq/mlx format: asymmetric grid (zero points per group).") var asym = false
+    @Flag(name: .customLong("static-groups"), help: "gptq/mlx format: fit every group from the original weights before solving.") var staticGroups = false
+    @Flag(help: "gptq/mlx format: grid search of each group's clipping range (GPTQModel's mse).") var mse = false
     @Option(help: "gptq: calibration text for a true-sequential run (instead of --stats).") var data: String?
     @Option(help: "gptq with --data: random windows.") var samples: Int = 128
     @Option(name: .customLong("seq-len"), help: "gptq with --data: tokens per window.") var seqLen: Int = 512
@@ -62,12 +64,18 @@ struct Quantize: ParsableCommand {
                 throw ValidationError("unknown type '\(type)'; choose one of \(GGUFPreset.allCases.map(\.rawValue).joined(separator: ", "))")
             }
         } else {
-            guard method == .gptq, stats != nil, type == nil else {
-                throw ValidationError("--format gptq takes --method gptq --stats FILE and no GGUF type")
+            guard type == nil else { throw ValidationError("--format \(format.rawValue) takes no GGUF type (it has --bits and --group-size)") }
+            guard imatrix == nil else { throw ValidationError("--format \(format.rawValue) takes no --imatrix") }
+            if method == .rtn && (stats != nil || data != nil) {
+                throw ValidationError("--method rtn on the \(format.rawValue) grid uses no calibration; drop --stats/--data or use --method gptq")
             }
-            guard [2, 3, 4, 8].contains(bits) else { throw ValidationError("--bits must be 2, 3, 4 or 8 for the gptq layout") }
-            guard groupSize == -1 || groupSize > 0 else { throw ValidationError("--group-size must be positive or -1") }
+            do {
+                try layout!.check(grid, actOrder: actOrder)
+            } catch let error as QuantaError {
+                throw ValidationError(error.description)
+            }
         }
+        guard !(sym && asym) else { throw ValidationError("give --sym or --asym, not both") }
         guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard imatrix == nil || stats == nil else { throw ValidationError("give --imatrix or --stats, not both") }
         if method == .gptq && (stats == nil) == (data == nil) {
@@ -89,9 +97,35 @@ struct Quantize: ParsableCommand {
 
     var preset: GGUFPreset { GGUFPreset(name: type ?? "")! }
 
+    /// The checkpoint layout of `--format gptq|mlx`.
+    var layout: CheckpointLayout? { CheckpointLayouts.named(format.rawValue) }
+
+    var grid: AffineQuantizer.Options {
+        var grid = AffineQuantizer.Options()
+        grid.bits = bits
+        grid.groupSize = groupSize ?? layout?.defaultGroupSize ?? 128
+        grid.symmetric = !asym
+        grid.staticGroups = staticGroups
+        grid.mse = mse
+        return grid
+    }
+
+    var solver: GPTQOptions {
+        var solver = GPTQOptions()
+        solver.actOrder = actOrder
+        solver.damp = damp
+        return solver
+    }
+
+    /// The calibration windows of `--data`.
+    func sequences(_ data: String, tokenizer: BPETokenizer) throws -> [[Int32]] {
+        try CalibrationSampler.randomWindows(samples: samples, length: seqLen, seed: seed)
+            .sequences(CalibrationData(path: data), tokenizer: tokenizer, bos: tokenizer.addBOS ? tokenizer.bosID : nil)
+    }
+
     func run() throws {
         try reportingFailures {
-            if format == .gptq { return try writeCheckpoint() }
+            if format != .gguf { return try writeCheckpoint() }
             var options = QuantizationOptions()
             options.tensorTypes = tensorTypes.map { rule in
                 let parts = rule.split(separator: "=", maxSplits: 1).map(String.init)
@@ -104,36 +138,30 @@ struct Quantize: ParsableCommand {
             let model = try openModelSource(source)
             var matrix = try imatrix.map { try ImportanceMatrix.read($0) }
             var quantizer: TensorQuantizer?
+            var maxDamp: Double?
             if let stats {
                 let file = try StatisticsFile(path: stats)
                 try file.check(against: model)
                 let importance = file.importanceMatrix(config: model.config)
                 matrix = importance
                 if method == .gptq {
-                    var solver = GPTQOptions()
-                    solver.actOrder = actOrder
-                    solver.damp = damp
                     quantizer = GPTQRounding(statistics: file, importance: importance, options: solver, threads: threads)
                 }
             }
             if let data, method == .gptq {
-                var solver = GPTQOptions()
-                solver.actOrder = actOrder
-                solver.damp = damp
-                let tokenizer = try model.tokenizer()
-                let sequences = try CalibrationSampler.randomWindows(samples: samples, length: seqLen, seed: seed)
-                    .sequences(CalibrationData(path: data), tokenizer: tokenizer, bos: tokenizer.addBOS ? tokenizer.bosID : nil)
+                let sequences = try sequences(data, tokenizer: try model.tokenizer())
                 var planning = options
                 planning.hasImportance = true
                 let plan = try QuantizationPlanner(preset: preset, options: planning, headCount: model.config.headCount,
                                                    kvHeadCount: model.config.kvHeadCount, layerCount: model.config.layerCount).plan(model.tensors)
                 let bar = ProgressBar(enabled: !json || verbose, verbose: verbose)
-                let run = try SequentialGPTQ.run(source: model, plan: plan, sequences: sequences, options: solver, threads: threads) { done, total in
+                let (bytes, run) = try SequentialGPTQ.gguf(source: model, plan: plan, sequences: sequences, options: solver, threads: threads) { done, total in
                     bar.update(done, of: total, "blocks (GPTQ, true-sequential)")
                 }
                 bar.finish()
                 matrix = run.importance
-                quantizer = PrecomputedQuantizer(bytes: run.bytes, fallback: RoundToNearest(importance: run.importance, threads: threads))
+                maxDamp = run.maxDamp
+                quantizer = PrecomputedQuantizer(bytes: bytes, fallback: RoundToNearest(importance: run.importance, threads: threads))
             }
             let export = GGUFExport(source: model, preset: preset, options: options,
                                     importance: matrix, threads: threads, allowRequantize: allowRequantize, quantizer: quantizer)
@@ -148,11 +176,15 @@ struct Quantize: ParsableCommand {
                            + (p.megabytesPerSecond > 0 ? ", \(fixed(p.megabytesPerSecond, 1)) MB/s" : ""))
             }
             bar.finish()
-            report(plan: summary.plan, fileBytes: summary.fileBytes, seconds: summary.seconds, dryRun: false)
+            if let rounding = quantizer as? GPTQRounding { maxDamp = rounding.maxDamp }
+            if let maxDamp, maxDamp > damp {
+                printError("quanta: note: a Hessian was not positive definite at damp \(fixed(damp, 4)); GPTQ raised it up to \(fixed(maxDamp, 4))")
+            }
+            report(plan: summary.plan, fileBytes: summary.fileBytes, seconds: summary.seconds, dryRun: false, maxDamp: maxDamp)
         }
     }
 
-    func report(plan: [PlannedTensor], fileBytes: Int, seconds: Double?, dryRun: Bool) {
+    func report(plan: [PlannedTensor], fileBytes: Int, seconds: Double?, dryRun: Bool, maxDamp: Double? = nil) {
         let parameters = plan.reduce(0) { $0 + $1.dimensions.reduce(1, *) }
         let sourceBytes = plan.reduce(0) { $0 + $1.sourceByteCount }
         let tensorBytes = plan.reduce(0) { $0 + $1.byteCount }
@@ -165,6 +197,7 @@ struct Quantize: ParsableCommand {
                 ("bits_per_weight", .number((bpw * 10000).rounded() / 10000)),
             ]
             if let seconds { members.append(("seconds", .number((seconds * 1000).rounded() / 1000))) }
+            if let maxDamp { members.append(("gptq_max_damp", .number(maxDamp))) }
             members.append(("tensors", .array(plan.map { t in
                 .object([("name", .string(t.name)), ("shape", .array(t.dimensions.map { .integer(Int64($0)) })),
                          ("from", .string(t.sourceType.name)), ("to", .string(t.type.name)), ("bytes", .integer(Int64(t.byteCount))),
@@ -187,33 +220,43 @@ struct Quantize: ParsableCommand {
 
 extension Quantize {
     enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, gptq }
-    enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case gguf, gptq }
+    enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case gguf, gptq, mlx }
 
-    /// `--format gptq`: a GPTQModel checkpoint folder from the statistics' Gram matrices.
+    /// `--format gptq|mlx`: a checkpoint folder, by GPTQ on stored Gram matrices (`--stats`), by
+    /// true-sequential GPTQ on calibration text (`--data`), or by round-to-nearest on the grid.
     func writeCheckpoint() throws {
-        let model = try ModelFolder(path: source)
-        let file = try StatisticsFile(path: stats!)
-        try file.check(against: HuggingFaceSource(path: source))
         var settings = GPTQCheckpoint.Options()
-        settings.grid.bits = bits
-        settings.grid.groupSize = groupSize
-        settings.grid.symmetric = !asym
-        settings.grid.staticGroups = staticGroups
-        settings.grid.mse = mse
-        settings.solver.actOrder = actOrder
-        settings.solver.damp = damp
+        settings.grid = grid
+        settings.solver = solver
+        settings.layout = layout!
         let bar = ProgressBar(enabled: !json || verbose, verbose: verbose)
-        let summary = try GPTQCheckpoint.write(model: model, statistics: file, options: settings, to: output, threads: threads) { done, total, name in
-            bar.update(done, of: total, name)
+        let summary: GPTQCheckpoint.Summary
+        let model = try HuggingFaceSource(path: source)
+        if method == .gptq, let data {
+            let sequences = try sequences(data, tokenizer: try model.tokenizer())
+            summary = try GPTQCheckpoint.writeSequential(source: model, sequences: sequences, calibration: data, options: settings, to: output,
+                                                         threads: threads) { done, total in
+                bar.update(done, of: total, "blocks (GPTQ, true-sequential)")
+            }
+        } else {
+            let file = try stats.map { try StatisticsFile(path: $0) }
+            try file?.check(against: model)
+            summary = try GPTQCheckpoint.write(model: model.model, statistics: file, options: settings, to: output, threads: threads) { done, total, name in
+                bar.update(done, of: total, name)
+            }
         }
         bar.finish()
-        if summary.maxDamp > damp { printError("quanta: note: a Hessian needed damp \(fixed(summary.maxDamp, 4)) (asked \(fixed(damp, 4))); recorded in quantize_config.json") }
+        if method == .gptq && summary.maxDamp > damp {
+            printError("quanta: note: a Hessian was not positive definite at damp \(fixed(damp, 4)); GPTQ raised it up to \(fixed(summary.maxDamp, 4)) (recorded in config.json)")
+        }
+        let how = method == .rtn ? "round-to-nearest" : data != nil ? "GPTQ, true-sequential" : "GPTQ"
         if json {
-            print(JSONValue.object([("output", .string(output)), ("format", .string("gptq")), ("bits", .integer(Int64(bits))),
-                                    ("group_size", .integer(Int64(groupSize))), ("quantized", .integer(Int64(summary.quantized))),
+            print(JSONValue.object([("output", .string(output)), ("format", .string(format.rawValue)), ("method", .string(method.rawValue)),
+                                    ("true_sequential", .bool(method == .gptq && data != nil)), ("bits", .integer(Int64(bits))),
+                                    ("group_size", .integer(Int64(grid.groupSize))), ("quantized", .integer(Int64(summary.quantized))),
                                     ("max_damp", .number(summary.maxDamp)), ("seconds", .number((summary.seconds * 1000).rounded() / 1000))]).serialized(indent: 2))
         } else {
-            print("wrote \(output): \(summary.quantized) linear layers in GPTQ \(bits)-bit groups of \(groupSize) in \(fixed(summary.seconds, 2)) s")
+            print("wrote \(output): \(summary.quantized) linear layers as \(format.rawValue) \(bits)-bit groups of \(grid.groupSize) (\(how)) in \(fixed(summary.seconds, 2)) s")
         }
     }
 }

@@ -91,6 +91,42 @@ final class CalibrationTests: XCTestCase {
 
     /// True-sequential: new weights for block 0 change what block 1 sees, exactly as a forward
     /// pass with those weights; the block's cached inputs are the embeddings.
+    /// The staged passes of a true-sequential run compute the same statistics as a plain run
+    /// when nothing is replaced, bit for bit; a weight replaced at o changes the statistics
+    /// of that very block's gate/up input (sub-layer order), not those of its q/k/v or o.
+    func testSequentialStagesMatchThePlainRun() throws {
+        let source = try HuggingFaceSource(path: TestSupport.austenModel)
+        let input = try sequences(.randomWindows(samples: 4, length: 40, seed: 2))
+        let plain = try BlockRunner(source: source, sequences: input)
+        plain.batchRows = 80
+        var expected: [InputStatistics] = []
+        try plain.run(onBlock: { expected += $0.statistics; return nil }, onHead: { expected.append($0) })
+        func staged(_ change: Bool) throws -> [InputStatistics] {
+            let runner = try BlockRunner(source: source, sequences: input)
+            runner.batchRows = 80
+            var seen: [InputStatistics] = []
+            try runner.runSequential(onInput: { layer, statistics, weights in
+                seen.append(statistics)
+                var weights = weights
+                if change && layer == 1 && statistics.input == .attentionOutput { weights.o = weights.o.map { $0 * 0.5 } }
+                return weights
+            }, onHead: { seen.append($0) })
+            return seen
+        }
+        let same = try staged(false)
+        XCTAssertEqual(same.map(\.name), expected.map(\.name))
+        for (a, b) in zip(same, expected) {
+            XCTAssertEqual(a.sumSquares, b.sumSquares, a.name)
+            XCTAssertEqual(a.gram, b.gram, a.name)
+        }
+        let changed = try staged(true)
+        XCTAssertEqual(changed[4].name, "blk.1.attn_qkv")
+        XCTAssertEqual(changed[4].sumSquares, expected[4].sumSquares)
+        XCTAssertEqual(changed[5].sumSquares, expected[5].sumSquares, "blk.1.attn_output is observed before o is replaced")
+        XCTAssertEqual(changed[6].name, "blk.1.ffn_gate_up")
+        XCTAssertNotEqual(changed[6].sumSquares, expected[6].sumSquares)
+    }
+
     func testReplacedBlockFeedsTheNextOne() throws {
         let source = try HuggingFaceSource(path: TestSupport.austenModel)
         let input = try sequences(.randomWindows(samples: 3, length: 40, seed: 9))

@@ -125,3 +125,14 @@ public enum TestSupport {
 
 /// The deterministic generator tests draw from (QuantaCore's SplitMix64).
 public typealias SplitMix64 = SeededGenerator
+
+extension TestSupport {
+    /// The oracle venv's Python when it has mlx and mlx-lm, or a skip that says how to get them.
+    public static func mlxPython() throws -> String {
+        let python = try python()
+        guard try run(python, ["-c", "import mlx.core, mlx_lm"]).status == 0 else {
+            throw XCTSkip("mlx and mlx-lm absent from the oracle venv: run `bash Scripts/setup.sh --mlx`")
+        }
+        return python
+    }
+}

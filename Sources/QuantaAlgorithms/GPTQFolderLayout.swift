@@ -1,0 +1,66 @@
+import QuantaCore
+import QuantaFormats
+import QuantaIO
+
+/// The GPTQModel / AutoGPTQ "gptq" (v1) checkpoint layout, which transformers and vLLM load:
+/// for every decoder linear `<name>.qweight` (int32 `[in * bits / 32, out]`, levels packed along
+/// the input dimension, low bits first), `<name>.qzeros` (int32 `[groups, out * bits / 32]`, zero
+/// points minus one packed along the output dimension), `<name>.scales` (f16 `[groups, out]`) and
+/// `<name>.g_idx` (int32 `[in]`, each input column's group); `quantize_config.json` and
+/// `quantization_config` in config.json with GPTQModel's keys. A weight dequantizes as
+/// `scales[g_idx[i], j] * (q[i, j] - (qzeros[g_idx[i], j] + 1))`.
+public struct GPTQFolderLayout: CheckpointLayout {
+    public init() {}
+
+    public var name: String { "gptq" }
+    public var defaultGroupSize: Int { 128 }
+
+    public func check(_ grid: AffineQuantizer.Options, actOrder: Bool) throws {
+        guard GPTQLayout.supportedBits.contains(grid.bits) else {
+            throw QuantaError.unsupported("--bits \(grid.bits)", "the gptq layout is written for 2, 3, 4 and 8 bits")
+        }
+        guard grid.groupSize == -1 || grid.groupSize > 0 else { throw QuantaError(.invalidArgument, "--group-size", "must be positive or -1") }
+    }
+
+    public func entries(prefix: String, _ layer: SolvedLinear, bits: Int) throws -> [SafetensorsWriter.Entry] {
+        let (rows, columns, groups) = (layer.rows, layer.columns, layer.groups)
+        guard columns * bits % 32 == 0, rows * bits % 32 == 0 else {
+            throw QuantaError.unsupported(prefix, "\(rows) x \(columns) does not pack into int32 words at \(bits) bits")
+        }
+        return [
+            try .words(prefix + ".qweight", dtype: .i32, shape: [columns * bits / 32, rows],
+                       GPTQLayout.packLevels(layer.levels, rows: rows, columns: columns, bits: bits)),
+            try .words(prefix + ".qzeros", dtype: .i32, shape: [groups, rows * bits / 32],
+                       GPTQLayout.packZeros(layer.zeros, groups: groups, rows: rows, bits: bits)),
+            try .f16(prefix + ".scales", shape: [groups, rows], layer.scales),
+            try .words(prefix + ".g_idx", dtype: .i32, shape: [columns], layer.groupIndex.map { UInt32(bitPattern: $0) }),
+        ]
+    }
+
+    public func decode(_ layer: SolvedLinear) -> [Float] {
+        var out = [Float](repeating: 0, count: layer.rows * layer.columns)
+        for r in 0..<layer.rows {
+            for c in 0..<layer.columns {
+                let g = Int(layer.groupIndex[c]) * layer.rows + r
+                out[r * layer.columns + c] = CheckpointBytes.half(layer.scales[g]) * (Float(layer.levels[r * layer.columns + c]) - layer.zeros[g])
+            }
+        }
+        return out
+    }
+
+    public func configuration(_ s: CheckpointSettings) -> (config: [(String, JSONValue)], files: [(name: String, json: JSONValue)]) {
+        var meta: [(String, JSONValue)] = [("quantizer", .array([.string("quanta:\(QuantaVersion.string)")])), ("method", .string(s.method)),
+                                           ("damp_used_max", .number(s.maxDamp))]
+        if let calibration = s.calibration { meta.append(("calibration", .string(calibration))) }
+        let quantization = JSONValue.object([
+            ("bits", .integer(Int64(s.grid.bits))), ("group_size", .integer(Int64(s.grid.groupSize))),
+            ("desc_act", .bool(s.solver.actOrder)), ("sym", .bool(s.grid.symmetric)),
+            ("static_groups", .bool(s.grid.staticGroups)), ("true_sequential", .bool(s.trueSequential)),
+            ("damp_percent", .number(s.solver.damp)), ("damp_auto_increment", .number(s.solver.dampIncrement)),
+            ("lm_head", .bool(false)), ("mse", .number(s.grid.mse ? 2.4 : 0)),
+            ("quant_method", .string("gptq")), ("checkpoint_format", .string("gptq")), ("pack_dtype", .string("int32")),
+            ("meta", .object(meta)),
+        ])
+        return ([("quantization_config", quantization)], [("quantize_config.json", quantization)])
+    }
+}

@@ -1,0 +1,62 @@
+import QuantaCore
+import QuantaFormats
+import QuantaIO
+
+/// How a Hugging Face folder's linears are quantized, from its config.json: GPTQ v1
+/// (`quantization_config.quant_method` "gptq") or MLX affine (`quantization` with `bits` and
+/// `group_size`). nil for an unquantized folder.
+public enum QuantizedFolderScheme: Sendable, Equatable {
+    case gptq(bits: Int)
+    case mlx(bits: Int, groupSize: Int)
+
+    public init?(_ model: ModelFolder) throws {
+        let json = model.files.configJSON
+        if let mlx = json["quantization"] {
+            guard let bits = mlx["bits"]?.intValue, let group = mlx["group_size"]?.intValue,
+                  MLXLayout.supportedBits.contains(bits), group > 0, group <= 1 << 20 else {
+                throw QuantaError.unsupported("\(model.path)/config.json", "quantization \(mlx.serialized()) is not an MLX affine layout Quanta reads")
+            }
+            if let mode = mlx["mode"]?.stringValue, mode != "affine" {
+                throw QuantaError.unsupported("\(model.path)/config.json", "MLX quantization mode '\(mode)' is not read (affine is)")
+            }
+            self = .mlx(bits: bits, groupSize: group)
+        } else if let gptq = json["quantization_config"], let method = gptq["quant_method"]?.stringValue {
+            guard method == "gptq", let bits = gptq["bits"]?.intValue, GPTQLayout.supportedBits.contains(bits) else {
+                throw QuantaError.unsupported("\(model.path)/config.json", "quantization_config \(method) with bits \(gptq["bits"]?.serialized() ?? "none") is not read (gptq with 2, 3, 4 or 8 bits is)")
+            }
+            if let format = gptq["checkpoint_format"]?.stringValue, format != "gptq" {
+                throw QuantaError.unsupported("\(model.path)/config.json", "GPTQ checkpoint_format '\(format)' is not read (gptq v1 is)")
+            }
+            self = .gptq(bits: bits)
+        } else {
+            return nil
+        }
+    }
+
+    public var bits: Int {
+        switch self {
+        case let .gptq(bits), let .mlx(bits, _): bits
+        }
+    }
+
+    /// The fp32 values `[out, in]` of the quantized linear stored for `name` ("….weight"), or nil
+    /// when `name` is stored unquantized (or absent).
+    public func dequantize(_ name: String, from model: ModelFolder) throws -> [Float]? {
+        guard name.hasSuffix(".weight") else { return nil }
+        let prefix = String(name.dropLast(".weight".count))
+        let weights = model.weights
+        switch self {
+        case let .gptq(bits):
+            guard weights.contains(prefix + ".qweight") else { return nil }
+            return try GPTQLayout.dequantize(
+                qweight: weights.integerTensor(prefix + ".qweight"), qzeros: weights.integerTensor(prefix + ".qzeros"),
+                scales: weights.floatTensor(prefix + ".scales"), gIndex: weights.integerTensor(prefix + ".g_idx"),
+                bits: bits, name: "\(model.path): \(prefix)").storage
+        case let .mlx(bits, groupSize):
+            guard weights.contains(prefix + ".scales") else { return nil }
+            return try MLXLayout.dequantize(
+                weight: weights.integerTensor(name), scales: weights.floatTensor(prefix + ".scales"), biases: weights.floatTensor(prefix + ".biases"),
+                bits: bits, groupSize: groupSize, precision: weights.info(prefix + ".scales").dtype, name: "\(model.path): \(prefix)").storage
+        }
+    }
+}
