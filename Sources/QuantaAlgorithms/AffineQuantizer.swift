@@ -99,7 +99,20 @@ public struct AffineQuantizer: GPTQColumnQuantizer {
 
     /// The reference's `find_params` for one row of one group, with GPTQModel's `mse` search.
     mutating func fit(group g: Int, row r: Int, _ x: ArraySlice<Float>) {
-        var xmin = Swift.min(x.min() ?? 0, 0), xmax = Swift.max(x.max() ?? 0, 0)
+        let (scale, zero) = x.withUnsafeBufferPointer { AffineQuantizer.parameters($0, options: options) }
+        scales[g * rows + r] = scale
+        zeros[g * rows + r] = zero
+    }
+
+    /// Scale and zero point of one group's values `x` (the reference's `find_params`: the range
+    /// always holds 0; GPTQModel's `mse` search when asked).
+    public static func parameters(_ x: UnsafeBufferPointer<Float>, options: Options) -> (scale: Float, zero: Float) {
+        let maxLevel = Float((1 << options.bits) - 1)
+        var xmin: Float = 0, xmax: Float = 0
+        for i in 0..<x.count {
+            xmin = Swift.min(xmin, x[i])
+            xmax = Swift.max(xmax, x[i])
+        }
         if options.symmetric {
             xmax = Swift.max(abs(xmin), xmax)
             if xmin < 0 { xmin = -xmax }
@@ -115,15 +128,21 @@ public struct AffineQuantizer: GPTQColumnQuantizer {
                 let s = (hi - lo) / maxLevel
                 let z = options.symmetric ? zero : (-lo / s).rounded(.toNearestOrEven)
                 var error: Float = 0
-                for v in x {
+                for k in 0..<x.count {
+                    let v = x[k]
                     let level = Swift.min(Swift.max((v / s).rounded(.toNearestOrEven) + z, 0), maxLevel)
                     error += pow(abs(s * (level - z) - v), 2.4)
                 }
                 if error < best { best = error; scale = s; zero = z }
             }
         }
-        scales[g * rows + r] = scale
-        zeros[g * rows + r] = zero
+        return (scale, zero)
+    }
+
+    /// `x` rounded to its own group grid and decoded: scale * (level - zero).
+    @inline(__always)
+    public static func value(_ x: Float, scale: Float, zero: Float, maxLevel: Float) -> Float {
+        scale * (Swift.min(Swift.max((x / scale).rounded(.toNearestOrEven) + zero, 0), maxLevel) - zero)
     }
 }
 

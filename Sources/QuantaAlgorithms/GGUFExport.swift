@@ -32,6 +32,9 @@ public struct GGUFExport {
     public let quantizer: TensorQuantizer
     /// Allow requantizing tensors that are already quantized (lossy twice).
     public let allowRequantize: Bool
+    /// Metadata the output gets besides the source's (see `GGUFSink.extra` and `late`).
+    public var extraMetadata: [(key: String, value: GGUFValue)] = []
+    public var lateMetadata: (() -> [(key: String, value: GGUFValue)])?
 
     /// `quantizer` replaces round-to-nearest (with `importance`) as the quantizer stage.
     public init(source: ModelSource, preset: GGUFPreset, options: QuantizationOptions, importance: ImportanceMatrix?,
@@ -45,7 +48,12 @@ public struct GGUFExport {
         self.allowRequantize = allowRequantize
     }
 
-    var sink: GGUFSink { GGUFSink(source: source, fileType: preset.fileType) }
+    var sink: GGUFSink {
+        var sink = GGUFSink(source: source, fileType: preset.fileType)
+        sink.extra = extraMetadata
+        sink.late = lateMetadata
+        return sink
+    }
 
     /// The per-tensor plan in output order.
     public func plan() throws -> [PlannedTensor] {

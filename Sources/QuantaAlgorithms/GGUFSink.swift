@@ -12,16 +12,20 @@ public struct GGUFSink {
     public let source: ModelSource
     /// `general.file_type` (llama.cpp's `llama_ftype`).
     public let fileType: UInt32
+    /// Keys added to (or replacing) the source's, e.g. how a quantizer was configured.
+    public var extra: [(key: String, value: GGUFValue)] = []
+    /// Final values of some `extra` keys, known once every tensor is written (same types and sizes).
+    public var late: (() -> [(key: String, value: GGUFValue)])?
 
     public init(source: ModelSource, fileType: UInt32) {
         self.source = source
         self.fileType = fileType
     }
 
-    /// Output metadata: the source's, with `general.file_type` and `general.quantization_version` set.
+    /// Output metadata: the source's, with `general.file_type`, `general.quantization_version` and `extra` set.
     public func metadata() -> [(key: String, value: GGUFValue)] {
         var kv = source.metadata.filter { !$0.key.hasPrefix("split.") }
-        for (key, value) in [("general.file_type", GGUFValue.uint32(fileType)), ("general.quantization_version", .uint32(2))] {
+        for (key, value) in [("general.file_type", GGUFValue.uint32(fileType)), ("general.quantization_version", .uint32(2))] + extra {
             if let i = kv.firstIndex(where: { $0.key == key }) { kv[i].value = value } else { kv.append((key, value)) }
         }
         return kv
@@ -51,6 +55,6 @@ public struct GGUFSink {
 
     /// Writes `plan` to `output` atomically, quantizing with `quantizer`.
     public func write(_ plan: [PlannedTensor], quantizer: TensorQuantizer, to output: String, progress: Progress? = nil) throws {
-        try GGUFWriter.write(to: output, metadata: metadata(), tensors: entries(plan, quantizer, progress: progress))
+        try GGUFWriter.write(to: output, metadata: metadata(), tensors: entries(plan, quantizer, progress: progress), late: late)
     }
 }

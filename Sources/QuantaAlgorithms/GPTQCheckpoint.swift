@@ -25,6 +25,8 @@ public enum GPTQCheckpoint {
         public let seconds: Double
         /// Largest dampening a factorization needed (above the asked one when one failed).
         public let maxDamp: Double
+        /// Stage timings of a true-sequential run (nil otherwise).
+        public var run: SequentialGPTQ.Run?
     }
 
     /// Rows per independent GPTQ slice (a fixed size, so the bytes do not depend on the threads).
@@ -99,15 +101,16 @@ public enum GPTQCheckpoint {
         let settings = CheckpointSettings(grid: options.grid, solver: options.solver, method: "gptq", trueSequential: true,
                                           maxDamp: run.maxDamp, calibration: calibration)
         try assemble(model: source.model, solved: solved, settings: settings, layout: options.layout, to: folder)
-        return Summary(quantized: solved.count, seconds: monotonicSeconds() - start, maxDamp: run.maxDamp)
+        return Summary(quantized: solved.count, seconds: monotonicSeconds() - start, maxDamp: run.maxDamp, run: run)
     }
 
     static func prefix(_ spec: TensorSpec) -> String { String(spec.hfName.dropLast(".weight".count)) }
 
     /// Writes the folder: the solved linears' entries, every other tensor in f16 (streamed from
     /// the model), config.json with the layout's members, the layout's files, the tokenizer.
-    static func assemble(model: ModelFolder, solved: [String: [SafetensorsWriter.Entry]], settings: CheckpointSettings,
-                         layout: CheckpointLayout, to folder: String) throws {
+    /// `replaced` gives new values of unquantized tensors (AWQ's folded norms).
+    static func assemble(model: ModelFolder, solved: [String: [SafetensorsWriter.Entry]], replaced: [String: [Float]] = [:],
+                         settings: CheckpointSettings, layout: CheckpointLayout, to folder: String) throws {
         let config = model.config
         var entries: [SafetensorsWriter.Entry] = []
         for spec in config.architecture.tensors(config) where model.weights.contains(spec.hfName) {
@@ -116,6 +119,10 @@ public enum GPTQCheckpoint {
                 continue
             }
             let info = try model.weights.info(spec.hfName)
+            if let values = replaced[spec.hfName] {
+                entries.append(try .f16(spec.hfName, shape: info.shape, values))
+                continue
+            }
             entries.append(try .init(name: spec.hfName, dtype: .f16, shape: info.shape) { writer in
                 try writer.write(CheckpointBytes.f16(try model.weights.floatTensor(spec.hfName).storage))
                 model.weights.release(spec.hfName)

@@ -10,11 +10,17 @@ import QuantaModel
 /// produce them, and the next inputs are computed with the solved weights. The head, when asked,
 /// is solved last on the final norm's output.
 public enum SequentialGPTQ {
-    public struct Run {
+    public struct Run: Sendable {
         /// The run's sums of x^2 as an importance matrix (for the weights not solved).
         public let importance: ImportanceMatrix
         /// The largest dampening a factorization needed (above the asked one when one failed).
         public let maxDamp: Double
+        /// Wall seconds: the block passes (forward and statistics), the statistics alone, the
+        /// factorizations, and the solves (GPTQ and encoding).
+        public let passSeconds: Double
+        public let statisticsSeconds: Double
+        public let factorizeSeconds: Double
+        public let solveSeconds: Double
     }
 
     /// Solves one weight: `(spec, values in GGUF layout, statistics of its input, factorization)`
@@ -27,8 +33,12 @@ public enum SequentialGPTQ {
         let specs = config.architecture.tensors(config)
         var sums: [ImatrixExport.Sums] = []
         var maxDamp = options.damp
+        var statisticsSeconds = 0.0, factorizeSeconds = 0.0, solveSeconds = 0.0
+        let start = monotonicSeconds()
         func factorize(_ statistics: InputStatistics) throws -> GPTQ.Factorization? {
             guard let gram = statistics.gram else { return nil }
+            let begin = monotonicSeconds()
+            defer { factorizeSeconds += monotonicSeconds() - begin }
             let factorization = try GPTQ.factorize(gram: gram, columns: statistics.columns, options: options)
             maxDamp = max(maxDamp, factorization.damp)
             return factorization
@@ -37,6 +47,7 @@ public enum SequentialGPTQ {
         runner.threads = threads
         try runner.runSequential(onInput: { layer, statistics, weights in
             sums.append(statistics.sums)
+            statisticsSeconds += statistics.seconds
             var weights = weights
             var factorization: GPTQ.Factorization?
             for spec in specs where spec.layer == layer {
@@ -44,6 +55,8 @@ public enum SequentialGPTQ {
                 if factorization == nil { factorization = try factorize(statistics) }
                 guard let factorization else { break }
                 do {
+                    let begin = monotonicSeconds()
+                    defer { solveSeconds += monotonicSeconds() - begin }
                     if let solved = try solve(spec, weights[linear: role], statistics, factorization) { weights[linear: role] = solved }
                 } catch let error as QuantaError {
                     throw error.within("tensor '\(spec.ggufName)'")
@@ -53,13 +66,17 @@ public enum SequentialGPTQ {
             return weights
         }, onHead: { statistics in
             sums.append(statistics.sums)
+            statisticsSeconds += statistics.seconds
             // A tied head is the embedding table; only an untied output.weight is solved on the head's inputs.
             guard head, let spec = specs.first(where: { $0.role == .output }), let factorization = try factorize(statistics) else { return }
             defer { source.release(spec.ggufName) }
+            let begin = monotonicSeconds()
+            defer { solveSeconds += monotonicSeconds() - begin }
             _ = try solve(spec, try source.values(spec.ggufName), statistics, factorization)
         })
         let importance = ImatrixExport.matrix(sums, config: config, dataset: "", chunks: sequences.count, chunkSize: sequences.first?.count ?? 0)
-        return Run(importance: importance, maxDamp: maxDamp)
+        return Run(importance: importance, maxDamp: maxDamp, passSeconds: monotonicSeconds() - start - factorizeSeconds - solveSeconds,
+                   statisticsSeconds: statisticsSeconds, factorizeSeconds: factorizeSeconds, solveSeconds: solveSeconds)
     }
 
     /// True-sequential GPTQ into GGUF blocks: the bytes of every planned weight GPTQ could solve

@@ -20,8 +20,8 @@ public struct CalibrationData: Sendable {
         hasher.update(bytes)
         sha256 = SHA256.hex(hasher.finalize())
         let lower = path.lowercased()
-        let firstLine = text.split(separator: "\n", omittingEmptySubsequences: true).first { !$0.allSatisfy(\.isWhitespace) }
-        isJSONLines = lower.hasSuffix(".jsonl") || lower.hasSuffix(".json") || firstLine?.drop { $0.isWhitespace }.first == "{"
+        // The first non-blank line starts with "{" exactly when the first non-space character is one.
+        isJSONLines = lower.hasSuffix(".jsonl") || lower.hasSuffix(".json") || text.utf8.first { ![9, 10, 11, 12, 13, 32].contains($0) } == UInt8(ascii: "{")
         if isJSONLines {
             var documents: [String] = []
             for (number, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()

@@ -47,6 +47,16 @@ public final class AtomicFileWriter {
         }
     }
 
+    /// Replaces bytes already written at `position` (the file's length is unchanged).
+    public func overwrite(at position: Int, _ bytes: [UInt8]) throws {
+        guard let handle else { throw QuantaError(.io, path, "write after the file was closed") }
+        guard position >= 0, position + bytes.count <= offset else {
+            throw QuantaError(.invalidArgument, path, "overwrite of \(bytes.count) bytes at \(position) is outside the \(offset) written")
+        }
+        let written = fflush(handle) == 0 ? bytes.withUnsafeBytes { pwrite(fileno(handle), $0.baseAddress, $0.count, off_t(position)) } : -1
+        guard written == bytes.count else { throw QuantaError(.io, path, "write failed: \(String(cString: strerror(errno)))") }
+    }
+
     /// Appends `count` zero bytes.
     public func writeZeros(_ count: Int) throws {
         guard count > 0 else { return }

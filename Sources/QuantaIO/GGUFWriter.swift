@@ -71,6 +71,14 @@ public enum GGUFWriter {
 
     /// The encoded header (up to the data section, padded) and the alignment in force.
     static func header(metadata: [(key: String, value: GGUFValue)], tensors: [TensorEntry]) throws -> (bytes: [UInt8], alignment: Int) {
+        let (bytes, alignment, _) = try layout(metadata: metadata, tensors: tensors)
+        return (bytes, alignment)
+    }
+
+    /// The header bytes, the data alignment, and where each metadata value's encoding starts.
+    static func layout(metadata: [(key: String, value: GGUFValue)], tensors: [TensorEntry]) throws
+        -> (bytes: [UInt8], alignment: Int, valueOffsets: [String: Int]) {
+        var valueOffsets: [String: Int] = [:]
         var alignment = GGUFFile.defaultAlignment
         var keys = Set<String>()
         for (key, value) in metadata {
@@ -94,6 +102,7 @@ public enum GGUFWriter {
         for (key, value) in metadata {
             encode(string: key, into: &header)
             header.integer(value.type.rawValue)
+            valueOffsets[key] = header.bytes.count
             encode(value, into: &header)
         }
         var offset = 0
@@ -114,7 +123,7 @@ public enum GGUFWriter {
             offset += padded(tensor.byteCount, alignment)
         }
         header.zeros(padded(header.bytes.count, alignment) - header.bytes.count)
-        return (header.bytes, alignment)
+        return (header.bytes, alignment, valueOffsets)
     }
 
     /// The size in bytes of the file `write` would produce.
@@ -125,15 +134,29 @@ public enum GGUFWriter {
 
     /// Writes a GGUF v3 file to `path` atomically. Tensor data is produced one tensor at a
     /// time by each entry's `write`, so only one tensor needs to be in memory.
+    /// `late`, called once every tensor is written, gives final values for metadata keys known
+    /// only then (what the quantizer did); each must have its placeholder's type and encoded size.
     public static func write(to path: String, metadata: [(key: String, value: GGUFValue)],
-                             tensors: [TensorEntry]) throws {
-        let (header, alignment) = try header(metadata: metadata, tensors: tensors)
+                             tensors: [TensorEntry], late: (() -> [(key: String, value: GGUFValue)])? = nil) throws {
+        let (header, alignment, valueOffsets) = try layout(metadata: metadata, tensors: tensors)
         let writer = try AtomicFileWriter(path: path)
         do {
             try writer.write(header)
             for tensor in tensors {
                 try writer.append(tensor.name, expected: tensor.byteCount, tensor.write)
                 try writer.writeZeros(padded(tensor.byteCount, alignment) - tensor.byteCount)
+            }
+            for (key, value) in late?() ?? [] {
+                guard let at = valueOffsets[key], let placeholder = metadata.first(where: { $0.key == key })?.value else {
+                    throw QuantaError(.invalidArgument, "metadata '\(key)'", "has no placeholder in the header")
+                }
+                var old = ByteWriter(), new = ByteWriter()
+                encode(placeholder, into: &old)
+                encode(value, into: &new)
+                guard placeholder.type == value.type, old.bytes.count == new.bytes.count else {
+                    throw QuantaError(.invalidArgument, "metadata '\(key)'", "final value does not fit its placeholder")
+                }
+                try writer.overwrite(at: at, new.bytes)
             }
             try writer.commit()
         } catch {

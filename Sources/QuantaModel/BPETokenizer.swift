@@ -1,3 +1,4 @@
+import Dispatch
 import QuantaCore
 import QuantaIO
 
@@ -144,7 +145,11 @@ public final class BPETokenizer: @unchecked Sendable {
     }
 
     /// Token ids of `text` (no BOS; see `addBOS`).
-    public func encode(_ text: String) -> [Int32] {
+    public func encode(_ text: String) -> [Int32] { encode(text, parallel: true) }
+
+    /// `parallel`: long stretches of text are cut where every supported pre-tokenizer starts a
+    /// new piece anyway (after a newline, before a letter) and the parts encoded on all cores.
+    func encode(_ text: String, parallel: Bool) -> [Int32] {
         let scalars = Array(text.unicodeScalars)
         var out: [Int32] = []
         out.reserveCapacity(scalars.count / 3)
@@ -152,7 +157,7 @@ public final class BPETokenizer: @unchecked Sendable {
         var p = 0
         while p < scalars.count {
             if let (length, id) = special(at: p, in: scalars) {
-                if start < p { encodeOrdinary(scalars, start..<p, into: &out) }
+                if start < p { encodeOrdinary(scalars, start..<p, into: &out, parallel: parallel) }
                 out.append(id)
                 p += length
                 start = p
@@ -160,8 +165,47 @@ public final class BPETokenizer: @unchecked Sendable {
                 p += 1
             }
         }
-        if start < scalars.count { encodeOrdinary(scalars, start..<scalars.count, into: &out) }
+        if start < scalars.count { encodeOrdinary(scalars, start..<scalars.count, into: &out, parallel: parallel) }
         return out
+    }
+
+    /// Whether every supported pre-tokenizer starts a piece at `p` whether or not the text ends
+    /// there: a single newline between a non-space and a letter (two newlines would be one piece
+    /// at the end of a part and two before a letter in GPT-2's `\s+(?!\S)`).
+    static func isCut(_ s: [Unicode.Scalar], _ p: Int) -> Bool {
+        guard p >= 2, s[p - 1] == "\n", !s[p - 2].properties.isWhitespace else { return false }
+        switch s[p].properties.generalCategory {
+        case .uppercaseLetter, .lowercaseLetter, .titlecaseLetter, .modifierLetter, .otherLetter: return true
+        default: return false
+        }
+    }
+
+    /// Text shorter than this is encoded on one thread.
+    static let parallelScalars = 1 << 17
+
+    private func encodeOrdinary(_ s: [Unicode.Scalar], _ range: Range<Int>, into out: inout [Int32], parallel: Bool) {
+        let parts = parallel && range.count >= BPETokenizer.parallelScalars ? 4 * Kernels.cores : 1
+        guard parts > 1 else { return encodeOrdinary(s, range, into: &out) }
+        var cuts = [range.lowerBound]
+        for k in 1..<parts {
+            var p = max(cuts.last!, range.lowerBound + range.count * k / parts)
+            while p < range.upperBound && !BPETokenizer.isCut(s, p) { p += 1 }
+            if p < range.upperBound && p > cuts.last! { cuts.append(p) }
+        }
+        cuts.append(range.upperBound)
+        let bounds = cuts
+        var pieces = [[Int32]](repeating: [], count: cuts.count - 1)
+        pieces.withUnsafeMutableBufferPointer { results in
+            nonisolated(unsafe) let base = results.baseAddress!
+            // Each part keeps its own cache of merged pieces: a shared one behind a lock serializes them.
+            DispatchQueue.concurrentPerform(iterations: bounds.count - 1) { i in
+                var part: [Int32] = []
+                var local: [[UInt8]: [Int32]] = [:]
+                encodeOrdinary(s, bounds[i]..<bounds[i + 1], into: &part, cache: &local)
+                base[i] = part
+            }
+        }
+        for piece in pieces { out.append(contentsOf: piece) }
     }
 
     private func special(at p: Int, in s: [Unicode.Scalar]) -> (Int, Int32)? {
@@ -181,8 +225,31 @@ public final class BPETokenizer: @unchecked Sendable {
         }
     }
 
+    /// The same with a caller-owned cache (no lock).
+    private func encodeOrdinary(_ s: [Unicode.Scalar], _ range: Range<Int>, into out: inout [Int32], cache local: inout [[UInt8]: [Int32]]) {
+        let piece = Array(s[range])
+        for r in preTokenizer.split(piece) {
+            var bytes: [UInt8] = []
+            for scalar in piece[r] { bytes.append(contentsOf: String(Character(scalar)).utf8) }
+            if let hit = local[bytes] {
+                out.append(contentsOf: hit)
+            } else {
+                let ids = merge(bytes)
+                local[bytes] = ids
+                out.append(contentsOf: ids)
+            }
+        }
+    }
+
     private func bpe(_ bytes: [UInt8]) -> [Int32] {
         if let hit = lock.withLock({ cache[bytes] }) { return hit }
+        let result = merge(bytes)
+        lock.withLock { cache[bytes] = result }
+        return result
+    }
+
+    /// The BPE merges of one pre-token's bytes.
+    private func merge(_ bytes: [UInt8]) -> [Int32] {
         var result: [Int32]
         if ignoreMerges, let whole = vocab[String(String.UnicodeScalarView(bytes.map { BPETokenizer.byteToUnicode[Int($0)] }))] {
             result = [whole]
@@ -213,7 +280,6 @@ public final class BPETokenizer: @unchecked Sendable {
             }
             result = symbols
         }
-        lock.withLock { cache[bytes] = result }
         return result
     }
 

@@ -322,15 +322,22 @@ public final class DecoderModel: @unchecked Sendable {
             // qwen3: RMSNorm over each head's headDim values, before RoPE.
             layer.qNorm?.withUnsafeBufferPointer { Kernels.rmsNorm(Q, $0.baseAddress!, Q, rows: rows * c.headCount, n: c.headDim, eps: eps) }
             layer.kNorm?.withUnsafeBufferPointer { Kernels.rmsNorm(K, $0.baseAddress!, K, rows: rows * c.kvHeadCount, n: c.headDim, eps: eps) }
-            for s in 0..<B {
-                rope(Q + s * T * c.qDim, count: T, heads: c.headCount, stride: c.qDim)
-                rope(K + s * T * c.kvDim, count: T, heads: c.kvHeadCount, stride: c.kvDim)
-                if runtime == .llamacpp {
-                    // llama.cpp keeps K and V in an f16 cache, and its f16 products take Q in f16.
-                    ActivationQuantization.roundTrip(.f16, K + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
-                    ActivationQuantization.roundTrip(.f16, V + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
-                    ActivationQuantization.roundTrip(.f16, Q + s * T * c.qDim, count: T * c.qDim, rowLength: c.qDim)
+            // Sequences are independent: their rotations (and f16 round trips) spread over the cores.
+            nonisolated(unsafe) let (q, k, v) = (Q, K, V)
+            let llamacpp = runtime == .llamacpp, workers = min(Kernels.cores, B)
+            DispatchQueue.concurrentPerform(iterations: workers) { worker in
+                for s in stride(from: worker, to: B, by: workers) {
+                    rope(q + s * T * c.qDim, count: T, heads: c.headCount, stride: c.qDim)
+                    rope(k + s * T * c.kvDim, count: T, heads: c.kvHeadCount, stride: c.kvDim)
+                    if llamacpp {
+                        // llama.cpp keeps K and V in an f16 cache, and its f16 products take Q in f16.
+                        ActivationQuantization.roundTrip(.f16, k + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
+                        ActivationQuantization.roundTrip(.f16, v + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
+                        ActivationQuantization.roundTrip(.f16, q + s * T * c.qDim, count: T * c.qDim, rowLength: c.qDim)
+                    }
                 }
+            }
+            for s in 0..<B {
                 attention(Q + s * T * c.qDim, K + s * T * c.kvDim, V + s * T * c.kvDim, A + s * T * c.qDim, T: T, scale: scale)
             }
             observer?.linearInput(layer: l, role: .o, UnsafeBufferPointer(ab), rows: rows, columns: c.qDim)

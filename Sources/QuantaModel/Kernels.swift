@@ -69,8 +69,20 @@ enum Kernels {
     }
 
     /// out[r] = x[r] / sqrt(mean(x[r]²) + eps) * weight, for `rows` rows of `n`.
+    /// Rows are independent: large inputs are split across the cores (same values either way).
     static func rmsNorm(_ x: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ out: UnsafeMutablePointer<Float>,
                         rows: Int, n: Int, eps: Float) {
+        let parts = rows * n >= 1 << 17 ? min(cores, rows) : 1
+        guard parts == 1 else {
+            nonisolated(unsafe) let (px, pw, po) = (x, weight, out)
+            let span = (rows + parts - 1) / parts
+            DispatchQueue.concurrentPerform(iterations: parts) { part in
+                let r0 = part * span, r1 = min(rows, r0 + span)
+                guard r1 > r0 else { return }
+                rmsNorm(px + r0 * n, pw, po + r0 * n, rows: r1 - r0, n: n, eps: eps)
+            }
+            return
+        }
         for r in 0..<rows {
             let xr = x + r * n, o = out + r * n
             var s0: Float = 0, s1: Float = 0, s2: Float = 0, s3: Float = 0
@@ -85,15 +97,26 @@ enum Kernels {
         }
     }
 
-    /// silu(gate) * up, in place into `gate`, split across cores.
+    /// silu(gate) * up, in place into `gate`, split across cores (fixed chunks of 8, so the
+    /// values do not depend on the split).
     static func swiglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
         nonisolated(unsafe) let (g, u) = (gate, up)
         let parts = count >= 1 << 16 ? cores : 1
-        let chunk = (count + parts - 1) / parts
+        let chunk = ((count + parts - 1) / parts + 7) / 8 * 8
         DispatchQueue.concurrentPerform(iterations: parts) { part in
-            for i in (part * chunk)..<min(count, (part + 1) * chunk) {
-                let x = g[i]
-                g[i] = x / (1 + expf(-x)) * u[i]
+            let end = min(count, (part + 1) * chunk)
+            var i = part * chunk
+            while i + 8 <= end {
+                let x = UnsafeRawPointer(g + i).loadUnaligned(as: SIMD8<Float>.self)
+                let v = UnsafeRawPointer(u + i).loadUnaligned(as: SIMD8<Float>.self)
+                UnsafeMutableRawPointer(g + i).storeBytes(of: x / (1 + exp(-x)) * v, as: SIMD8<Float>.self)
+                i += 8
+            }
+            if i < end {
+                var x = SIMD8<Float>(repeating: 0), v = SIMD8<Float>(repeating: 0)
+                for t in 0..<(end - i) { x[t] = g[i + t]; v[t] = u[i + t] }
+                let y = x / (1 + exp(-x)) * v
+                for t in 0..<(end - i) { g[i + t] = y[t] }
             }
         }
     }
@@ -102,21 +125,61 @@ enum Kernels {
         for r in 0..<rows { for j in 0..<n { x[r * n + j] += bias[j] } }
     }
 
-    /// Softmax of each row's entries `first..<valid` in place; the others become 0.
+    /// Softmax of each row's entries `first..<valid` in place; the others become 0. The
+    /// exponentials go eight at a time through `exp`; the sum adds eight lanes, then the lanes.
     static func causalSoftmax(_ s: UnsafeMutablePointer<Float>, row: Int, n: Int, valid: Int, first: Int = 0) {
         let r = s + row * n
         var m = -Float.infinity
         for j in first..<valid where r[j] > m { m = r[j] }
-        var sum: Float = 0
-        for j in first..<valid {
-            let e = expf(r[j] - m)
-            r[j] = e
-            sum += e
+        var sums = SIMD8<Float>(repeating: 0)
+        var j = first
+        while j + 8 <= valid {
+            let e = exp(UnsafeRawPointer(r + j).loadUnaligned(as: SIMD8<Float>.self) - m)
+            UnsafeMutableRawPointer(r + j).storeBytes(of: e, as: SIMD8<Float>.self)
+            sums += e
+            j += 8
         }
-        let inv = 1 / sum
+        if j < valid {
+            var x = SIMD8<Float>(repeating: -Float.infinity)
+            for t in 0..<(valid - j) { x[t] = r[j + t] }
+            let e = exp(x - m)
+            for t in 0..<(valid - j) { r[j + t] = e[t] }
+            sums += e
+        }
+        let inv = 1 / sums.sum()
         for j in 0..<first { r[j] = 0 }
         for j in first..<valid { r[j] *= inv }
         for j in valid..<n { r[j] = 0 }
+    }
+
+    /// e^x for eight floats: ggml's `ggml_v_expf` (its AVX2 form; MIT licence), the
+    /// exponential llama.cpp's CPU backend uses in softmax and SiLU: x = n ln2 + b with
+    /// n = round(x / ln2) (two-part ln2), e^b by a degree-5 polynomial, 2^n by exponent bits,
+    /// with the scaling split in two when |n| > 126 (0 below -192 ln2 and +inf above). Within
+    /// 1.5 ulp of expf; e^-inf = 0.
+    @inline(__always)
+    static func exp(_ x: SIMD8<Float>) -> SIMD8<Float> {
+        typealias V = SIMD8<Float>
+        typealias U = SIMD8<UInt32>
+        let r = V(repeating: 0x1.8p23)
+        let z = r.addingProduct(x, V(repeating: 0x1.715476p+0))
+        let n = z - r
+        let b = x.addingProduct(n, V(repeating: -0x1.62e4p-1)).addingProduct(n, V(repeating: -0x1.7f7d1cp-20))
+        let e = unsafeBitCast(z, to: U.self) &<< 23
+        let k = unsafeBitCast(e &+ unsafeBitCast(V(repeating: 1), to: U.self), to: V.self)
+        let magnitude = unsafeBitCast(unsafeBitCast(n, to: U.self) & U(repeating: 0x7fff_ffff), to: V.self)
+        let c = magnitude .> V(repeating: 126)
+        let u = b * b
+        let inner = V(repeating: 0x1.573e2ep-5).addingProduct(V(repeating: 0x1.0e4020p-7), b)
+        let outer = V(repeating: 0x1.fffdb6p-2).addingProduct(V(repeating: 0x1.555e66p-3), b)
+        let j = (V(repeating: 0x1.ffffecp-1) * b).addingProduct(outer.addingProduct(inner, u), u)
+        let plain = k.addingProduct(j, k)
+        guard any(c) else { return plain }
+        let g = U(repeating: 0).replacing(with: U(repeating: 0x8200_0000), where: n .<= V(repeating: 0))
+        let s1 = unsafeBitCast(g &+ U(repeating: 0x7f00_0000), to: V.self)
+        let s2 = unsafeBitCast(e &- g, to: V.self)
+        let d = magnitude .> V(repeating: 192)
+        return plain.replacing(with: s2.addingProduct(s2, j) * s1, where: c).replacing(with: s1 * s1, where: d)
     }
 }
 

@@ -3,11 +3,12 @@ import QuantaFormats
 import QuantaIO
 
 /// How a Hugging Face folder's linears are quantized, from its config.json: GPTQ v1
-/// (`quantization_config.quant_method` "gptq") or MLX affine (`quantization` with `bits` and
-/// `group_size`). nil for an unquantized folder.
+/// (`quantization_config.quant_method` "gptq"), AutoAWQ GEMM ("awq") or MLX affine
+/// (`quantization` with `bits` and `group_size`). nil for an unquantized folder.
 public enum QuantizedFolderScheme: Sendable, Equatable {
     case gptq(bits: Int)
     case mlx(bits: Int, groupSize: Int)
+    case awq(groupSize: Int)
 
     public init?(_ model: ModelFolder) throws {
         let json = model.files.configJSON
@@ -20,6 +21,12 @@ public enum QuantizedFolderScheme: Sendable, Equatable {
                 throw QuantaError.unsupported("\(model.path)/config.json", "MLX quantization mode '\(mode)' is not read (affine is)")
             }
             self = .mlx(bits: bits, groupSize: group)
+        } else if let awq = json["quantization_config"], awq["quant_method"]?.stringValue == "awq" {
+            guard awq["bits"]?.intValue == AWQLayout.bits, let group = awq["group_size"]?.intValue, group > 0, group <= 1 << 20,
+                  (awq["version"]?.stringValue ?? "gemm").lowercased() == "gemm" else {
+                throw QuantaError.unsupported("\(model.path)/config.json", "quantization_config \(awq.serialized()) is not an AWQ GEMM layout Quanta reads (4 bits, groups)")
+            }
+            self = .awq(groupSize: group)
         } else if let gptq = json["quantization_config"], let method = gptq["quant_method"]?.stringValue {
             guard method == "gptq", let bits = gptq["bits"]?.intValue, GPTQLayout.supportedBits.contains(bits) else {
                 throw QuantaError.unsupported("\(model.path)/config.json", "quantization_config \(method) with bits \(gptq["bits"]?.serialized() ?? "none") is not read (gptq with 2, 3, 4 or 8 bits is)")
@@ -36,6 +43,7 @@ public enum QuantizedFolderScheme: Sendable, Equatable {
     public var bits: Int {
         switch self {
         case let .gptq(bits), let .mlx(bits, _): bits
+        case .awq: AWQLayout.bits
         }
     }
 
@@ -52,6 +60,10 @@ public enum QuantizedFolderScheme: Sendable, Equatable {
                 qweight: weights.integerTensor(prefix + ".qweight"), qzeros: weights.integerTensor(prefix + ".qzeros"),
                 scales: weights.floatTensor(prefix + ".scales"), gIndex: weights.integerTensor(prefix + ".g_idx"),
                 bits: bits, name: "\(model.path): \(prefix)").storage
+        case let .awq(groupSize):
+            guard weights.contains(prefix + ".qweight") else { return nil }
+            return try AWQLayout.dequantize(qweight: weights.integerTensor(prefix + ".qweight"), qzeros: weights.integerTensor(prefix + ".qzeros"),
+                                            scales: weights.floatTensor(prefix + ".scales"), groupSize: groupSize, name: "\(model.path): \(prefix)").storage
         case let .mlx(bits, groupSize):
             guard weights.contains(prefix + ".scales") else { return nil }
             return try MLXLayout.dequantize(

@@ -37,7 +37,7 @@ struct Quantize: ParsableCommand {
     @Option(help: "Statistics from `quanta calibrate` (HDF5), used as the importance matrix; refused when made from other weights.") var stats: String?
     @Option(help: "rtn: llama-quantize's rounding (with --imatrix or --stats as importance); gptq: GPTQ's error feedback through the GGUF blocks, with the Gram matrices of --stats.")
     var method: Method = .rtn
-    @Option(help: "gguf: a llama.cpp file (TYPE chooses the types). gptq: a GPTQModel/AutoGPTQ checkpoint folder; mlx: an MLX folder (--bits, --group-size).")
+    @Option(help: "gguf: a llama.cpp file (TYPE chooses the types). gptq: a GPTQModel/AutoGPTQ checkpoint folder; mlx: an MLX folder; awq: an AutoAWQ GEMM folder (--bits, --group-size).")
     var format: OutputFormat = .gguf
     @Option(help: "gptq/mlx format: bits per weight (gptq: 2, 3, 4 or 8; mlx: 2-6 or 8).") var bits: Int = 4
     @Option(name: .customLong("group-size"), help: "gptq/mlx format: input columns per group (gptq default 128, -1: one per row; mlx default 64: 32, 64 or 128).")
@@ -50,6 +50,10 @@ struct Quantize: ParsableCommand {
     @Option(help: "gptq with --data: random windows.") var samples: Int = 128
     @Option(name: .customLong("seq-len"), help: "gptq with --data: tokens per window.") var seqLen: Int = 512
     @Option(help: "gptq with --data: seed of the windows.") var seed: UInt64 = 0
+    @Flag(name: .customLong("duo-scaling"), help: "awq: scales from the activations and the weights' magnitudes (AutoAWQ's duo scaling).")
+    var duoScaling = false
+    @Flag(name: .customLong("no-gqa-value-pair"), help: "awq: skip the v -> o pair under grouped-query attention, as the reference does.")
+    var noGroupedValuePair = false
     @Flag(name: .customLong("act-order"), help: "gptq: columns by decreasing Hessian diagonal (blocks fitted up front).") var actOrder = false
     @Option(help: "gptq: dampening, a fraction of the Hessian's mean diagonal.") var damp: Double = 0.01
     @Flag(name: .customLong("allow-requantize"), help: "Allow quantizing tensors that are already quantized.") var allowRequantize = false
@@ -81,7 +85,12 @@ struct Quantize: ParsableCommand {
         if method == .gptq && (stats == nil) == (data == nil) {
             throw ValidationError("--method gptq needs --stats (from quanta calibrate with --hessian full) or --data (a true-sequential run), one of them")
         }
-        if data != nil && method != .gptq { throw ValidationError("--data goes with --method gptq") }
+        if data != nil && method == .rtn { throw ValidationError("--data goes with --method gptq or awq") }
+        if method == .awq {
+            guard format != .gguf else { throw ValidationError("--method awq writes --format awq, gptq or mlx (GGUF output is not built yet)") }
+            guard data != nil, stats == nil else { throw ValidationError("--method awq needs --data (its search runs on each block's inputs)") }
+            guard !actOrder else { throw ValidationError("--act-order is a GPTQ option") }
+        }
         guard samples >= 1, seqLen >= 2 else { throw ValidationError("--samples must be at least 1 and --seq-len at least 2") }
         guard damp > 0 && damp < 1 else { throw ValidationError("--damp must be between 0 and 1") }
         for rule in tensorTypes {
@@ -104,7 +113,7 @@ struct Quantize: ParsableCommand {
         var grid = AffineQuantizer.Options()
         grid.bits = bits
         grid.groupSize = groupSize ?? layout?.defaultGroupSize ?? 128
-        grid.symmetric = !asym
+        grid.symmetric = method == .awq ? sym : !asym  // AWQ's zero points by default (AutoAWQ), GPTQModel's symmetric grid otherwise
         grid.staticGroups = staticGroups
         grid.mse = mse
         return grid
@@ -163,8 +172,16 @@ struct Quantize: ParsableCommand {
                 maxDamp = run.maxDamp
                 quantizer = PrecomputedQuantizer(bytes: bytes, fallback: RoundToNearest(importance: run.importance, threads: threads))
             }
-            let export = GGUFExport(source: model, preset: preset, options: options,
+            var export = GGUFExport(source: model, preset: preset, options: options,
                                     importance: matrix, threads: threads, allowRequantize: allowRequantize, quantizer: quantizer)
+            if method == .gptq {
+                // What GPTQ did, for whoever reads the file later; the dampening it finally took is known only at the end.
+                let rounding = quantizer as? GPTQRounding
+                export.extraMetadata = [("quanta.gptq.true_sequential", .bool(data != nil)), ("quanta.gptq.act_order", .bool(actOrder)),
+                                        ("quanta.gptq.damp_percent", .float32(Float(damp))), ("quanta.gptq.damp_used_max", .float32(Float(maxDamp ?? damp))),
+                                        ("quanta.gptq.calibration", .string(data ?? stats ?? "")), ("quanta.version", .string(QuantaVersion.string))]
+                export.lateMetadata = { [("quanta.gptq.damp_used_max", .float32(Float(rounding?.maxDamp ?? maxDamp ?? damp)))] }
+            }
             if dryRun {
                 let plan = try export.plan()
                 report(plan: plan, fileBytes: try export.fileSize(plan), seconds: nil, dryRun: true)
@@ -219,8 +236,8 @@ struct Quantize: ParsableCommand {
 }
 
 extension Quantize {
-    enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, gptq }
-    enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case gguf, gptq, mlx }
+    enum Method: String, ExpressibleByArgument, CaseIterable { case rtn, gptq, awq }
+    enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case gguf, gptq, mlx, awq }
 
     /// `--format gptq|mlx`: a checkpoint folder, by GPTQ on stored Gram matrices (`--stats`), by
     /// true-sequential GPTQ on calibration text (`--data`), or by round-to-nearest on the grid.
@@ -232,8 +249,32 @@ extension Quantize {
         let bar = ProgressBar(enabled: !json || verbose, verbose: verbose)
         let summary: GPTQCheckpoint.Summary
         let model = try HuggingFaceSource(path: source)
-        if method == .gptq, let data {
+        var tokenizeSeconds = 0.0
+        if method == .awq, let data {
+            let begin = monotonicSeconds()
             let sequences = try sequences(data, tokenizer: try model.tokenizer())
+            tokenizeSeconds = monotonicSeconds() - begin
+            var awq = AWQOptions()
+            awq.grid = grid
+            awq.duoScaling = duoScaling
+            awq.groupedValuePair = !noGroupedValuePair
+            let (written, reports) = try GPTQCheckpoint.writeAWQ(source: model, sequences: sequences, calibration: data, options: settings, awq: awq,
+                                                                 to: output, threads: threads) { done, total in
+                bar.update(done, of: total, "blocks (AWQ)")
+            }
+            summary = written
+            if verbose {
+                for (l, report) in reports.enumerated() {
+                    let pairs = AWQPair.allCases.compactMap { pair in
+                        report.alpha[pair].map { "\(pair.rawValue) alpha \(fixed(Double($0), 2)) loss \(report.loss[pair]!.best) (alpha 0: \(report.loss[pair]!.plain))" }
+                    }
+                    printError("quanta: block \(l): " + pairs.joined(separator: "; "))
+                }
+            }
+        } else if method == .gptq, let data {
+            let begin = monotonicSeconds()
+            let sequences = try sequences(data, tokenizer: try model.tokenizer())
+            tokenizeSeconds = monotonicSeconds() - begin
             summary = try GPTQCheckpoint.writeSequential(source: model, sequences: sequences, calibration: data, options: settings, to: output,
                                                          threads: threads) { done, total in
                 bar.update(done, of: total, "blocks (GPTQ, true-sequential)")
@@ -249,14 +290,31 @@ extension Quantize {
         if method == .gptq && summary.maxDamp > damp {
             printError("quanta: note: a Hessian was not positive definite at damp \(fixed(damp, 4)); GPTQ raised it up to \(fixed(summary.maxDamp, 4)) (recorded in config.json)")
         }
-        let how = method == .rtn ? "round-to-nearest" : data != nil ? "GPTQ, true-sequential" : "GPTQ"
+        if verbose, let run = summary.run { printError("quanta: stages (s): \(stages(run, tokenize: tokenizeSeconds, total: summary.seconds + tokenizeSeconds).serialized())") }
+        let how = method == .rtn ? "round-to-nearest" : method == .awq ? "AWQ" : data != nil ? "GPTQ, true-sequential" : "GPTQ"
         if json {
-            print(JSONValue.object([("output", .string(output)), ("format", .string(format.rawValue)), ("method", .string(method.rawValue)),
-                                    ("true_sequential", .bool(method == .gptq && data != nil)), ("bits", .integer(Int64(bits))),
-                                    ("group_size", .integer(Int64(grid.groupSize))), ("quantized", .integer(Int64(summary.quantized))),
-                                    ("max_damp", .number(summary.maxDamp)), ("seconds", .number((summary.seconds * 1000).rounded() / 1000))]).serialized(indent: 2))
+            var members: [(String, JSONValue)] = [
+                ("output", .string(output)), ("format", .string(format.rawValue)), ("method", .string(method.rawValue)),
+                ("true_sequential", .bool(method == .gptq && data != nil)), ("bits", .integer(Int64(bits))),
+                ("group_size", .integer(Int64(grid.groupSize))), ("quantized", .integer(Int64(summary.quantized))),
+                ("max_damp", .number(summary.maxDamp)), ("seconds", .number(millis(summary.seconds + tokenizeSeconds))),
+            ]
+            if let run = summary.run { members.append(("stages", stages(run, tokenize: tokenizeSeconds, total: summary.seconds + tokenizeSeconds))) }
+            print(JSONValue.object(members).serialized(indent: 2))
         } else {
             print("wrote \(output): \(summary.quantized) linear layers as \(format.rawValue) \(bits)-bit groups of \(grid.groupSize) (\(how)) in \(fixed(summary.seconds, 2)) s")
         }
+    }
+
+    func millis(_ seconds: Double) -> Double { (seconds * 1000).rounded() / 1000 }
+
+    /// Wall seconds per stage of a true-sequential run: tokenizing the text, the block passes
+    /// (forward products, of which `statistics` went to the sums and Gram matrices), the
+    /// factorizations, the solves, and the rest (loading, writing).
+    func stages(_ run: SequentialGPTQ.Run, tokenize: Double, total: Double) -> JSONValue {
+        let rest = total - tokenize - run.passSeconds - run.factorizeSeconds - run.solveSeconds
+        return .object([("tokenize", .number(millis(tokenize))), ("block_passes", .number(millis(run.passSeconds))),
+                        ("of_which_statistics", .number(millis(run.statisticsSeconds))), ("factorize", .number(millis(run.factorizeSeconds))),
+                        ("solve", .number(millis(run.solveSeconds))), ("load_and_write", .number(millis(max(0, rest))))])
     }
 }

@@ -41,6 +41,22 @@ final class GPTQTests: XCTestCase {
 
     /// GPTQ's feedback through GGUF blocks beats llama-quantize's importance-weighted rounding
     /// (importance = the same calibration's sums of x^2) on every layer.
+    /// A Gram matrix that is not positive definite (eigenvalues 3 and -1): the dampening rises in
+    /// steps of 0.0025 of the mean diagonal until the factorization succeeds, and says so.
+    func testDampeningRisesWhenTheFactorizationFails() throws {
+        var options = GPTQOptions()
+        options.damp = 0.01
+        let factorization = try GPTQ.factorize(gram: [1, 2, 2, 1], columns: 2, options: options)
+        XCTAssertGreaterThan(factorization.damp, 1)
+        XCTAssertLessThan(factorization.damp, 1.0025 + 1e-9)
+        let healthy = try GPTQ.factorize(gram: [2, 1, 1, 2], columns: 2, options: options)
+        XCTAssertEqual(healthy.damp, 0.01)
+        let cache = FactorizationCache()
+        _ = cache.factorization("a", layer: 0) { factorization }
+        _ = cache.factorization("b", layer: 0) { healthy }
+        XCTAssertEqual(cache.maxDamp, factorization.damp)
+    }
+
     func testGGUFFeedbackBeatsImportanceRounding() throws {
         let (source, grams) = try GPTQTests.calibrated()
         for type in [GGMLType.q4_K, .q3_K, .q2_K, .q4_0] {

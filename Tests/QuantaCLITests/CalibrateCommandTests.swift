@@ -105,11 +105,16 @@ final class CalibrateCommandTests: XCTestCase {
         XCTAssertEqual(try rtn.rawBytes("token_embd.weight").elementsEqual(try gptq.rawBytes("token_embd.weight")), true,
                        "the embedding has no calibration input: rounded as llama-quantize does")
         XCTAssertEqual(try TestSupport.read(outputs[1]), try TestSupport.read(outputs[2]))
+        XCTAssertEqual(gptq["quanta.gptq.damp_percent"], .float32(0.01))
+        XCTAssertEqual(gptq["quanta.gptq.damp_used_max"], .float32(0.01), "these Hessians factor at the asked dampening")
+        XCTAssertEqual(gptq["quanta.gptq.true_sequential"], .bool(false))
+        XCTAssertNil(rtn["quanta.gptq.damp_percent"])
         // True-sequential: calibration and GPTQ block by block in one run, the same plan.
         let sequential = try quanta(["quantize", TestSupport.austenModel, folder + "/seq.gguf", "Q4_K_M", "--method", "gptq",
                                      "--data", TestSupport.path("Calibration/calib-wiki.txt"), "--samples", "4", "--seq-len", "64"])
         XCTAssertEqual(sequential.status, 0, sequential.stderr)
         let seq = try GGUFFile(path: folder + "/seq.gguf")
+        XCTAssertEqual(seq["quanta.gptq.true_sequential"], .bool(true))
         XCTAssertEqual(seq.tensors.map(\.type), rtn.tensors.map(\.type))
         XCTAssertFalse(try seq.rawBytes("blk.3.attn_v.weight").elementsEqual(try gptq.rawBytes("blk.3.attn_v.weight")))
         let missing = try quanta(["quantize", TestSupport.austenModel, folder + "/x.gguf", "Q4_K_M", "--method", "gptq"])

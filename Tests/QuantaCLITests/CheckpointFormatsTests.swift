@@ -81,4 +81,73 @@ final class CheckpointFormatsTests: XCTestCase {
         XCTAssertTrue(refused.stderr.contains("--act-order: MLX groups are contiguous columns; add --static-groups to keep them so"), refused.stderr)
         XCTAssertEqual(FileSystem.kind(of: folder + "/x"), .missing)
     }
+
+    /// `--method awq`: the same bytes at one and two threads; the folded norms are stored; the
+    /// config names the method; AWQ refuses GGUF output and statistics for now.
+    func testAWQCheckpoint() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let quanta = try TestSupport.quantaExecutable()
+        var files: [[UInt8]] = []
+        for threads in ["1", "2"] {
+            let out = folder + "/awq-\(threads)"
+            let run = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, out, "--format", "gptq", "--method", "awq", "--bits", "4",
+                                                   "--data", TestSupport.path("Calibration/calib-wiki.txt"), "--samples", "4", "--seq-len", "64",
+                                                   "--threads", threads, "--json"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            XCTAssertEqual(try JSONParser.parse(Array(run.stdout.utf8))["quantized"]?.intValue, 42)
+            files.append(try TestSupport.read(out + "/model.safetensors"))
+        }
+        XCTAssertEqual(files[0], files[1])
+        let config = try JSONParser.parse(FileSystem.read(folder + "/awq-1/config.json"))
+        XCTAssertEqual(config["quantization_config"]?["meta"]?["method"]?.stringValue, "awq")
+        XCTAssertEqual(config["quantization_config"]?["sym"], .bool(false), "AWQ keeps zero points by default")
+        let quantized = try DecoderModel(path: folder + "/awq-1"), original = try DecoderModel(path: TestSupport.austenModel)
+        XCTAssertNotEqual(quantized.weights.layers[2].attentionNorm, original.weights.layers[2].attentionNorm.map { HalfConversion.f16ToFloat(HalfConversion.floatToF16($0)) },
+                          "the scales are folded into the stored norm")
+        let gguf = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, folder + "/x.gguf", "Q4_K_M", "--method", "awq",
+                                                "--data", TestSupport.path("Calibration/calib-wiki.txt")])
+        XCTAssertEqual(gguf.status, 64)
+        XCTAssertTrue(gguf.stderr.contains("--method awq writes --format awq, gptq or mlx (GGUF output is not built yet)"), gguf.stderr)
+    }
+
+    /// `--format awq`: AutoAWQ's GEMM folder; numpy unpacks it from the layout's description to
+    /// the weights `quanta convert` reads back.
+    func testAWQFolderUnpacksWithNumpy() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let quanta = try TestSupport.quantaExecutable()
+        let awq = folder + "/awq", fp32 = folder + "/fp32"
+        let run = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, awq, "--format", "awq", "--method", "rtn", "--asym", "--group-size", "64"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let config = try JSONParser.parse(FileSystem.read(awq + "/config.json"))["quantization_config"]
+        XCTAssertEqual(config?["quant_method"]?.stringValue, "awq")
+        XCTAssertEqual(config?["version"]?.stringValue, "gemm")
+        XCTAssertEqual(config?["group_size"]?.intValue, 64)
+        XCTAssertEqual(config?["zero_point"], .bool(true))
+        XCTAssertEqual(try TestSupport.run(quanta, ["convert", awq, fp32]).status, 0)
+        // numpy: eight 4-bit values per int32 along the output dimension, nibble p holding column
+        // order[p] = 0, 2, 4, 6, 1, 3, 5, 7 of its eight; w = scale * (q - z) per group of input rows.
+        let check = try TestSupport.oracle("""
+            import sys, numpy as np
+            from safetensors.numpy import load_file
+            q = load_file(sys.argv[1] + "/model.safetensors"); f = load_file(sys.argv[2] + "/model.safetensors")
+            def unpack(words):
+                nibbles = (words.view(np.uint32)[:, :, None] >> (np.arange(8, dtype=np.uint32) * 4)) & 15   # [rows, words, p]
+                out = np.empty_like(nibbles)
+                out[:, :, [0, 2, 4, 6, 1, 3, 5, 7]] = nibbles
+                return out.reshape(words.shape[0], -1)
+            same = True; layers = 0
+            for k in q:
+                if not k.endswith(".qweight"): continue
+                p = k[:-len(".qweight")]; layers += 1
+                levels, zeros, scales = unpack(q[k]), unpack(q[p + ".qzeros"]), q[p + ".scales"].astype(np.float32)
+                g = np.arange(levels.shape[0]) // 64
+                w = (scales[g] * (levels.astype(np.float32) - zeros[g].astype(np.float32))).T
+                same = same and np.array_equal(w, f[p + ".weight"])
+            print(layers, same, q["model.layers.0.mlp.down_proj.qweight"].shape, q["model.layers.0.mlp.down_proj.qzeros"].shape)
+            """, [awq, fp32]).trimmingCharacters(in: .whitespacesAndNewlines)
+        XCTAssertEqual(check, "42 True (768, 32) (12, 32)")
+        let bits = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, folder + "/x", "--format", "awq", "--method", "rtn", "--bits", "3"])
+        XCTAssertEqual(bits.status, 64)
+        XCTAssertTrue(bits.stderr.contains("--bits 3: the awq (GEMM) layout stores 4 bits"), bits.stderr)
+    }
 }

@@ -92,6 +92,25 @@ final class GGUFTests: XCTestCase {
         ])
     }
 
+    /// A value known only after the tensors (what a quantizer did) replaces its placeholder in
+    /// the header; one that does not fit its placeholder leaves no file.
+    func testLateMetadataIsPatchedIntoTheHeader() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let tensor = GGUFWriter.TensorEntry(name: "t", dimensions: [32], type: .q8_0, bytes: [UInt8](repeating: 1, count: 34))
+        var written = false
+        try GGUFWriter.write(to: folder + "/late.gguf", metadata: [("a", .string("x")), ("q.damp", .float32(0.01)), ("b", .uint8(3))],
+                             tensors: [tensor], late: { written = true; return [("q.damp", .float32(0.0125))] })
+        XCTAssertTrue(written)
+        let file = try GGUFFile(path: folder + "/late.gguf")
+        XCTAssertEqual(file.metadata.map(\.value), [.string("x"), .float32(0.0125), .uint8(3)])
+        XCTAssertTrue(try file.rawBytes("t").elementsEqual([UInt8](repeating: 1, count: 34)))
+        XCTAssertThrowsError(try GGUFWriter.write(to: folder + "/bad.gguf", metadata: [("q.note", .string("ab"))], tensors: [tensor],
+                                                  late: { [("q.note", .string("abc"))] })) {
+            XCTAssertEqual("\($0)", "metadata 'q.note': final value does not fit its placeholder")
+        }
+        XCTAssertEqual(FileSystem.kind(of: folder + "/bad.gguf"), .missing)
+    }
+
     func testWriterRefusesInconsistentInput() throws {
         let path = try TestSupport.temporaryFolder() + "/bad.gguf"
         XCTAssertThrowsError(try GGUFWriter.write(to: path, metadata: [("x", .array(.int32, [.uint8(1)]))], tensors: [])) { error in

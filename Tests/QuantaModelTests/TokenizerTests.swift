@@ -1,6 +1,6 @@
 import QuantaCore
 import QuantaIO
-import QuantaModel
+@testable import QuantaModel
 import TestSupport
 import XCTest
 
@@ -117,5 +117,23 @@ final class TokenizerTests: XCTestCase {
         let scalars = Array(text.unicodeScalars)
         let pieces = PreTokenizer.llama3.split(scalars).map { String(String.UnicodeScalarView(scalars[$0])) }
         XCTAssertEqual(pieces, ["Hello", "'s", " WORLD", "'S", " ", " ", "123", "456", " a", "\n\n", " b", "\t", "?!\r\n", " ", " x"])
+    }
+
+    /// Long texts are encoded in parts on all cores, cut at a lone newline before a letter: the
+    /// ids equal one serial pass, for the bundled model's tokenizer (llama-3 style) and SmolLM2's.
+    func testParallelEncodingEqualsSerial() throws {
+        var tokenizers = [("austen", try HuggingFaceSource(path: TestSupport.austenModel).tokenizer())]
+        if let smol = try? TestSupport.smolLM2() { tokenizers.append(("smollm2", try BPETokenizer(gguf: GGUFFile(path: smol)))) }
+        for file in ["calib-wiki.txt", "calib-c4.txt", "austen-train.txt"] {
+            let text = try String(decoding: TestSupport.read(TestSupport.path("Calibration/" + file)), as: UTF8.self)
+            for (tokenizerName, tokenizer) in tokenizers {
+                let name = tokenizerName + " " + file
+                let serial = tokenizer.encode(text, parallel: false), parallel = tokenizer.encode(text)
+                XCTAssertGreaterThan(serial.count, 70_000, name)
+                XCTAssertEqual(parallel.count, serial.count, name)
+                let first = zip(parallel, serial).enumerated().first { $0.element.0 != $0.element.1 }?.offset
+                XCTAssertNil(first, "\(name): first difference at token \(first ?? -1)")
+            }
+        }
     }
 }

@@ -1,0 +1,228 @@
+import QuantaCalibration
+import QuantaCore
+import QuantaIO
+import QuantaModel
+
+/// AWQ over a whole model: the calibration samples run block by block (`BlockRunner`); each
+/// block's activations are captured with its fp32 weights, the four smoothing pairs are searched
+/// and folded, the clipping limits searched and applied, and `onBlock` receives the block's new
+/// fp32 weights (GGUF layout) to round. As in the reference, the next block sees the outputs of
+/// the original (unrounded) block.
+public enum SequentialAWQ {
+    /// Captures the inputs of q (attention norm output), o, gate (ffn norm output) and down for
+    /// every row of a pass made in batches, in order.
+    final class Capture: ForwardObserver {
+        let rows: Int
+        var buffers: [LinearRole: [Float]] = [:]
+        var offsets: [LinearRole: Int] = [:]
+
+        init(rows: Int, config: ModelConfig) {
+            self.rows = rows
+            for (role, width) in [(LinearRole.q, config.hiddenSize), (.o, config.qDim), (.gate, config.hiddenSize), (.down, config.intermediateSize)] {
+                buffers[role] = [Float](repeating: 0, count: rows * width)
+                offsets[role] = 0
+            }
+        }
+
+        func linearInput(layer: Int, role: LinearRole, _ x: UnsafeBufferPointer<Float>, rows: Int, columns: Int) {
+            guard let offset = offsets[role] else { return }
+            buffers[role]!.withUnsafeMutableBufferPointer { ($0.baseAddress! + offset).update(from: x.baseAddress!, count: rows * columns) }
+            offsets[role] = offset + rows * columns
+        }
+
+        func blockOutput(layer: Int, _ x: UnsafeBufferPointer<Float>, rows: Int, columns: Int) {}
+    }
+
+    public static func run(source: ModelSource, sequences: [[Int32]], options: AWQOptions, threads: Int,
+                           onBlock: (Int, DecoderWeights.Layer, AWQBlockReport) throws -> Void,
+                           progress: ((Int, Int) -> Void)? = nil) throws {
+        let config = source.config
+        let runner = try BlockRunner(source: source, sequences: sequences)
+        runner.keepInputs = true
+        runner.hessian = .none
+        runner.threads = threads
+        let model = runner.model, length = runner.length, rows = runner.rows
+        let perBatch = max(1, runner.batchRows / length)
+        let d = config.hiddenSize, qDim = config.qDim, kvDim = config.kvDim, f = config.intermediateSize
+        let group = config.headCount / config.kvHeadCount, headDim = config.headDim
+
+        /// Runs `body(first row, sequence count)` over the batches of the first `count` sequences.
+        func batches(_ count: Int = sequences.count, _ body: (Int, Int) -> Void) {
+            for first in stride(from: 0, to: count, by: perBatch) { body(first * length, min(perBatch, count - first)) }
+        }
+        let searched = min(sequences.count, max(1, options.searchSequences)), searchRows = searched * length
+        /// The residual stream after a partial pass from `start` (`[searchRows, d]`) with `weights`.
+        func pass(_ start: [Float], _ weights: DecoderWeights.Layer, layer l: Int, entry: BlockEntry, stop: LinearRole?) -> [Float] {
+            var x = Array(start[0..<(searchRows * d)])
+            x.withUnsafeMutableBufferPointer { xb in
+                batches(searched) { row, count in
+                    model.block(weights, index: l, xb.baseAddress! + row * d, sequences: count, length: length, entry: entry, stop: stop)
+                }
+            }
+            return x
+        }
+
+        try runner.run(onBlock: { block in
+            let l = block.layer
+            var w = block.weights
+            let X = Array(block.inputs!)
+            // The block's activations with its own weights.
+            let capture = Capture(rows: rows, config: config)
+            var residual = X
+            residual.withUnsafeMutableBufferPointer { xb in
+                batches { row, count in
+                    model.block(w, index: l, xb.baseAddress! + row * d, sequences: count, length: length, observer: capture)
+                }
+            }
+            let H1 = capture.buffers[.q]!, A = capture.buffers[.o]!, H2 = capture.buffers[.gate]!, G = capture.buffers[.down]!
+            let afterAttention = pass(X, w, layer: l, entry: .attention, stop: .gate)
+            let grid = options.grid
+            var report = AWQBlockReport()
+
+            // input_layernorm -> q/k/v, judged on the attention output.
+            let sA: [Float] = {
+                let activation = H1.withUnsafeBufferPointer { AWQ.meanAbs($0.baseAddress!, rows: rows, columns: d) }
+                let magnitude = options.duoScaling ? AWQ.weightMagnitude([w.q, w.k, w.v], columns: d, groupSize: grid.groupSize) : nil
+                let found = AWQ.search(activation: activation, weight: magnitude, options: options) { s in
+                    var trial = w
+                    trial.q = AWQ.scaleColumns(AWQ.fakeQuantize(AWQ.scaleColumns(w.q, columns: d, s), rows: qDim, columns: d, grid: grid), columns: d, s, divide: true)
+                    trial.k = AWQ.scaleColumns(AWQ.fakeQuantize(AWQ.scaleColumns(w.k, columns: d, s), rows: kvDim, columns: d, grid: grid), columns: d, s, divide: true)
+                    trial.v = AWQ.scaleColumns(AWQ.fakeQuantize(AWQ.scaleColumns(w.v, columns: d, s), rows: kvDim, columns: d, grid: grid), columns: d, s, divide: true)
+                    return AWQ.meanSquare(pass(X, trial, layer: l, entry: .attention, stop: .gate), afterAttention)
+                }
+                report.alpha[.attentionNorm] = found.alpha
+                report.loss[.attentionNorm] = (found.best, found.plain)
+                return found.scales
+            }()
+
+            // v -> o, judged on o's output; under GQA one scale per v channel for every query head reading it.
+            var sB: [Float]?
+            if options.groupedValuePair || qDim == kvDim {
+                let perQuery = A.withUnsafeBufferPointer { AWQ.meanAbs($0.baseAddress!, rows: rows, columns: qDim) }
+                func perValue(_ q: [Float]) -> [Float] {
+                    (0..<kvDim).map { c in
+                        let (kv, i) = (c / headDim, c % headDim)
+                        return (0..<group).reduce(0) { $0 + q[(kv * group + $1) * headDim + i] } / Float(group)
+                    }
+                }
+                func expand(_ s: [Float]) -> [Float] { (0..<qDim).map { s[($0 / headDim / group) * headDim + $0 % headDim] } }
+                let magnitude = options.duoScaling ? perValue(AWQ.weightMagnitude([w.o], columns: qDim, groupSize: grid.groupSize)) : nil
+                let reference = A.withUnsafeBufferPointer { AWQ.product($0.baseAddress!, rows: searchRows, w.o, n: d, k: qDim) }
+                let found = AWQ.search(activation: perValue(perQuery), weight: magnitude, options: options) { s in
+                    let e = expand(s)
+                    let o = AWQ.scaleColumns(AWQ.fakeQuantize(AWQ.scaleColumns(w.o, columns: qDim, e), rows: d, columns: qDim, grid: grid), columns: qDim, e, divide: true)
+                    return AWQ.meanSquare(A.withUnsafeBufferPointer { AWQ.product($0.baseAddress!, rows: searchRows, o, n: d, k: qDim) }, reference)
+                }
+                report.alpha[.valueOutput] = found.alpha
+                report.loss[.valueOutput] = (found.best, found.plain)
+                sB = found.scales
+            }
+
+            // post_attention_layernorm -> gate/up, judged on the feed-forward output.
+            let afterBlock = Array(residual[0..<(searchRows * d)])
+            let sC: [Float] = {
+                let activation = H2.withUnsafeBufferPointer { AWQ.meanAbs($0.baseAddress!, rows: rows, columns: d) }
+                let magnitude = options.duoScaling ? AWQ.weightMagnitude([w.gate, w.up], columns: d, groupSize: grid.groupSize) : nil
+                let found = AWQ.search(activation: activation, weight: magnitude, options: options) { s in
+                    var trial = w
+                    trial.gate = AWQ.scaleColumns(AWQ.fakeQuantize(AWQ.scaleColumns(w.gate, columns: d, s), rows: f, columns: d, grid: grid), columns: d, s, divide: true)
+                    trial.up = AWQ.scaleColumns(AWQ.fakeQuantize(AWQ.scaleColumns(w.up, columns: d, s), rows: f, columns: d, grid: grid), columns: d, s, divide: true)
+                    return AWQ.meanSquare(pass(afterAttention, trial, layer: l, entry: .feedForward, stop: nil), afterBlock)
+                }
+                report.alpha[.ffnNorm] = found.alpha
+                report.loss[.ffnNorm] = (found.best, found.plain)
+                return found.scales
+            }()
+
+            // up -> down, judged on down's output.
+            let sD: [Float] = {
+                let activation = G.withUnsafeBufferPointer { AWQ.meanAbs($0.baseAddress!, rows: rows, columns: f) }
+                let magnitude = options.duoScaling ? AWQ.weightMagnitude([w.down], columns: f, groupSize: grid.groupSize) : nil
+                let reference = G.withUnsafeBufferPointer { AWQ.product($0.baseAddress!, rows: searchRows, w.down, n: d, k: f) }
+                let found = AWQ.search(activation: activation, weight: magnitude, options: options) { s in
+                    let down = AWQ.scaleColumns(AWQ.fakeQuantize(AWQ.scaleColumns(w.down, columns: f, s), rows: d, columns: f, grid: grid), columns: f, s, divide: true)
+                    return AWQ.meanSquare(G.withUnsafeBufferPointer { AWQ.product($0.baseAddress!, rows: searchRows, down, n: d, k: f) }, reference)
+                }
+                report.alpha[.upDown] = found.alpha
+                report.loss[.upDown] = (found.best, found.plain)
+                return found.scales
+            }()
+
+            // Fold: the preceding operation's outputs take 1/s, the following inputs s (exact in real arithmetic).
+            for i in 0..<d { w.attentionNorm[i] /= sA[i] }
+            w.q = AWQ.scaleColumns(w.q, columns: d, sA)
+            w.k = AWQ.scaleColumns(w.k, columns: d, sA)
+            w.v = AWQ.scaleColumns(w.v, columns: d, sA)
+            var oInputScale = [Float](repeating: 1, count: qDim)
+            if let sB {
+                w.v = AWQ.divideRows(w.v, columns: d, sB)
+                oInputScale = (0..<qDim).map { sB[($0 / headDim / group) * headDim + $0 % headDim] }
+                w.o = AWQ.scaleColumns(w.o, columns: qDim, oInputScale)
+            }
+            for i in 0..<d { w.ffnNorm[i] /= sC[i] }
+            w.gate = AWQ.scaleColumns(w.gate, columns: d, sC)
+            w.up = AWQ.scaleColumns(w.up, columns: d, sC)
+            w.up = AWQ.divideRows(w.up, columns: d, sD)
+            w.down = AWQ.scaleColumns(w.down, columns: f, sD)
+
+            // Clipping on a token sample of the scaled inputs (not q and k: their errors meet in the softmax).
+            let tokens = min(options.clipTokens, rows), stride = max(1, rows / tokens)
+            func sample(_ x: [Float], columns: Int, _ s: [Float]) -> [Float] {
+                var out = [Float](repeating: 0, count: tokens * columns)
+                for t in 0..<tokens { for c in 0..<columns { out[t * columns + c] = x[t * stride * columns + c] / s[c] } }
+                return out
+            }
+            func clipped(_ weight: [Float], rows n: Int, columns: Int, _ x: [Float]) -> [Float] {
+                let limits = AWQ.clip(weight, rows: n, columns: columns, samples: x, tokens: tokens, options: options)
+                return AWQ.applyClip(weight, rows: n, columns: columns, limits: limits, groupSize: grid.groupSize)
+            }
+            if options.clip {
+                let x1 = sample(H1, columns: d, sA), x2 = sample(H2, columns: d, sC)
+                w.v = clipped(w.v, rows: kvDim, columns: d, x1)
+                w.o = clipped(w.o, rows: d, columns: qDim, sample(A, columns: qDim, oInputScale))
+                w.gate = clipped(w.gate, rows: f, columns: d, x2)
+                w.up = clipped(w.up, rows: f, columns: d, x2)
+                w.down = clipped(w.down, rows: d, columns: f, sample(G, columns: f, sD))
+            }
+            try onBlock(l, w, report)
+            progress?(l + 1, config.layerCount)
+            return nil
+        }, onHead: { _ in })
+    }
+}
+
+extension GPTQCheckpoint {
+    /// AWQ (scales folded, clipping applied) then round-to-nearest on the grid, into a folder
+    /// layout; the folded norms are stored (f16) in place of the original ones.
+    public static func writeAWQ(source: HuggingFaceSource, sequences: [[Int32]], calibration: String, options: Options, awq: AWQOptions,
+                                to folder: String, threads: Int, progress: ((Int, Int) -> Void)? = nil) throws -> (Summary, [AWQBlockReport]) {
+        let start = monotonicSeconds()
+        try options.layout.check(options.grid, actOrder: false)
+        try FolderSink.checkFree(folder)
+        let config = source.config
+        let specs = config.architecture.tensors(config)
+        var solved: [String: [SafetensorsWriter.Entry]] = [:], replaced: [String: [Float]] = [:]
+        var reports: [AWQBlockReport] = []
+        try SequentialAWQ.run(source: source, sequences: sequences, options: awq, threads: threads, onBlock: { l, weights, report in
+            reports.append(report)
+            for spec in specs where spec.layer == l {
+                switch spec.role {
+                case .attentionNorm: replaced[spec.hfName] = weights.attentionNorm
+                case .ffnNorm: replaced[spec.hfName] = weights.ffnNorm
+                default:
+                    guard let role = spec.role.linear, quantizes(spec) else { continue }
+                    let (rows, columns) = (spec.shape[0], spec.shape[1])
+                    let values = try spec.ggufPermutationHeads.map {
+                        try RopeLayout.interleave(weights[linear: role], rows: rows, columns: columns, heads: $0, inverse: true)
+                    } ?? weights[linear: role]
+                    let layer = try round(values, rows: rows, columns: columns, options: options)
+                    solved[spec.hfName] = try options.layout.entries(prefix: prefix(spec), layer, bits: options.grid.bits)
+                }
+            }
+        }, progress: progress)
+        let settings = CheckpointSettings(grid: options.grid, solver: options.solver, method: "awq", trueSequential: false, maxDamp: 0,
+                                          calibration: calibration)
+        try assemble(model: source.model, solved: solved, replaced: replaced, settings: settings, layout: options.layout, to: folder)
+        return (Summary(quantized: solved.count, seconds: monotonicSeconds() - start, maxDamp: 0), reports)
+    }
+}
