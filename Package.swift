@@ -58,6 +58,6 @@ let package = Package(
         .testTarget(name: "QuantaAlgorithmsTests", dependencies: ["QuantaAlgorithms", "QuantaModel", "QuantaEval", "QuantaCalibration", "QuantaFormats", "CBLAS", "TestSupport"]),
         .testTarget(name: "QuantaEvalTests", dependencies: ["QuantaEval", "TestSupport"]),
         .testTarget(name: "QuantaReportTests", dependencies: ["QuantaReport", "TestSupport"]),
-        .testTarget(name: "QuantaCLITests", dependencies: ["QuantaCore", "QuantaIO", "QuantaModel", "QuantaCalibration", "QuantaAlgorithms", "quanta", "TestSupport"]),
+        .testTarget(name: "QuantaCLITests", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "QuantaModel", "QuantaCalibration", "QuantaAlgorithms", "quanta", "TestSupport"]),
     ]
 )

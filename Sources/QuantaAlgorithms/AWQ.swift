@@ -1,4 +1,5 @@
 import CBLAS
+import QuantaCalibration
 import QuantaCore
 import QuantaModel
 
@@ -22,6 +23,8 @@ public struct AWQOptions: Sendable {
     /// Whole samples whose block outputs judge each candidate scale (the mean |x| per channel
     /// uses every sample): 32 x 256 tokens cost a quarter of all 128 for the same KLD here.
     public var searchSequences = 16
+    /// Keep each block's Gram matrices (for GPTQ after AWQ).
+    public var keepGram = false
 
     public init() {}
 }
@@ -45,6 +48,13 @@ public struct AWQBlockReport: Sendable {
     public var alpha: [AWQPair: Float] = [:]
     /// Output error (mean square) of each pair's inspected module at the chosen alpha and at alpha 0.
     public var loss: [AWQPair: (best: Double, plain: Double)] = [:]
+    /// The block's input sums of x^2 as the folded weights see them (x / s): importance for
+    /// GGUF's importance-weighted rounding.
+    public var sums: [ImatrixExport.Sums] = []
+    /// The scale each input's channels were divided by (the folded weights multiply x / s), and
+    /// the block's input statistics (with Gram matrices when the run keeps them), for GPTQ after AWQ.
+    public var inputScales: [LinearInput: [Float]] = [:]
+    public var statistics: [InputStatistics] = []
 }
 
 /// AWQ as pure functions of a block's weights (GGUF layout) and its activations: the scale

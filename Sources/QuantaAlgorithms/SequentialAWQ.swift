@@ -33,13 +33,15 @@ public enum SequentialAWQ {
         func blockOutput(layer: Int, _ x: UnsafeBufferPointer<Float>, rows: Int, columns: Int) {}
     }
 
+    /// Returns the head's input sums (the head is not rescaled).
+    @discardableResult
     public static func run(source: ModelSource, sequences: [[Int32]], options: AWQOptions, threads: Int,
                            onBlock: (Int, DecoderWeights.Layer, AWQBlockReport) throws -> Void,
-                           progress: ((Int, Int) -> Void)? = nil) throws {
+                           progress: ((Int, Int) -> Void)? = nil) throws -> ImatrixExport.Sums? {
         let config = source.config
         let runner = try BlockRunner(source: source, sequences: sequences)
         runner.keepInputs = true
-        runner.hessian = .none
+        runner.hessian = options.keepGram ? .full : .none  // the sums of x^2 are always taken (importance for GGUF)
         runner.threads = threads
         let model = runner.model, length = runner.length, rows = runner.rows
         let perBatch = max(1, runner.batchRows / length)
@@ -62,6 +64,7 @@ public enum SequentialAWQ {
             return x
         }
 
+        var head: ImatrixExport.Sums?
         try runner.run(onBlock: { block in
             let l = block.layer
             var w = block.weights
@@ -184,19 +187,35 @@ public enum SequentialAWQ {
                 w.up = clipped(w.up, rows: f, columns: d, x2)
                 w.down = clipped(w.down, rows: d, columns: f, sample(G, columns: f, sD))
             }
+            let scalesByInput: [LinearInput: [Float]] = [.attentionQKV: sA, .attentionOutput: oInputScale, .ffnGateUp: sC, .ffnDown: sD]
+            report.inputScales = scalesByInput
+            report.statistics = block.statistics
+            report.sums = block.statistics.map { statistics in
+                let s = scalesByInput[statistics.input] ?? []
+                let sums = statistics.sumSquares.enumerated().map { c, v in s.isEmpty ? v : v / (Double(s[c]) * Double(s[c])) }
+                return ImatrixExport.Sums(layer: statistics.layer, input: statistics.input, tokens: statistics.tokens, sumSquares: sums)
+            }
             try onBlock(l, w, report)
             progress?(l + 1, config.layerCount)
             return nil
-        }, onHead: { _ in })
+        }, onHead: { head = $0.sums })
+        return head
     }
 }
 
 extension GPTQCheckpoint {
     /// AWQ (scales folded, clipping applied) then round-to-nearest on the grid, into a folder
     /// layout; the folded norms are stored (f16) in place of the original ones.
+    /// With `gptq`, each folded weight is solved by GPTQ on the rescaled Gram matrix of its
+    /// input instead of rounded (AWQ + GPTQ, as llm-compressor chains them).
     public static func writeAWQ(source: HuggingFaceSource, sequences: [[Int32]], calibration: String, options: Options, awq: AWQOptions,
-                                to folder: String, threads: Int, progress: ((Int, Int) -> Void)? = nil) throws -> (Summary, [AWQBlockReport]) {
+                                gptq: Bool = false, to folder: String, threads: Int,
+                                progress: ((Int, Int) -> Void)? = nil) throws -> (Summary, [AWQBlockReport]) {
         let start = monotonicSeconds()
+        var awq = awq
+        awq.keepGram = gptq
+        let cache = FactorizationCache()
+        var maxDamp = gptq ? options.solver.damp : 0
         try options.layout.check(options.grid, actOrder: false)
         try FolderSink.checkFree(folder)
         let config = source.config
@@ -215,14 +234,92 @@ extension GPTQCheckpoint {
                     let values = try spec.ggufPermutationHeads.map {
                         try RopeLayout.interleave(weights[linear: role], rows: rows, columns: columns, heads: $0, inverse: true)
                     } ?? weights[linear: role]
-                    let layer = try round(values, rows: rows, columns: columns, options: options)
+                    let layer: SolvedLinear
+                    if gptq, let input = LinearInput.feeding(role), let statistics = report.statistics.first(where: { $0.input == input }),
+                       let gram = statistics.gram, let s = report.inputScales[input] {
+                        // GPTQ on the folded weight: its inputs are x / s, so the Gram matrix is D^-1 G D^-1.
+                        let factorization = try cache.factorization(input.rawValue, layer: l) {
+                            let n = statistics.columns
+                            var scaled = gram
+                            for i in 0..<n { for j in 0..<n { scaled[i * n + j] /= Double(s[i]) * Double(s[j]) } }
+                            return try GPTQ.factorize(gram: scaled, columns: n, options: options.solver)
+                        }!
+                        maxDamp = max(maxDamp, factorization.damp)
+                        layer = try solve(values, rows: rows, factorization: factorization, options: options, threads: threads)
+                    } else {
+                        layer = try round(values, rows: rows, columns: columns, options: options)
+                    }
                     solved[spec.hfName] = try options.layout.entries(prefix: prefix(spec), layer, bits: options.grid.bits)
                 }
             }
         }, progress: progress)
-        let settings = CheckpointSettings(grid: options.grid, solver: options.solver, method: "awq", trueSequential: false, maxDamp: 0,
-                                          calibration: calibration)
+        let settings = CheckpointSettings(grid: options.grid, solver: options.solver, method: gptq ? "awq+gptq" : "awq", trueSequential: false,
+                                          maxDamp: maxDamp, calibration: calibration)
         try assemble(model: source.model, solved: solved, replaced: replaced, settings: settings, layout: options.layout, to: folder)
-        return (Summary(quantized: solved.count, seconds: monotonicSeconds() - start, maxDamp: 0), reports)
+        return (Summary(quantized: solved.count, seconds: monotonicSeconds() - start, maxDamp: maxDamp), reports)
+    }
+}
+
+/// A model source whose tensors `replaced` (GGUF names) read as the given fp32 values (AWQ's
+/// folded norms), the rest as the base source's.
+final class ReplacedSource: ModelSource {
+    let base: ModelSource
+    let replaced: [String: [Float]]
+
+    init(_ base: ModelSource, replaced: [String: [Float]]) {
+        self.base = base
+        self.replaced = replaced
+    }
+
+    var path: String { base.path }
+    var config: ModelConfig { base.config }
+    var metadata: [(key: String, value: GGUFValue)] { base.metadata }
+    var tensors: [SourceTensor] { base.tensors }
+    func values(_ name: String) throws -> [Float] { try replaced[name] ?? base.values(name) }
+    func storedBytes(_ name: String) throws -> UnsafeRawBufferPointer? { replaced[name] == nil ? try base.storedBytes(name) : nil }
+    func release(_ name: String) { base.release(name) }
+    func tokenizer() throws -> BPETokenizer { try base.tokenizer() }
+    var weightFiles: [String] { base.weightFiles }
+}
+
+extension SequentialAWQ {
+    /// AWQ into GGUF: every planned block weight rescaled, clipped and then rounded by
+    /// llama.cpp's quantizer for its planned type, with the importance matrix of the rescaled
+    /// inputs; the folded norms written as F32. Returns the export to run (the bytes are
+    /// computed here, block by block, so memory holds the output's size, not the model's).
+    public static func gguf(source: ModelSource, preset: GGUFPreset, options: QuantizationOptions, sequences: [[Int32]], awq: AWQOptions,
+                            threads: Int, progress: ((Int, Int) -> Void)? = nil) throws -> GGUFExport {
+        let config = source.config
+        var planning = options
+        planning.hasImportance = true
+        let plan = try QuantizationPlanner(preset: preset, options: planning, headCount: config.headCount, kvHeadCount: config.kvHeadCount,
+                                           layerCount: config.layerCount).plan(source.tensors)
+        let planned = Dictionary(uniqueKeysWithValues: plan.map { ($0.name, $0) })
+        let specs = config.architecture.tensors(config)
+        var bytes: [String: [UInt8]] = [:], replaced: [String: [Float]] = [:], sums: [ImatrixExport.Sums] = []
+        let head = try run(source: source, sequences: sequences, options: awq, threads: threads, onBlock: { l, weights, report in
+            sums += report.sums
+            let importance = ImatrixExport.matrix(report.sums, config: config, dataset: "", chunks: sequences.count, chunkSize: sequences.first?.count ?? 0)
+            let rounding = RoundToNearest(importance: importance, threads: threads)
+            for spec in specs where spec.layer == l {
+                switch spec.role {
+                case .attentionNorm: replaced[spec.ggufName] = weights.attentionNorm
+                case .ffnNorm: replaced[spec.ggufName] = weights.ffnNorm
+                default:
+                    guard let role = spec.role.linear, let tensor = planned[spec.ggufName] else { continue }
+                    let values = weights[linear: role]
+                    if tensor.quantized {
+                        bytes[spec.ggufName] = try values.withUnsafeBufferPointer { try rounding.quantize(tensor, $0) }
+                    } else {
+                        replaced[spec.ggufName] = values
+                    }
+                }
+            }
+        }, progress: progress)
+        let importance = ImatrixExport.matrix(sums + (head.map { [$0] } ?? []), config: config, dataset: "", chunks: sequences.count,
+                                              chunkSize: sequences.first?.count ?? 0)
+        let quantizer = PrecomputedQuantizer(bytes: bytes, fallback: RoundToNearest(importance: importance, threads: threads))
+        return GGUFExport(source: ReplacedSource(source, replaced: replaced), preset: preset, options: options, importance: importance,
+                          threads: threads, quantizer: quantizer)
     }
 }

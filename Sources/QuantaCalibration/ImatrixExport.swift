@@ -7,7 +7,7 @@ import QuantaModel
 /// left out, as llama-imatrix leaves it out unless asked (`--process-output`).
 public enum ImatrixExport {
     /// One input's sums, from a run or from a statistics file.
-    public struct Sums {
+    public struct Sums: Sendable {
         public let layer: Int?
         public let input: LinearInput
         public let tokens: Int

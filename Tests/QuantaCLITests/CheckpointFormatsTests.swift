@@ -1,4 +1,5 @@
 import QuantaCore
+import QuantaFormats
 import QuantaIO
 import QuantaModel
 import TestSupport
@@ -83,7 +84,7 @@ final class CheckpointFormatsTests: XCTestCase {
     }
 
     /// `--method awq`: the same bytes at one and two threads; the folded norms are stored; the
-    /// config names the method; AWQ refuses GGUF output and statistics for now.
+    /// config names the method; GGUF output; AWQ + GPTQ into a folder (not into GGUF yet).
     func testAWQCheckpoint() throws {
         let folder = try TestSupport.temporaryFolder()
         let quanta = try TestSupport.quantaExecutable()
@@ -104,10 +105,23 @@ final class CheckpointFormatsTests: XCTestCase {
         let quantized = try DecoderModel(path: folder + "/awq-1"), original = try DecoderModel(path: TestSupport.austenModel)
         XCTAssertNotEqual(quantized.weights.layers[2].attentionNorm, original.weights.layers[2].attentionNorm.map { HalfConversion.f16ToFloat(HalfConversion.floatToF16($0)) },
                           "the scales are folded into the stored norm")
-        let gguf = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, folder + "/x.gguf", "Q4_K_M", "--method", "awq",
-                                                "--data", TestSupport.path("Calibration/calib-wiki.txt")])
-        XCTAssertEqual(gguf.status, 64)
-        XCTAssertTrue(gguf.stderr.contains("--method awq writes --format awq, gptq or mlx (GGUF output is not built yet)"), gguf.stderr)
+        // GGUF: the folded norms stored as F32, the linears rescaled before llama.cpp's quantizer.
+        let gguf = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, folder + "/awq.gguf", "Q4_K_M", "--method", "awq",
+                                                "--data", TestSupport.path("Calibration/calib-wiki.txt"), "--samples", "4", "--seq-len", "64"])
+        XCTAssertEqual(gguf.status, 0, gguf.stderr)
+        let file = try GGUFFile(path: folder + "/awq.gguf")
+        XCTAssertEqual(file["quanta.awq.gqa_value_pair"], .bool(true))
+        let norm = try Quantization.dequantize(.f32, file.rawBytes("blk.2.attn_norm.weight"), count: 256)
+        XCTAssertNotEqual(norm, original.weights.layers[2].attentionNorm)
+        // AWQ + GPTQ: GPTQ on the rescaled Gram matrices.
+        let combined = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, folder + "/awq-gptq", "--format", "gptq", "--method", "awq+gptq",
+                                                    "--data", TestSupport.path("Calibration/calib-wiki.txt"), "--samples", "4", "--seq-len", "64"])
+        XCTAssertEqual(combined.status, 0, combined.stderr)
+        XCTAssertEqual(try JSONParser.parse(FileSystem.read(folder + "/awq-gptq/config.json"))["quantization_config"]?["meta"]?["method"]?.stringValue, "awq+gptq")
+        let refused = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, folder + "/x.gguf", "Q4_K_M", "--method", "awq+gptq",
+                                                   "--data", TestSupport.path("Calibration/calib-wiki.txt")])
+        XCTAssertEqual(refused.status, 64)
+        XCTAssertTrue(refused.stderr.contains("--method awq+gptq writes --format awq, gptq or mlx (GGUF output is not built yet)"), refused.stderr)
     }
 
     /// `--format awq`: AutoAWQ's GEMM folder; numpy unpacks it from the layout's description to
