@@ -101,3 +101,28 @@ public enum SequentialChunks {
         }
     }
 }
+
+extension CalibrationProvenance {
+    /// The sampler that made these statistics.
+    public var recordedSampler: CalibrationSampler? {
+        switch sampler {
+        case "sequential": .sequential(context: sequenceLength, chunks: samples)
+        case "random-windows": .randomWindows(samples: samples, length: sequenceLength, seed: UInt64(bitPattern: seed))
+        case "packed": .packed(samples: samples, length: sequenceLength, seed: UInt64(bitPattern: seed))
+        default: nil
+        }
+    }
+
+    /// The calibration sequences again, from the text file the statistics name (which must still
+    /// have the recorded sha256) and the recorded sampler, seed and BOS setting.
+    public func replay(tokenizer: BPETokenizer, statisticsPath: String) throws -> [[Int32]] {
+        guard let replay = recordedSampler else {
+            throw QuantaError.unsupported(statisticsPath, "sampler '\(sampler)' cannot be replayed")
+        }
+        let data = try CalibrationData(path: dataPath)
+        guard data.sha256 == dataSHA256 else {
+            throw QuantaError(.invalidArgument, statisticsPath, "was made from \(dataPath) with sha256 \(dataSHA256); the file now has sha256 \(data.sha256)")
+        }
+        return try replay.sequences(data, tokenizer: tokenizer, bos: addBOS ? tokenizer.bosID : nil)
+    }
+}

@@ -88,7 +88,9 @@ struct Quantize: ParsableCommand {
         if data != nil && method == .rtn { throw ValidationError("--data goes with --method gptq or awq") }
         if method.isAWQ {
             if method == .awqGPTQ && format == .gguf { throw ValidationError("--method awq+gptq writes --format awq, gptq or mlx (GGUF output is not built yet)") }
-            guard data != nil, stats == nil else { throw ValidationError("--method awq needs --data (its search runs on each block's inputs)") }
+            guard (data == nil) != (stats == nil) else {
+                throw ValidationError("--method \(method.rawValue) needs --data, or --stats (the calibration text it names is run again: the search needs each block's inputs), one of them")
+            }
             guard !actOrder else { throw ValidationError("--act-order is a GPTQ option") }
         }
         guard samples >= 1, seqLen >= 2 else { throw ValidationError("--samples must be at least 1 and --seq-len at least 2") }
@@ -147,6 +149,15 @@ struct Quantize: ParsableCommand {
         return solver
     }
 
+    /// AWQ's calibration sequences: from `--data`, or replayed from what `--stats` names (after
+    /// checking the statistics belong to these weights); and the text's path.
+    func awqSequences(_ model: ModelSource) throws -> ([[Int32]], String) {
+        if let data { return (try sequences(data, tokenizer: try model.tokenizer()), data) }
+        let file = try StatisticsFile(path: stats!)
+        try file.check(against: model)
+        return (try file.provenance.replay(tokenizer: try model.tokenizer(), statisticsPath: file.path), file.provenance.dataPath)
+    }
+
     /// The calibration windows of `--data`.
     func sequences(_ data: String, tokenizer: BPETokenizer) throws -> [[Int32]] {
         try CalibrationSampler.randomWindows(samples: samples, length: seqLen, seed: seed)
@@ -195,9 +206,10 @@ struct Quantize: ParsableCommand {
             }
             var export = GGUFExport(source: model, preset: preset, options: options,
                                     importance: matrix, threads: threads, allowRequantize: allowRequantize, quantizer: quantizer)
-            if method == .awq, let data {
+            if method == .awq {
                 let bar = ProgressBar(enabled: !json || verbose, verbose: verbose)
-                export = try SequentialAWQ.gguf(source: model, preset: preset, options: options, sequences: try sequences(data, tokenizer: try model.tokenizer()),
+                let (sequences, data) = try awqSequences(model)
+                export = try SequentialAWQ.gguf(source: model, preset: preset, options: options, sequences: sequences,
                                                 awq: awqOptions, threads: threads) { done, total in
                     bar.update(done, of: total, "blocks (AWQ)")
                 }
@@ -286,9 +298,9 @@ extension Quantize {
         let summary: GPTQCheckpoint.Summary
         let model = try HuggingFaceSource(path: source)
         var tokenizeSeconds = 0.0
-        if method.isAWQ, let data {
+        if method.isAWQ {
             let begin = monotonicSeconds()
-            let sequences = try sequences(data, tokenizer: try model.tokenizer())
+            let (sequences, data) = try awqSequences(model)
             tokenizeSeconds = monotonicSeconds() - begin
             let (written, reports) = try GPTQCheckpoint.writeAWQ(source: model, sequences: sequences, calibration: data, options: settings, awq: awqOptions,
                                                                  gptq: method == .awqGPTQ, to: output, threads: threads) { done, total in

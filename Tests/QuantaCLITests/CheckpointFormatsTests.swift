@@ -99,6 +99,14 @@ final class CheckpointFormatsTests: XCTestCase {
             files.append(try TestSupport.read(out + "/model.safetensors"))
         }
         XCTAssertEqual(files[0], files[1])
+        // --stats replays the calibration text and sampler the file names: the same bytes.
+        let stats = folder + "/stats.h5"
+        XCTAssertEqual(try TestSupport.run(quanta, ["calibrate", TestSupport.austenModel, "--data", TestSupport.path("Calibration/calib-wiki.txt"),
+                                                    "--samples", "4", "--seq-len", "64", "--hessian", "diag", "--out", stats]).status, 0)
+        let replayed = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, folder + "/awq-stats", "--format", "gptq", "--method", "awq",
+                                                    "--bits", "4", "--stats", stats])
+        XCTAssertEqual(replayed.status, 0, replayed.stderr)
+        XCTAssertEqual(try TestSupport.read(folder + "/awq-stats/model.safetensors"), files[0])
         let config = try JSONParser.parse(FileSystem.read(folder + "/awq-1/config.json"))
         XCTAssertEqual(config["quantization_config"]?["meta"]?["method"]?.stringValue, "awq")
         XCTAssertEqual(config["quantization_config"]?["sym"], .bool(false), "AWQ keeps zero points by default")
