@@ -56,7 +56,7 @@ public protocol CheckpointLayout: Sendable {
 
 /// The registry of checkpoint layouts.
 public enum CheckpointLayouts {
-    public static let all: [CheckpointLayout] = [GPTQFolderLayout(), MLXFolderLayout(), AWQFolderLayout()]
+    public static let all: [CheckpointLayout] = [GPTQFolderLayout(), MLXFolderLayout(), AWQFolderLayout(), CompressedTensorsFolderLayout()]
 
     public static func named(_ name: String) -> CheckpointLayout? { all.first { $0.name == name } }
 }

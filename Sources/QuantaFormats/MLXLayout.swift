@@ -74,6 +74,6 @@ public enum MLXLayout {
         }
     }
 
-    @inline(__always) static func round16(_ v: Float) -> Float { HalfConversion.f16ToFloat(HalfConversion.floatToF16(v)) }
-    @inline(__always) static func roundBF16(_ v: Float) -> Float { HalfConversion.bf16ToFloat(HalfConversion.floatToBF16(v)) }
+    @inline(__always) public static func round16(_ v: Float) -> Float { HalfConversion.f16ToFloat(HalfConversion.floatToF16(v)) }
+    @inline(__always) public static func roundBF16(_ v: Float) -> Float { HalfConversion.bf16ToFloat(HalfConversion.floatToBF16(v)) }
 }

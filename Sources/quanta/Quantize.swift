@@ -37,7 +37,7 @@ struct Quantize: ParsableCommand {
     @Option(help: "Statistics from `quanta calibrate` (HDF5), used as the importance matrix; refused when made from other weights.") var stats: String?
     @Option(help: "rtn: llama-quantize's rounding (with --imatrix or --stats as importance); gptq: GPTQ's error feedback through the GGUF blocks, with the Gram matrices of --stats.")
     var method: Method = .rtn
-    @Option(help: "gguf: a llama.cpp file (TYPE chooses the types). gptq: a GPTQModel/AutoGPTQ checkpoint folder; mlx: an MLX folder; awq: an AutoAWQ GEMM folder (--bits, --group-size).")
+    @Option(help: "gguf: a llama.cpp file (TYPE chooses the types). gptq: a GPTQModel/AutoGPTQ checkpoint folder; mlx: an MLX folder; awq: an AutoAWQ GEMM folder; compressed-tensors: llm-compressor's pack-quantized folder (--bits, --group-size).")
     var format: OutputFormat = .gguf
     @Option(help: "gptq/mlx format: bits per weight (gptq: 2, 3, 4 or 8; mlx: 2-6 or 8).") var bits: Int = 4
     @Option(name: .customLong("group-size"), help: "gptq/mlx format: input columns per group (gptq default 128, -1: one per row; mlx default 64: 32, 64 or 128).")
@@ -87,7 +87,7 @@ struct Quantize: ParsableCommand {
         }
         if data != nil && method == .rtn { throw ValidationError("--data goes with --method gptq or awq") }
         if method.isAWQ {
-            if method == .awqGPTQ && format == .gguf { throw ValidationError("--method awq+gptq writes --format awq, gptq or mlx (GGUF output is not built yet)") }
+            if method == .awqGPTQ && format == .gguf { throw ValidationError("--method awq+gptq writes --format awq, gptq, mlx or compressed-tensors (GGUF output is not built yet)") }
             guard (data == nil) != (stats == nil) else {
                 throw ValidationError("--method \(method.rawValue) needs --data, or --stats (the calibration text it names is run again: the search needs each block's inputs), one of them")
             }
@@ -285,7 +285,10 @@ extension Quantize {
 
         var isAWQ: Bool { self == .awq || self == .awqGPTQ }
     }
-    enum OutputFormat: String, ExpressibleByArgument, CaseIterable { case gguf, gptq, mlx, awq }
+    enum OutputFormat: String, ExpressibleByArgument, CaseIterable {
+        case gguf, gptq, mlx, awq
+        case compressedTensors = "compressed-tensors"
+    }
 
     /// `--format gptq|mlx`: a checkpoint folder, by GPTQ on stored Gram matrices (`--stats`), by
     /// true-sequential GPTQ on calibration text (`--data`), or by round-to-nearest on the grid.

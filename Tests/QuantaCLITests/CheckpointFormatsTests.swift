@@ -129,7 +129,7 @@ final class CheckpointFormatsTests: XCTestCase {
         let refused = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, folder + "/x.gguf", "Q4_K_M", "--method", "awq+gptq",
                                                    "--data", TestSupport.path("Calibration/calib-wiki.txt")])
         XCTAssertEqual(refused.status, 64)
-        XCTAssertTrue(refused.stderr.contains("--method awq+gptq writes --format awq, gptq or mlx (GGUF output is not built yet)"), refused.stderr)
+        XCTAssertTrue(refused.stderr.contains("--method awq+gptq writes --format awq, gptq, mlx or compressed-tensors (GGUF output is not built yet)"), refused.stderr)
     }
 
     /// `--format awq`: AutoAWQ's GEMM folder; numpy unpacks it from the layout's description to
@@ -171,5 +171,69 @@ final class CheckpointFormatsTests: XCTestCase {
         let bits = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, folder + "/x", "--format", "awq", "--method", "rtn", "--bits", "3"])
         XCTAssertEqual(bits.status, 64)
         XCTAssertTrue(bits.stderr.contains("--bits 3: the awq (GEMM) layout stores 4 bits"), bits.stderr)
+    }
+
+    /// `--format compressed-tensors`: numpy unpacks the pack-quantized folder from the layout's
+    /// description to the weights `quanta convert` reads, for the symmetric (no zero points) and
+    /// asymmetric schemes; transformers (with compressed-tensors) loads the symmetric folder and
+    /// its logits follow Quanta's forward pass of the same folder.
+    func testCompressedTensorsFolder() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let quanta = try TestSupport.quantaExecutable()
+        for (name, extra) in [("sym", ["--sym"]), ("asym", ["--asym", "--group-size", "64"])] {
+            let out = folder + "/ct-" + name, fp32 = folder + "/fp32-" + name
+            let run = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, out, "--format", "compressed-tensors", "--method", "rtn"] + extra)
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let config = try JSONParser.parse(FileSystem.read(out + "/config.json"))["quantization_config"]
+            XCTAssertEqual(config?["quant_method"]?.stringValue, "compressed-tensors")
+            XCTAssertEqual(config?["format"]?.stringValue, "pack-quantized")
+            XCTAssertEqual(config?["config_groups"]?["group_0"]?["weights"]?["symmetric"], .bool(name == "sym"))
+            XCTAssertEqual(try TestSupport.run(quanta, ["convert", out, fp32]).status, 0)
+            // numpy: each row's values one little-endian 4-bit stream of u = q + 8 along the input
+            // dimension; zero points (asymmetric) the same along the output dimension, [out / 8, groups];
+            // w = f16(scale * (u - zu)), zu = 8 without zero points.
+            let check = try TestSupport.oracle("""
+                import sys, numpy as np
+                from safetensors.numpy import load_file
+                q = load_file(sys.argv[1] + "/model.safetensors"); f = load_file(sys.argv[2] + "/model.safetensors")
+                def stream(words):
+                    return ((words.view(np.uint32)[:, :, None] >> (np.arange(8, dtype=np.uint32) * 4)) & 15).reshape(words.shape[0], -1)
+                layers = 0; same = True; zeros = 0
+                for k in q:
+                    if not k.endswith(".weight_packed"): continue
+                    p = k[:-len(".weight_packed")]; layers += 1
+                    out, inp = q[p + ".weight_shape"]
+                    u = stream(q[k]).astype(np.float32)
+                    scale = q[p + ".weight_scale"]
+                    g = np.arange(inp) // (inp // scale.shape[1])
+                    if p + ".weight_zero_point" in q:
+                        zeros += 1
+                        zu = stream(q[p + ".weight_zero_point"].T).T.astype(np.float32)   # [out, groups]
+                    else:
+                        zu = np.full(scale.shape, 8, np.float32)
+                    w = (scale.astype(np.float32)[:, g] * (u - zu[:, g])).astype(np.float16).astype(np.float32)
+                    same = same and w.shape == (out, inp) and np.array_equal(w, f[p + ".weight"])
+                print(layers, same, zeros, q["model.layers.0.mlp.down_proj.weight_packed"].shape, q["model.layers.0.mlp.down_proj.weight_scale"].dtype)
+                """, [out, fp32]).trimmingCharacters(in: .whitespacesAndNewlines)
+            XCTAssertEqual(check, name == "sym" ? "42 True 0 (256, 96) float16" : "42 True 42 (256, 96) float16", name)
+        }
+        let python = try TestSupport.python()
+        guard try TestSupport.run(python, ["-c", "import torch, transformers, compressed_tensors"]).status == 0 else {
+            throw XCTSkip("torch, transformers and compressed-tensors absent from the oracle venv: run `bash Scripts/setup.sh --torch`")
+        }
+        let ours = try DecoderModel(path: folder + "/ct-sym")
+        let ids: [Int32] = [0, 920, 310, 259, 1953, 465, 73, 1166, 552, 3051]
+        let logits = try ours.logits([ids])
+        try logits.withUnsafeBytes { try TestSupport.write(Array($0), to: folder + "/ours.f32") }
+        let loaded = try TestSupport.oracle("""
+            import sys, numpy as np, torch
+            from transformers import AutoModelForCausalLM
+            m = AutoModelForCausalLM.from_pretrained(sys.argv[1], dtype=torch.float32)
+            with torch.no_grad(): a = m(torch.tensor([[\(ids.map(String.init).joined(separator: ", "))]])).logits[0].float().numpy()
+            b = np.fromfile(sys.argv[2], np.float32).reshape(a.shape)
+            print("%.5f" % (np.abs(a - b).max() / np.abs(b).max()), int((a.argmax(-1) == b.argmax(-1)).sum()))
+            """, [folder + "/ct-sym", folder + "/ours.f32"]).split(separator: "\n").last!.split(separator: " ")
+        XCTAssertLessThan(Double(loaded[0])!, 1e-3, "largest logit difference relative to the largest logit")
+        XCTAssertEqual(Int(loaded[1]), ids.count)
     }
 }
