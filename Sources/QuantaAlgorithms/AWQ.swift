@@ -25,6 +25,10 @@ public struct AWQOptions: Sendable {
     public var searchSequences = 16
     /// Keep each block's Gram matrices (for GPTQ after AWQ).
     public var keepGram = false
+    /// Rounds a candidate (role, layer, rescaled weight `[rows, columns]`, the rescaled inputs'
+    /// mean x^2 per column) to what the output will store, instead of the integer grid: GGUF
+    /// output searches through the planned type's own blocks and importance.
+    public var quantizer: (@Sendable (LinearRole, Int, [Float], Int, Int, [Float]) throws -> [Float])?
 
     public init() {}
 }
@@ -133,14 +137,14 @@ public enum AWQ {
 
     /// Searches alpha on the grid: `loss(s)` is the inspected module's output error with the
     /// candidate scales; returns the best scales, alpha and the losses (best, alpha = 0).
-    static func search(activation: [Float], weight: [Float]?, options: AWQOptions, loss: ([Float]) -> Double)
+    static func search(activation: [Float], weight: [Float]?, options: AWQOptions, loss: ([Float]) throws -> Double) rethrows
         -> (scales: [Float], alpha: Float, best: Double, plain: Double) {
         var best = (scales: [Float](repeating: 1, count: activation.count), alpha: Float(0), loss: Double.infinity)
         var plain = Double.infinity
         for step in 0..<options.scaleGrid {
             let alpha = Float(step) / Float(options.scaleGrid)
             let s = scales(activation: activation, weight: weight, alpha: alpha)
-            let l = loss(s)
+            let l = try loss(s)
             if step == 0 { plain = l }
             if l < best.loss { best = (s, alpha, l) }
         }
@@ -151,6 +155,13 @@ public enum AWQ {
     static func meanAbs(_ x: UnsafePointer<Float>, rows: Int, columns: Int) -> [Float] {
         var sum = [Double](repeating: 0, count: columns)
         for r in 0..<rows { for c in 0..<columns { sum[c] += Double(abs(x[r * columns + c])) } }
+        return sum.map { Float($0 / Double(max(rows, 1))) }
+    }
+
+    /// Mean over rows of x^2 per column, in float64.
+    static func meanSquares(_ x: UnsafePointer<Float>, rows: Int, columns: Int) -> [Float] {
+        var sum = [Double](repeating: 0, count: columns)
+        for r in 0..<rows { for c in 0..<columns { let v = Double(x[r * columns + c]); sum[c] += v * v } }
         return sum.map { Float($0 / Double(max(rows, 1))) }
     }
 

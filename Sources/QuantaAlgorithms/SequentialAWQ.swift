@@ -1,5 +1,6 @@
 import QuantaCalibration
 import QuantaCore
+import QuantaFormats
 import QuantaIO
 import QuantaModel
 
@@ -81,16 +82,35 @@ public enum SequentialAWQ {
             let afterAttention = pass(X, w, layer: l, entry: .attention, stop: .gate)
             let grid = options.grid
             var report = AWQBlockReport()
+            let squares: [LinearRole: [Float]] = options.quantizer == nil ? [:] : [
+                .q: H1.withUnsafeBufferPointer { AWQ.meanSquares($0.baseAddress!, rows: rows, columns: d) },
+                .o: A.withUnsafeBufferPointer { AWQ.meanSquares($0.baseAddress!, rows: rows, columns: qDim) },
+                .gate: H2.withUnsafeBufferPointer { AWQ.meanSquares($0.baseAddress!, rows: rows, columns: d) },
+                .down: G.withUnsafeBufferPointer { AWQ.meanSquares($0.baseAddress!, rows: rows, columns: f) },
+            ]
+            /// Q(W s) / s: the weight a candidate's rounding leaves, as the unscaled input sees it.
+            func rounded(_ role: LinearRole, _ weight: [Float], rows n: Int, columns: Int, _ s: [Float]) throws -> [Float] {
+                let scaled = AWQ.scaleColumns(weight, columns: columns, s)
+                let q: [Float]
+                if let quantizer = options.quantizer {
+                    let input: LinearRole = [.q, .k, .v].contains(role) ? .q : role == .up ? .gate : role
+                    let importance = squares[input]!.enumerated().map { $1 / (s[$0] * s[$0]) }
+                    q = try quantizer(role, l, scaled, n, columns, importance)
+                } else {
+                    q = AWQ.fakeQuantize(scaled, rows: n, columns: columns, grid: grid)
+                }
+                return AWQ.scaleColumns(q, columns: columns, s, divide: true)
+            }
 
             // input_layernorm -> q/k/v, judged on the attention output.
-            let sA: [Float] = {
+            let sA: [Float] = try {
                 let activation = H1.withUnsafeBufferPointer { AWQ.meanAbs($0.baseAddress!, rows: rows, columns: d) }
                 let magnitude = options.duoScaling ? AWQ.weightMagnitude([w.q, w.k, w.v], columns: d, groupSize: grid.groupSize) : nil
-                let found = AWQ.search(activation: activation, weight: magnitude, options: options) { s in
+                let found = try AWQ.search(activation: activation, weight: magnitude, options: options) { s in
                     var trial = w
-                    trial.q = AWQ.scaleColumns(AWQ.fakeQuantize(AWQ.scaleColumns(w.q, columns: d, s), rows: qDim, columns: d, grid: grid), columns: d, s, divide: true)
-                    trial.k = AWQ.scaleColumns(AWQ.fakeQuantize(AWQ.scaleColumns(w.k, columns: d, s), rows: kvDim, columns: d, grid: grid), columns: d, s, divide: true)
-                    trial.v = AWQ.scaleColumns(AWQ.fakeQuantize(AWQ.scaleColumns(w.v, columns: d, s), rows: kvDim, columns: d, grid: grid), columns: d, s, divide: true)
+                    trial.q = try rounded(.q, w.q, rows: qDim, columns: d, s)
+                    trial.k = try rounded(.k, w.k, rows: kvDim, columns: d, s)
+                    trial.v = try rounded(.v, w.v, rows: kvDim, columns: d, s)
                     return AWQ.meanSquare(pass(X, trial, layer: l, entry: .attention, stop: .gate), afterAttention)
                 }
                 report.alpha[.attentionNorm] = found.alpha
@@ -111,9 +131,9 @@ public enum SequentialAWQ {
                 func expand(_ s: [Float]) -> [Float] { (0..<qDim).map { s[($0 / headDim / group) * headDim + $0 % headDim] } }
                 let magnitude = options.duoScaling ? perValue(AWQ.weightMagnitude([w.o], columns: qDim, groupSize: grid.groupSize)) : nil
                 let reference = A.withUnsafeBufferPointer { AWQ.product($0.baseAddress!, rows: searchRows, w.o, n: d, k: qDim) }
-                let found = AWQ.search(activation: perValue(perQuery), weight: magnitude, options: options) { s in
+                let found = try AWQ.search(activation: perValue(perQuery), weight: magnitude, options: options) { s in
                     let e = expand(s)
-                    let o = AWQ.scaleColumns(AWQ.fakeQuantize(AWQ.scaleColumns(w.o, columns: qDim, e), rows: d, columns: qDim, grid: grid), columns: qDim, e, divide: true)
+                    let o = try rounded(.o, w.o, rows: d, columns: qDim, e)
                     return AWQ.meanSquare(A.withUnsafeBufferPointer { AWQ.product($0.baseAddress!, rows: searchRows, o, n: d, k: qDim) }, reference)
                 }
                 report.alpha[.valueOutput] = found.alpha
@@ -123,13 +143,13 @@ public enum SequentialAWQ {
 
             // post_attention_layernorm -> gate/up, judged on the feed-forward output.
             let afterBlock = Array(residual[0..<(searchRows * d)])
-            let sC: [Float] = {
+            let sC: [Float] = try {
                 let activation = H2.withUnsafeBufferPointer { AWQ.meanAbs($0.baseAddress!, rows: rows, columns: d) }
                 let magnitude = options.duoScaling ? AWQ.weightMagnitude([w.gate, w.up], columns: d, groupSize: grid.groupSize) : nil
-                let found = AWQ.search(activation: activation, weight: magnitude, options: options) { s in
+                let found = try AWQ.search(activation: activation, weight: magnitude, options: options) { s in
                     var trial = w
-                    trial.gate = AWQ.scaleColumns(AWQ.fakeQuantize(AWQ.scaleColumns(w.gate, columns: d, s), rows: f, columns: d, grid: grid), columns: d, s, divide: true)
-                    trial.up = AWQ.scaleColumns(AWQ.fakeQuantize(AWQ.scaleColumns(w.up, columns: d, s), rows: f, columns: d, grid: grid), columns: d, s, divide: true)
+                    trial.gate = try rounded(.gate, w.gate, rows: f, columns: d, s)
+                    trial.up = try rounded(.up, w.up, rows: f, columns: d, s)
                     return AWQ.meanSquare(pass(afterAttention, trial, layer: l, entry: .feedForward, stop: nil), afterBlock)
                 }
                 report.alpha[.ffnNorm] = found.alpha
@@ -138,12 +158,12 @@ public enum SequentialAWQ {
             }()
 
             // up -> down, judged on down's output.
-            let sD: [Float] = {
+            let sD: [Float] = try {
                 let activation = G.withUnsafeBufferPointer { AWQ.meanAbs($0.baseAddress!, rows: rows, columns: f) }
                 let magnitude = options.duoScaling ? AWQ.weightMagnitude([w.down], columns: f, groupSize: grid.groupSize) : nil
                 let reference = G.withUnsafeBufferPointer { AWQ.product($0.baseAddress!, rows: searchRows, w.down, n: d, k: f) }
-                let found = AWQ.search(activation: activation, weight: magnitude, options: options) { s in
-                    let down = AWQ.scaleColumns(AWQ.fakeQuantize(AWQ.scaleColumns(w.down, columns: f, s), rows: d, columns: f, grid: grid), columns: f, s, divide: true)
+                let found = try AWQ.search(activation: activation, weight: magnitude, options: options) { s in
+                    let down = try rounded(.down, w.down, rows: d, columns: f, s)
                     return AWQ.meanSquare(G.withUnsafeBufferPointer { AWQ.product($0.baseAddress!, rows: searchRows, down, n: d, k: f) }, reference)
                 }
                 report.alpha[.upDown] = found.alpha
@@ -287,9 +307,13 @@ extension SequentialAWQ {
     /// llama.cpp's quantizer for its planned type, with the importance matrix of the rescaled
     /// inputs; the folded norms written as F32. Returns the export to run (the bytes are
     /// computed here, block by block, so memory holds the output's size, not the model's).
+    /// With `gptq` (AWQ + GPTQ), each rescaled weight whose type has a codec is solved by GPTQ
+    /// through its GGUF blocks on its input's rescaled Gram matrix instead of rounded.
     public static func gguf(source: ModelSource, preset: GGUFPreset, options: QuantizationOptions, sequences: [[Int32]], awq: AWQOptions,
-                            threads: Int, progress: ((Int, Int) -> Void)? = nil) throws -> GGUFExport {
+                            gptq: GPTQOptions? = nil, threads: Int, progress: ((Int, Int) -> Void)? = nil) throws -> (GGUFExport, maxDamp: Double?) {
         let config = source.config
+        let cache = FactorizationCache()
+        var maxDamp = gptq?.damp
         var planning = options
         planning.hasImportance = true
         let plan = try QuantizationPlanner(preset: preset, options: planning, headCount: config.headCount, kvHeadCount: config.kvHeadCount,
@@ -297,6 +321,19 @@ extension SequentialAWQ {
         let planned = Dictionary(uniqueKeysWithValues: plan.map { ($0.name, $0) })
         let specs = config.architecture.tensors(config)
         var bytes: [String: [UInt8]] = [:], replaced: [String: [Float]] = [:], sums: [ImatrixExport.Sums] = []
+        // The search rounds each candidate with the tensor's own planned type and the candidate's importance.
+        var awq = awq
+        awq.keepGram = gptq != nil
+        let types = Dictionary(uniqueKeysWithValues: specs.compactMap { spec -> (String, GGMLType)? in
+            guard let role = spec.role.linear, let layer = spec.layer, let tensor = planned[spec.ggufName], tensor.quantized else { return nil }
+            return ("\(layer).\(role.rawValue)", tensor.type)
+        })
+        let searchThreads = threads
+        awq.quantizer = { role, layer, values, rows, columns, importance in
+            guard let type = types["\(layer).\(role.rawValue)"] else { return values }
+            let encoded = try Quantization.quantize(type, values, rowLength: columns, importance: importance, threads: searchThreads)
+            return try encoded.withUnsafeBytes { try Quantization.dequantize(type, $0, count: rows * columns) }
+        }
         let head = try run(source: source, sequences: sequences, options: awq, threads: threads, onBlock: { l, weights, report in
             sums += report.sums
             let importance = ImatrixExport.matrix(report.sums, config: config, dataset: "", chunks: sequences.count, chunkSize: sequences.first?.count ?? 0)
@@ -308,7 +345,21 @@ extension SequentialAWQ {
                 default:
                     guard let role = spec.role.linear, let tensor = planned[spec.ggufName] else { continue }
                     let values = weights[linear: role]
-                    if tensor.quantized {
+                    if let gptq, tensor.quantized, tensor.dimensions.count == 2, BlockFormats.format(tensor.type)?.codec != nil,
+                       let input = LinearInput.feeding(role), let statistics = report.statistics.first(where: { $0.input == input }),
+                       let gram = statistics.gram, let s = report.inputScales[input] {
+                        let factorization = try cache.factorization(input.rawValue, layer: l) {
+                            let n = statistics.columns
+                            var scaled = gram
+                            for i in 0..<n { for j in 0..<n { scaled[i * n + j] /= Double(s[i]) * Double(s[j]) } }
+                            return try GPTQ.factorize(gram: scaled, columns: n, options: gptq)
+                        }!
+                        maxDamp = max(maxDamp ?? 0, factorization.damp)
+                        bytes[spec.ggufName] = try values.withUnsafeBufferPointer {
+                            try GPTQRounding.solve($0, type: tensor.type, rows: tensor.dimensions[1], factorization: factorization,
+                                                   tokens: statistics.tokens, threads: threads)
+                        }
+                    } else if tensor.quantized {
                         bytes[spec.ggufName] = try values.withUnsafeBufferPointer { try rounding.quantize(tensor, $0) }
                     } else {
                         replaced[spec.ggufName] = values
@@ -319,7 +370,7 @@ extension SequentialAWQ {
         let importance = ImatrixExport.matrix(sums + (head.map { [$0] } ?? []), config: config, dataset: "", chunks: sequences.count,
                                               chunkSize: sequences.first?.count ?? 0)
         let quantizer = PrecomputedQuantizer(bytes: bytes, fallback: RoundToNearest(importance: importance, threads: threads))
-        return GGUFExport(source: ReplacedSource(source, replaced: replaced), preset: preset, options: options, importance: importance,
-                          threads: threads, quantizer: quantizer)
+        return (GGUFExport(source: ReplacedSource(source, replaced: replaced), preset: preset, options: options, importance: importance,
+                           threads: threads, quantizer: quantizer), maxDamp)
     }
 }

@@ -87,7 +87,6 @@ struct Quantize: ParsableCommand {
         }
         if data != nil && method == .rtn { throw ValidationError("--data goes with --method gptq or awq") }
         if method.isAWQ {
-            if method == .awqGPTQ && format == .gguf { throw ValidationError("--method awq+gptq writes --format awq, gptq, mlx or compressed-tensors (GGUF output is not built yet)") }
             guard (data == nil) != (stats == nil) else {
                 throw ValidationError("--method \(method.rawValue) needs --data, or --stats (the calibration text it names is run again: the search needs each block's inputs), one of them")
             }
@@ -206,16 +205,19 @@ struct Quantize: ParsableCommand {
             }
             var export = GGUFExport(source: model, preset: preset, options: options,
                                     importance: matrix, threads: threads, allowRequantize: allowRequantize, quantizer: quantizer)
-            if method == .awq {
+            if method.isAWQ {
                 let bar = ProgressBar(enabled: !json || verbose, verbose: verbose)
                 let (sequences, data) = try awqSequences(model)
-                export = try SequentialAWQ.gguf(source: model, preset: preset, options: options, sequences: sequences,
-                                                awq: awqOptions, threads: threads) { done, total in
-                    bar.update(done, of: total, "blocks (AWQ)")
+                (export, maxDamp) = try SequentialAWQ.gguf(source: model, preset: preset, options: options, sequences: sequences, awq: awqOptions,
+                                                           gptq: method == .awqGPTQ ? solver : nil, threads: threads) { done, total in
+                    bar.update(done, of: total, method == .awqGPTQ ? "blocks (AWQ + GPTQ)" : "blocks (AWQ)")
                 }
                 bar.finish()
                 export.extraMetadata = [("quanta.awq.gqa_value_pair", .bool(!noGroupedValuePair)), ("quanta.awq.duo_scaling", .bool(duoScaling)),
                                         ("quanta.awq.calibration", .string(data)), ("quanta.version", .string(QuantaVersion.string))]
+                if method == .awqGPTQ {
+                    export.extraMetadata += [("quanta.gptq.damp_percent", .float32(Float(damp))), ("quanta.gptq.damp_used_max", .float32(Float(maxDamp ?? damp)))]
+                }
             }
             if method == .gptq {
                 // What GPTQ did, for whoever reads the file later; the dampening it finally took is known only at the end.
