@@ -52,13 +52,34 @@ public struct AWQBlockReport: Sendable {
     public var alpha: [AWQPair: Float] = [:]
     /// Output error (mean square) of each pair's inspected module at the chosen alpha and at alpha 0.
     public var loss: [AWQPair: (best: Double, plain: Double)] = [:]
-    /// The block's input sums of x^2 as the folded weights see them (x / s): importance for
-    /// GGUF's importance-weighted rounding.
-    public var sums: [ImatrixExport.Sums] = []
     /// The scale each input's channels were divided by (the folded weights multiply x / s), and
-    /// the block's input statistics (with Gram matrices when the run keeps them), for GPTQ after AWQ.
+    /// the block's input statistics with the original weights (Gram matrices when the run keeps them).
     public var inputScales: [LinearInput: [Float]] = [:]
     public var statistics: [InputStatistics] = []
+
+    /// The block's input sums of x^2 as the folded weights see them (x / s): importance for
+    /// GGUF's importance-weighted rounding.
+    public var sums: [ImatrixExport.Sums] {
+        statistics.map { statistics in
+            let s = inputScales[statistics.input] ?? []
+            let sums = statistics.sumSquares.enumerated().map { c, v in s.isEmpty ? v : v / (Double(s[c]) * Double(s[c])) }
+            return ImatrixExport.Sums(layer: statistics.layer, input: statistics.input, tokens: statistics.tokens, sumSquares: sums)
+        }
+    }
+
+    /// GPTQ's factorization for a folded weight multiplying `input` (of block `layer`): its
+    /// inputs are x / s, so its Gram matrix is D^-1 G D^-1. nil without a Gram matrix.
+    func rescaledFactorization(_ input: LinearInput, layer: Int, options: GPTQOptions, cache: FactorizationCache) throws
+        -> (factorization: GPTQ.Factorization, statistics: InputStatistics)? {
+        guard let statistics = statistics.first(where: { $0.input == input }), let gram = statistics.gram, let s = inputScales[input] else { return nil }
+        let factorization = try cache.factorization(input.rawValue, layer: layer) {
+            let n = statistics.columns
+            var scaled = gram
+            for i in 0..<n { for j in 0..<n { scaled[i * n + j] /= Double(s[i]) * Double(s[j]) } }
+            return try GPTQ.factorize(gram: scaled, columns: n, options: options)
+        }
+        return factorization.map { ($0, statistics) }
+    }
 }
 
 /// AWQ as pure functions of a block's weights (GGUF layout) and its activations: the scale
@@ -105,9 +126,9 @@ public enum AWQ {
     /// clamped below at 1e-4 and normalized by sqrt(max * min), as the reference.
     static func scales(activation: [Float], weight: [Float]?, alpha: Float) -> [Float] {
         var s = activation.indices.map { i -> Float in
-            let a = Foundation_pow(max(activation[i], 0), alpha)
+            let a = powf(max(activation[i], 0), alpha)
             guard let weight else { return max(a, 1e-4) }
-            return max(a / max(Foundation_pow(max(weight[i], 1e-12), 1 - alpha), 1e-12), 1e-4)
+            return max(a / max(powf(max(weight[i], 1e-12), 1 - alpha), 1e-12), 1e-4)
         }
         let top = s.max() ?? 1, bottom = s.min() ?? 1
         let norm = (top * bottom).squareRoot()
@@ -151,19 +172,8 @@ public enum AWQ {
         return (best.scales, best.alpha, best.loss, plain)
     }
 
-    /// Mean over columns of |x| for `rows` rows of `columns` (row-major), in float64.
-    static func meanAbs(_ x: UnsafePointer<Float>, rows: Int, columns: Int) -> [Float] {
-        var sum = [Double](repeating: 0, count: columns)
-        for r in 0..<rows { for c in 0..<columns { sum[c] += Double(abs(x[r * columns + c])) } }
-        return sum.map { Float($0 / Double(max(rows, 1))) }
-    }
-
-    /// Mean over rows of x^2 per column, in float64.
-    static func meanSquares(_ x: UnsafePointer<Float>, rows: Int, columns: Int) -> [Float] {
-        var sum = [Double](repeating: 0, count: columns)
-        for r in 0..<rows { for c in 0..<columns { let v = Double(x[r * columns + c]); sum[c] += v * v } }
-        return sum.map { Float($0 / Double(max(rows, 1))) }
-    }
+    /// Per-channel sums over `tokens` rows as means.
+    static func mean(_ sums: [Double], tokens: Int) -> [Float] { sums.map { Float($0 / Double(max(tokens, 1))) } }
 
     /// Y[rows, n] = X[rows, k] W[n, k]^T.
     static func product(_ x: UnsafePointer<Float>, rows: Int, _ w: [Float], n: Int, k: Int) -> [Float] {
@@ -232,8 +242,6 @@ public enum AWQ {
         return out
     }
 }
-
-@inline(__always) func Foundation_pow(_ x: Float, _ y: Float) -> Float { powf(x, y) }
 
 #if canImport(Glibc)
 import Glibc

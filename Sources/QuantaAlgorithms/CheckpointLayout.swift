@@ -89,7 +89,4 @@ enum CheckpointBytes {
         }
         return out
     }
-
-    /// `v` as stored in f16 and read back.
-    @inline(__always) static func half(_ v: Float) -> Float { HalfConversion.f16ToFloat(HalfConversion.floatToF16(v)) }
 }

@@ -46,17 +46,8 @@ public struct CompressedTensorsFolderLayout: CheckpointLayout {
     /// Whether every zero point is the midpoint (a symmetric grid: no zero points are stored).
     func symmetric(_ layer: SolvedLinear, bits: Int) -> Bool { layer.zeros.allSatisfy { $0 == Float(1 << (bits - 1)) } }
 
-    public func decode(_ layer: SolvedLinear) -> [Float] {
-        var out = [Float](repeating: 0, count: layer.rows * layer.columns)
-        for r in 0..<layer.rows {
-            for c in 0..<layer.columns {
-                let g = Int(layer.groupIndex[c]) * layer.rows + r
-                out[r * layer.columns + c] = CompressedTensorsLayout.round(
-                    CheckpointBytes.half(layer.scales[g]) * (Float(layer.levels[r * layer.columns + c]) - layer.zeros[g]), .f16)
-            }
-        }
-        return out
-    }
+    /// The GPTQ layout's weights (f16 scale times level minus zero), the product rounded to f16 as torch computes it.
+    public func decode(_ layer: SolvedLinear) -> [Float] { GPTQFolderLayout().decode(layer).map(HalfConversion.roundedToF16) }
 
     public func configuration(_ s: CheckpointSettings) -> (config: [(String, JSONValue)], files: [(name: String, json: JSONValue)]) {
         let channel = s.grid.groupSize <= 0

@@ -42,7 +42,7 @@ public struct GPTQFolderLayout: CheckpointLayout {
         for r in 0..<layer.rows {
             for c in 0..<layer.columns {
                 let g = Int(layer.groupIndex[c]) * layer.rows + r
-                out[r * layer.columns + c] = CheckpointBytes.half(layer.scales[g]) * (Float(layer.levels[r * layer.columns + c]) - layer.zeros[g])
+                out[r * layer.columns + c] = HalfConversion.roundedToF16(layer.scales[g]) * (Float(layer.levels[r * layer.columns + c]) - layer.zeros[g])
             }
         }
         return out

@@ -52,8 +52,8 @@ public struct MLXFolderLayout: CheckpointLayout {
             for c in 0..<layer.columns {
                 let g = Int(layer.groupIndex[c]) * layer.rows + r
                 let scale = layer.scales[g]
-                out[r * layer.columns + c] = MLXLayout.value(CheckpointBytes.half(scale), layer.levels[r * layer.columns + c],
-                                                             CheckpointBytes.half(-scale * layer.zeros[g]), .f16)
+                out[r * layer.columns + c] = MLXLayout.value(HalfConversion.roundedToF16(scale), layer.levels[r * layer.columns + c],
+                                                             HalfConversion.roundedToF16(-scale * layer.zeros[g]), .f16)
             }
         }
         return out

@@ -82,12 +82,12 @@ public enum SequentialAWQ {
             let afterAttention = pass(X, w, layer: l, entry: .attention, stop: .gate)
             let grid = options.grid
             var report = AWQBlockReport()
-            let squares: [LinearRole: [Float]] = options.quantizer == nil ? [:] : [
-                .q: H1.withUnsafeBufferPointer { AWQ.meanSquares($0.baseAddress!, rows: rows, columns: d) },
-                .o: A.withUnsafeBufferPointer { AWQ.meanSquares($0.baseAddress!, rows: rows, columns: qDim) },
-                .gate: H2.withUnsafeBufferPointer { AWQ.meanSquares($0.baseAddress!, rows: rows, columns: d) },
-                .down: G.withUnsafeBufferPointer { AWQ.meanSquares($0.baseAddress!, rows: rows, columns: f) },
-            ]
+            // The runner's statistics were taken on these same activations: mean |x| and mean x^2 per channel.
+            let inputs = Dictionary(uniqueKeysWithValues: block.statistics.map { ($0.input, $0) })
+            func meanAbs(_ input: LinearInput) -> [Float] { AWQ.mean(inputs[input]!.sumAbs, tokens: inputs[input]!.tokens) }
+            let squares: [LinearRole: [Float]] = options.quantizer == nil ? [:] : Dictionary(uniqueKeysWithValues: [
+                (LinearRole.q, LinearInput.attentionQKV), (.o, .attentionOutput), (.gate, .ffnGateUp), (.down, .ffnDown),
+            ].map { ($0.0, AWQ.mean(inputs[$0.1]!.sumSquares, tokens: inputs[$0.1]!.tokens)) })
             /// Q(W s) / s: the weight a candidate's rounding leaves, as the unscaled input sees it.
             func rounded(_ role: LinearRole, _ weight: [Float], rows n: Int, columns: Int, _ s: [Float]) throws -> [Float] {
                 let scaled = AWQ.scaleColumns(weight, columns: columns, s)
@@ -104,7 +104,7 @@ public enum SequentialAWQ {
 
             // input_layernorm -> q/k/v, judged on the attention output.
             let sA: [Float] = try {
-                let activation = H1.withUnsafeBufferPointer { AWQ.meanAbs($0.baseAddress!, rows: rows, columns: d) }
+                let activation = meanAbs(.attentionQKV)
                 let magnitude = options.duoScaling ? AWQ.weightMagnitude([w.q, w.k, w.v], columns: d, groupSize: grid.groupSize) : nil
                 let found = try AWQ.search(activation: activation, weight: magnitude, options: options) { s in
                     var trial = w
@@ -121,7 +121,7 @@ public enum SequentialAWQ {
             // v -> o, judged on o's output; under GQA one scale per v channel for every query head reading it.
             var sB: [Float]?
             if options.groupedValuePair || qDim == kvDim {
-                let perQuery = A.withUnsafeBufferPointer { AWQ.meanAbs($0.baseAddress!, rows: rows, columns: qDim) }
+                let perQuery = meanAbs(.attentionOutput)
                 func perValue(_ q: [Float]) -> [Float] {
                     (0..<kvDim).map { c in
                         let (kv, i) = (c / headDim, c % headDim)
@@ -144,7 +144,7 @@ public enum SequentialAWQ {
             // post_attention_layernorm -> gate/up, judged on the feed-forward output.
             let afterBlock = Array(residual[0..<(searchRows * d)])
             let sC: [Float] = try {
-                let activation = H2.withUnsafeBufferPointer { AWQ.meanAbs($0.baseAddress!, rows: rows, columns: d) }
+                let activation = meanAbs(.ffnGateUp)
                 let magnitude = options.duoScaling ? AWQ.weightMagnitude([w.gate, w.up], columns: d, groupSize: grid.groupSize) : nil
                 let found = try AWQ.search(activation: activation, weight: magnitude, options: options) { s in
                     var trial = w
@@ -159,7 +159,7 @@ public enum SequentialAWQ {
 
             // up -> down, judged on down's output.
             let sD: [Float] = try {
-                let activation = G.withUnsafeBufferPointer { AWQ.meanAbs($0.baseAddress!, rows: rows, columns: f) }
+                let activation = meanAbs(.ffnDown)
                 let magnitude = options.duoScaling ? AWQ.weightMagnitude([w.down], columns: f, groupSize: grid.groupSize) : nil
                 let reference = G.withUnsafeBufferPointer { AWQ.product($0.baseAddress!, rows: searchRows, w.down, n: d, k: f) }
                 let found = try AWQ.search(activation: activation, weight: magnitude, options: options) { s in
@@ -207,14 +207,8 @@ public enum SequentialAWQ {
                 w.up = clipped(w.up, rows: f, columns: d, x2)
                 w.down = clipped(w.down, rows: d, columns: f, sample(G, columns: f, sD))
             }
-            let scalesByInput: [LinearInput: [Float]] = [.attentionQKV: sA, .attentionOutput: oInputScale, .ffnGateUp: sC, .ffnDown: sD]
-            report.inputScales = scalesByInput
+            report.inputScales = [.attentionQKV: sA, .attentionOutput: oInputScale, .ffnGateUp: sC, .ffnDown: sD]
             report.statistics = block.statistics
-            report.sums = block.statistics.map { statistics in
-                let s = scalesByInput[statistics.input] ?? []
-                let sums = statistics.sumSquares.enumerated().map { c, v in s.isEmpty ? v : v / (Double(s[c]) * Double(s[c])) }
-                return ImatrixExport.Sums(layer: statistics.layer, input: statistics.input, tokens: statistics.tokens, sumSquares: sums)
-            }
             try onBlock(l, w, report)
             progress?(l + 1, config.layerCount)
             return nil
@@ -255,15 +249,8 @@ extension GPTQCheckpoint {
                         try RopeLayout.interleave(weights[linear: role], rows: rows, columns: columns, heads: $0, inverse: true)
                     } ?? weights[linear: role]
                     let layer: SolvedLinear
-                    if gptq, let input = LinearInput.feeding(role), let statistics = report.statistics.first(where: { $0.input == input }),
-                       let gram = statistics.gram, let s = report.inputScales[input] {
-                        // GPTQ on the folded weight: its inputs are x / s, so the Gram matrix is D^-1 G D^-1.
-                        let factorization = try cache.factorization(input.rawValue, layer: l) {
-                            let n = statistics.columns
-                            var scaled = gram
-                            for i in 0..<n { for j in 0..<n { scaled[i * n + j] /= Double(s[i]) * Double(s[j]) } }
-                            return try GPTQ.factorize(gram: scaled, columns: n, options: options.solver)
-                        }!
+                    if gptq, let input = LinearInput.feeding(role),
+                       let (factorization, _) = try report.rescaledFactorization(input, layer: l, options: options.solver, cache: cache) {
                         maxDamp = max(maxDamp, factorization.damp)
                         layer = try solve(values, rows: rows, factorization: factorization, options: options, threads: threads)
                     } else {
@@ -346,14 +333,8 @@ extension SequentialAWQ {
                     guard let role = spec.role.linear, let tensor = planned[spec.ggufName] else { continue }
                     let values = weights[linear: role]
                     if let gptq, tensor.quantized, tensor.dimensions.count == 2, BlockFormats.format(tensor.type)?.codec != nil,
-                       let input = LinearInput.feeding(role), let statistics = report.statistics.first(where: { $0.input == input }),
-                       let gram = statistics.gram, let s = report.inputScales[input] {
-                        let factorization = try cache.factorization(input.rawValue, layer: l) {
-                            let n = statistics.columns
-                            var scaled = gram
-                            for i in 0..<n { for j in 0..<n { scaled[i * n + j] /= Double(s[i]) * Double(s[j]) } }
-                            return try GPTQ.factorize(gram: scaled, columns: n, options: gptq)
-                        }!
+                       let input = LinearInput.feeding(role),
+                       let (factorization, statistics) = try report.rescaledFactorization(input, layer: l, options: gptq, cache: cache) {
                         maxDamp = max(maxDamp ?? 0, factorization.damp)
                         bytes[spec.ggufName] = try values.withUnsafeBufferPointer {
                             try GPTQRounding.solve($0, type: tensor.type, rows: tensor.dimensions[1], factorization: factorization,

@@ -58,6 +58,12 @@ public enum HalfConversion {
 
     /// Exact conversion of a bf16 bit pattern to Float.
     @inlinable
+    /// `v` stored as f16 and read back (round to nearest even).
+    @inline(__always) public static func roundedToF16(_ v: Float) -> Float { f16ToFloat(floatToF16(v)) }
+
+    /// `v` stored as bf16 and read back.
+    @inline(__always) public static func roundedToBF16(_ v: Float) -> Float { bf16ToFloat(floatToBF16(v)) }
+
     public static func bf16ToFloat(_ b: UInt16) -> Float {
         Float(bitPattern: UInt32(b) << 16)
     }

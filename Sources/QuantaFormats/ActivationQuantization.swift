@@ -13,7 +13,7 @@ public enum ActivationQuantization {
     public static func roundTrip(_ type: GGMLType, _ x: UnsafeMutablePointer<Float>, count: Int, rowLength: Int) {
         switch type {
         case .f16:
-            for i in 0..<count { x[i] = HalfConversion.f16ToFloat(HalfConversion.floatToF16(x[i])) }
+            for i in 0..<count { x[i] = HalfConversion.roundedToF16(x[i]) }
         case .bf16:
             for i in 0..<count { x[i] = HalfConversion.bf16ToFloat(HalfConversion.floatToBF16(x[i])) }
         case .q8_0, .q8_1:

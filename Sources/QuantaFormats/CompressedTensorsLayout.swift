@@ -60,8 +60,8 @@ public enum CompressedTensorsLayout {
     @inline(__always)
     public static func round(_ v: Float, _ precision: DType) -> Float {
         switch precision {
-        case .f16: MLXLayout.round16(v)
-        case .bf16: MLXLayout.roundBF16(v)
+        case .f16: HalfConversion.roundedToF16(v)
+        case .bf16: HalfConversion.roundedToBF16(v)
         default: v
         }
     }

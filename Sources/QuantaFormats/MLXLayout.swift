@@ -68,12 +68,9 @@ public enum MLXLayout {
     @inline(__always)
     public static func value(_ scale: Float, _ level: Int32, _ bias: Float, _ precision: DType) -> Float {
         switch precision {
-        case .f16: round16(round16(scale * Float(level)) + bias)
-        case .bf16: roundBF16(roundBF16(scale * Float(level)) + bias)
+        case .f16: HalfConversion.roundedToF16(HalfConversion.roundedToF16(scale * Float(level)) + bias)
+        case .bf16: HalfConversion.roundedToBF16(HalfConversion.roundedToBF16(scale * Float(level)) + bias)
         default: scale * Float(level) + bias
         }
     }
-
-    @inline(__always) public static func round16(_ v: Float) -> Float { HalfConversion.f16ToFloat(HalfConversion.floatToF16(v)) }
-    @inline(__always) public static func roundBF16(_ v: Float) -> Float { HalfConversion.bf16ToFloat(HalfConversion.floatToBF16(v)) }
 }
