@@ -23,6 +23,7 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
@@ -34,8 +35,9 @@ let package = Package(
         .target(name: "QuantaFormats", dependencies: ["QuantaCore"], swiftSettings: kernels),
         .target(name: "QuantaModel", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "CBLAS"], swiftSettings: kernels),
         .target(name: "QuantaCalibration", dependencies: ["QuantaCore", "QuantaIO", "QuantaModel", "CBLAS"], swiftSettings: kernels),
-        .target(name: "QuantaAlgorithms", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "QuantaModel", "QuantaCalibration", "CBLAS"], swiftSettings: kernels),
-        .target(name: "QuantaEval", dependencies: ["QuantaCore", "QuantaIO", "QuantaModel", "QuantaCalibration"], swiftSettings: kernels),
+        .target(name: "QuantaAlgorithms", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "QuantaModel", "QuantaCalibration", "CBLAS",
+                                                   .product(name: "Yams", package: "Yams")], swiftSettings: kernels),
+        .target(name: "QuantaEval", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "QuantaModel", "QuantaCalibration", "QuantaAlgorithms", "CBLAS"], swiftSettings: kernels),
         .target(name: "QuantaReport", dependencies: ["QuantaCore", "QuantaIO", "QuantaModel"], swiftSettings: native),
         .executableTarget(
             name: "quanta",

@@ -12,6 +12,9 @@ public struct QuantizationOptions: Sendable {
     public var leaveOutputTensor = false
     /// Every quantized tensor gets the preset's default type (no per-tensor rules).
     public var pure = false
+    /// Types chosen per tensor name (a recipe or an allocation); they override every rule. A
+    /// tensor assigned its source type is kept as it is.
+    public var assigned: [String: GGMLType] = [:]
     /// An importance matrix is used (changes the Q4_0/Q5_0 and IQ4 rules, as in llama.cpp).
     public var hasImportance = false
 
@@ -27,6 +30,14 @@ public struct PlannedTensor: Sendable, Equatable {
     public let type: GGMLType
     /// The type the rules asked for when a row-length fallback replaced it.
     public let fallbackFrom: GGMLType?
+
+    public init(name: String, dimensions: [Int], sourceType: GGMLType, type: GGMLType, fallbackFrom: GGMLType? = nil) {
+        self.name = name
+        self.dimensions = dimensions
+        self.sourceType = sourceType
+        self.type = type
+        self.fallbackFrom = fallbackFrom
+    }
 
     public var quantized: Bool { type != sourceType }
     public var byteCount: Int { type.byteCount(dimensions: dimensions) }
@@ -109,6 +120,10 @@ public struct QuantizationPlanner {
         }
         if let t = options.tokenEmbeddingType, name == "token_embd.weight" { type = t }
         if let t = options.outputTensorType, name == "output.weight" { type = t }
+        if let t = options.assigned[name] {
+            (type, fallbackFrom) = (t, nil)
+            if t == sourceType { return PlannedTensor(name: name, dimensions: dimensions, sourceType: sourceType, type: sourceType) }
+        }
         guard dimensions[0] % type.blockSize == 0 else {
             throw QuantaError(.invalidArgument, "tensor '\(name)'",
                               "rows of \(dimensions[0]) values cannot be stored as \(type.name) (blocks of \(type.blockSize))")

@@ -44,3 +44,20 @@ public struct RoundToNearest: TensorQuantizer {
         }
     }
 }
+
+/// Per-tensor choice of quantizer: the tensors a recipe gives to GPTQ go to `gptq`, the rest are rounded.
+public struct MixedQuantizer: TensorQuantizer {
+    public let gptqTensors: Set<String>
+    public let gptq: TensorQuantizer
+    public let rounding: TensorQuantizer
+
+    public init(gptqTensors: Set<String>, gptq: TensorQuantizer, rounding: TensorQuantizer) {
+        self.gptqTensors = gptqTensors
+        self.gptq = gptq
+        self.rounding = rounding
+    }
+
+    public func quantize(_ tensor: PlannedTensor, _ values: UnsafeBufferPointer<Float>) throws -> [UInt8] {
+        try (gptqTensors.contains(tensor.name) ? gptq : rounding).quantize(tensor, values)
+    }
+}

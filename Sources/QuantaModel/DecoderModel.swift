@@ -225,11 +225,21 @@ public final class DecoderModel: @unchecked Sendable {
         guard T <= maxPositions else {
             throw QuantaError(.invalidArgument, "forward pass", "sequence of \(T) tokens exceeds \(maxPositions) positions")
         }
-        let c = config, d = c.hiddenSize, B = sequences.count, rows = B * T
-        let X = workspace.buffer(0, rows * d)
+        let X = workspace.buffer(0, sequences.count * T * config.hiddenSize)
         try embed(sequences, into: X)
-        for (l, layer) in weights.layers.enumerated() {
-            block(layer, index: l, X, sequences: B, length: T, observer: observer)
+        return try withLogits(residual: X, sequences: sequences.count, length: T, from: 0, observer: observer, body)
+    }
+
+    /// Runs blocks `from..<layerCount` in place on the residual stream `X` `[B * T, hiddenSize]`
+    /// (the input of block `from`; `from == layerCount` runs the head alone), then calls `body`
+    /// with the logits `[B * T, vocab]` in the model's own buffer (valid during the call only).
+    /// `X` must not be one of the model's own buffers.
+    public func withLogits<R>(residual X: UnsafeMutablePointer<Float>, sequences B: Int, length T: Int, from: Int,
+                              observer: ForwardObserver? = nil, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
+        precondition(from >= 0 && from <= weights.layers.count && T <= maxPositions, "block \(from) of \(weights.layers.count), \(T) positions")
+        let c = config, d = c.hiddenSize, rows = B * T
+        for l in from..<weights.layers.count {
+            block(weights.layers[l], index: l, X, sequences: B, length: T, observer: observer)
         }
         let H = finalNorm(X, rows: rows, observer: observer)
         let logits = workspace.buffer(10, rows * c.vocabSize)

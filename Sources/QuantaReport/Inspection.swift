@@ -230,6 +230,11 @@ public struct Inspection: Sendable {
                 lines.append("  \(key.padded(width))  \(value.type.name.padded(6))  \(value.summary())")
             }
         }
+        if let recipe = metadata.first(where: { $0.0 == "quanta.recipe" }), case let .string(text) = recipe.1 {
+            lines.append("")
+            lines.append("recipe (quanta.recipe):")
+            lines += text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(text.hasSuffix("\n") ? 1 : 0).map { "  " + $0 }
+        }
         lines.append("")
         let nameWidth = min(tensors.map(\.name.count).max() ?? 4, 60)
         lines.append("  \("name".padded(nameWidth))  \("type".padded(8))  \("shape".padded(18))  bytes")

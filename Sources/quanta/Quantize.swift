@@ -60,9 +60,17 @@ struct Quantize: ParsableCommand {
     @Flag(name: .customLong("dry-run"), help: "Print the per-tensor plan and the final size; write nothing.") var dryRun = false
     @Flag(help: "Print the result as JSON.") var json = false
     @Flag(help: "Print one line per tensor as it is written (progress goes to a terminal's stderr anyway).") var verbose = false
+    @OptionGroup(title: "Recipes and mixed precision (GGUF)") var mix: MixOptions
 
     func validate() throws {
-        if format == .gguf {
+        if mix.recipe != nil || mix.hasTarget {
+            let what = mix.recipe != nil ? "--recipe" : "a target"
+            guard format == .gguf else { throw ValidationError("\(what) writes GGUF (use --format gguf)") }
+            guard type == nil else { throw ValidationError("\(what) chooses the types; give no TYPE") }
+            guard method == .rtn, data == nil else {
+                throw ValidationError("\(what) chooses the method per tensor (recipe method section, TYPE+gptq candidates); drop --method/--data")
+            }
+        } else if format == .gguf {
             guard let type else { throw ValidationError("give the GGUF preset or type (\(GGUFPreset.allCases.map(\.rawValue).joined(separator: ", ")))") }
             guard GGUFPreset(name: type) != nil else {
                 throw ValidationError("unknown type '\(type)'; choose one of \(GGUFPreset.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -105,7 +113,7 @@ struct Quantize: ParsableCommand {
         }
     }
 
-    var preset: GGUFPreset { GGUFPreset(name: type ?? "")! }
+    var preset: GGUFPreset { GGUFPreset(name: type ?? "") ?? .q8_0 }
 
     /// The checkpoint layout of `--format gptq|mlx`.
     var layout: CheckpointLayout? { CheckpointLayouts.named(format.rawValue) }
@@ -179,17 +187,44 @@ struct Quantize: ParsableCommand {
             var matrix = try imatrix.map { try ImportanceMatrix.read($0) }
             var quantizer: TensorQuantizer?
             var maxDamp: Double?
+            var statistics: StatisticsFile?
             if let stats {
                 let file = try StatisticsFile(path: stats)
                 try file.check(against: model)
                 let importance = file.importanceMatrix(config: model.config)
                 matrix = importance
+                statistics = file
                 if method == .gptq {
                     quantizer = GPTQRounding(statistics: file, importance: importance, options: solver, threads: threads)
                 }
             }
-            if let data, method == .gptq {
-                let sequences = try sequences(data, tokenizer: try model.tokenizer())
+            var resolved: ResolvedRecipe?
+            if let recipe = try mix.loadRecipe() { resolved = try ResolvedRecipe(recipe, model: model, options: options) }
+            if mix.hasTarget { resolved = try allocate(model, importance: matrix, statistics: statistics, options: options) }
+            let preset = resolved?.preset ?? self.preset
+            if let resolved {
+                options.assigned = resolved.assigned
+                if resolved.recipe.defaultScheme != nil { options.pure = true }
+            }
+            var solver = self.solver
+            var calibration = data.map { (path: $0, samples: samples, length: seqLen, seed: seed) }
+            if let resolved, !resolved.gptq.isEmpty {
+                solver.damp = resolved.recipe.damp
+                solver.actOrder = resolved.recipe.actOrder
+                let rounding = RoundToNearest(importance: matrix, threads: threads)
+                if let statistics, let matrix {
+                    quantizer = MixedQuantizer(gptqTensors: resolved.gptq, gptq: GPTQRounding(statistics: statistics, importance: matrix, options: solver,
+                                                                                               threads: threads), rounding: rounding)
+                } else if let c = resolved.recipe.calibration {
+                    calibration = (c.data, c.samples, c.sequenceLength, c.seed)
+                } else {
+                    throw QuantaError(.invalidArgument, mix.recipe ?? "allocation", "GPTQ tensors need --stats (with Gram matrices) or the recipe's calibration section")
+                }
+            }
+            if let calibration, method == .gptq || resolved?.gptq.isEmpty == false {
+                let tokenizer = try model.tokenizer()
+                let sequences = try CalibrationSampler.randomWindows(samples: calibration.samples, length: calibration.length, seed: calibration.seed)
+                    .sequences(CalibrationData(path: calibration.path), tokenizer: tokenizer, bos: tokenizer.addBOS ? tokenizer.bosID : nil)
                 var planning = options
                 planning.hasImportance = true
                 let plan = try QuantizationPlanner(preset: preset, options: planning, headCount: model.config.headCount,
@@ -201,7 +236,8 @@ struct Quantize: ParsableCommand {
                 bar.finish()
                 matrix = run.importance
                 maxDamp = run.maxDamp
-                quantizer = PrecomputedQuantizer(bytes: bytes, fallback: RoundToNearest(importance: run.importance, threads: threads))
+                let solved = resolved.map { r in bytes.filter { r.gptq.contains($0.key) } } ?? bytes
+                quantizer = PrecomputedQuantizer(bytes: solved, fallback: RoundToNearest(importance: run.importance, threads: threads))
             }
             var export = GGUFExport(source: model, preset: preset, options: options,
                                     importance: matrix, threads: threads, allowRequantize: allowRequantize, quantizer: quantizer)
@@ -227,6 +263,7 @@ struct Quantize: ParsableCommand {
                                         ("quanta.gptq.calibration", .string(data ?? stats ?? "")), ("quanta.version", .string(QuantaVersion.string))]
                 export.lateMetadata = { [("quanta.gptq.damp_used_max", .float32(Float(rounding?.maxDamp ?? maxDamp ?? damp)))] }
             }
+            if let resolved { export.extraMetadata += metadata(resolved) }
             if dryRun {
                 let plan = try export.plan()
                 report(plan: plan, fileBytes: try export.fileSize(plan), seconds: nil, dryRun: true)

@@ -1,0 +1,251 @@
+import QuantaCore
+import QuantaFormats
+import Yams
+
+/// What a recipe does to one tensor.
+public enum RecipeScheme: Sendable, Equatable, CustomStringConvertible {
+    /// Keep the source type.
+    case skip
+    /// A ggml type, rounded with the importance matrix (`rtn`) or solved by GPTQ (`gptq`);
+    /// `method` nil follows the recipe's method.
+    case type(GGMLType, method: String?)
+
+    /// Parses `skip`, `TYPE`, `TYPE+rtn` or `TYPE+gptq` (a type Quanta writes); nil otherwise.
+    public init?(_ text: String) {
+        if text == "skip" { self = .skip; return }
+        let parts = text.split(separator: "+", maxSplits: 1).map(String.init)
+        guard let type = GGMLType(name: parts[0]), type == .f16 || type == .f32 || BlockFormats.format(type)?.canQuantize == true else { return nil }
+        if parts.count == 2 {
+            guard Recipe.methods.contains(parts[1]) else { return nil }
+            self = .type(type, method: parts[1])
+        } else {
+            self = .type(type, method: nil)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .skip: "skip"
+        case let .type(type, method?): "\(type.name)+\(method)"
+        case let .type(type, nil): type.name
+        }
+    }
+}
+
+/// A quantization recipe: which scheme each tensor gets (a base preset's rules, or a default
+/// scheme, then ordered `regex -> scheme` rules where the first match wins), the calibration
+/// settings and the method's options. Read from YAML:
+///
+/// ```yaml
+/// preset: Q4_K_M            # or: default: Q4_K  (one of the two)
+/// rules:                    # first match wins; `match` is searched in the GGUF tensor name
+///   - match: 'blk\.[0-2]\.ffn_down\.weight'
+///     scheme: Q6_K          # a ggml type, TYPE+gptq / TYPE+rtn, or skip
+/// method: {name: gptq, damp: 0.01, act_order: false}
+/// calibration: {data: Calibration/calib-wiki.txt, samples: 128, seq_len: 512, seed: 0}
+/// ```
+public struct Recipe: Sendable, Equatable {
+    public struct Rule: Sendable, Equatable {
+        public var pattern: String
+        public var scheme: RecipeScheme
+
+        public init(pattern: String, scheme: RecipeScheme) {
+            self.pattern = pattern
+            self.scheme = scheme
+        }
+    }
+
+    public struct Calibration: Sendable, Equatable {
+        public var data: String
+        public var samples = 128
+        public var sequenceLength = 512
+        public var seed: UInt64 = 0
+
+        public init(data: String) { self.data = data }
+    }
+
+    static let methods = ["rtn", "gptq"]
+
+    /// The llama-quantize preset whose rules pick the types no rule matches (nil: `defaultScheme`).
+    public var preset: String?
+    public var defaultScheme: RecipeScheme?
+    public var rules: [Rule] = []
+    /// rtn or gptq.
+    public var method = "rtn"
+    public var damp = 0.01
+    public var actOrder = false
+    public var calibration: Calibration?
+
+    public init(preset: String? = nil, defaultScheme: RecipeScheme? = nil) {
+        self.preset = preset
+        self.defaultScheme = defaultScheme
+    }
+
+    /// The scheme of tensor `name`: the first rule whose pattern occurs in it, else the default
+    /// (nil: the preset decides). Patterns must be valid (`parse` checks them).
+    public func scheme(for name: String) -> RecipeScheme? {
+        for rule in rules where (try? Regex(rule.pattern)).map({ name.contains($0) }) == true { return rule.scheme }
+        return defaultScheme
+    }
+
+    /// The recipe as YAML, every setting explicit: what outputs embed and `parse` reads back.
+    public var yaml: String {
+        var lines = ["# quanta recipe (first matching rule wins)"]
+        if let preset { lines.append("preset: \(preset)") }
+        if let defaultScheme { lines.append("default: \(defaultScheme)") }
+        if rules.isEmpty {
+            lines.append("rules: []")
+        } else {
+            lines.append("rules:")
+            for rule in rules {
+                lines.append("  - match: '\(rule.pattern.replacingOccurrences(of: "'", with: "''"))'")
+                lines.append("    scheme: \(rule.scheme)")
+            }
+        }
+        lines.append("method:")
+        lines.append("  name: \(method)")
+        lines.append("  damp: \(damp)")
+        lines.append("  act_order: \(actOrder)")
+        if let c = calibration {
+            lines.append("calibration:")
+            lines.append("  data: '\(c.data.replacingOccurrences(of: "'", with: "''"))'")
+            lines.append("  samples: \(c.samples)")
+            lines.append("  seq_len: \(c.sequenceLength)")
+            lines.append("  seed: \(c.seed)")
+        }
+        return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// Parses a recipe; errors name `file`, the line and column, and what is wrong.
+    public static func parse(_ text: String, file: String) throws -> Recipe {
+        let root: Node?
+        do {
+            root = try Yams.compose(yaml: text)
+        } catch let error as YamlError {
+            throw RecipeParser.yamlError(error, file: file)
+        } catch {
+            throw QuantaError.malformed(file, "\(error)")
+        }
+        return try RecipeParser(file: file).recipe(root)
+    }
+}
+
+/// Walks the composed YAML, checking every key and value against the node's position.
+struct RecipeParser {
+    let file: String
+
+    func fail(_ node: Node?, _ reason: String) -> QuantaError {
+        guard let mark = node?.mark else { return QuantaError.malformed(file, reason) }
+        return QuantaError.malformed("\(file):\(mark.line):\(mark.column)", reason)
+    }
+
+    static func yamlError(_ error: YamlError, file: String) -> QuantaError {
+        switch error {
+        case let .scanner(_, problem, mark, _), let .parser(_, problem, mark, _), let .composer(_, problem, mark, _):
+            return QuantaError.malformed("\(file):\(mark.line):\(mark.column)", "not valid YAML: \(problem)")
+        default:
+            return QuantaError.malformed(file, "not valid YAML: \(error)")
+        }
+    }
+
+    func mapping(_ node: Node?, _ what: String, keys: [String]) throws -> [(String, Node, Node)] {
+        guard let node, case let .mapping(map) = node else { throw fail(node, "\(what) must be a mapping") }
+        var seen = Set<String>()
+        return try map.map { key, value in
+            guard let name = key.string else { throw fail(key, "\(what): keys must be strings") }
+            guard keys.contains(name) else { throw fail(key, "\(what): unknown key '\(name)' (expected \(keys.joined(separator: ", ")))") }
+            guard seen.insert(name).inserted else { throw fail(key, "\(what): '\(name)' appears twice") }
+            return (name, key, value)
+        }
+    }
+
+    func string(_ node: Node, _ what: String) throws -> String {
+        guard case let .scalar(scalar) = node else { throw fail(node, "\(what) must be a single value") }
+        return scalar.string
+    }
+
+    func integer(_ node: Node, _ what: String, range: ClosedRange<Int>) throws -> Int {
+        guard let value = Int(try string(node, what)), range.contains(value) else {
+            throw fail(node, "\(what) must be an integer in \(range.lowerBound)...\(range.upperBound)")
+        }
+        return value
+    }
+
+    func scheme(_ node: Node, _ what: String) throws -> RecipeScheme {
+        let text = try string(node, what)
+        guard let scheme = RecipeScheme(text) else {
+            throw fail(node, "\(what): unknown scheme '\(text)' (a ggml type Quanta writes such as Q4_K, TYPE+gptq, TYPE+rtn, or skip)")
+        }
+        return scheme
+    }
+
+    func recipe(_ root: Node?) throws -> Recipe {
+        guard let root else { throw QuantaError.malformed(file, "the recipe is empty") }
+        var recipe = Recipe()
+        for (name, _, value) in try mapping(root, "recipe", keys: ["preset", "default", "rules", "method", "calibration"]) {
+            switch name {
+            case "preset":
+                let text = try string(value, "preset")
+                guard GGUFPreset(name: text) != nil else {
+                    throw fail(value, "unknown preset '\(text)' (one of \(GGUFPreset.allCases.map(\.rawValue).joined(separator: ", ")))")
+                }
+                recipe.preset = text
+            case "default": recipe.defaultScheme = try scheme(value, "default")
+            case "rules":
+                guard case let .sequence(rules) = value else { throw fail(value, "rules must be a list") }
+                for rule in rules {
+                    var pattern: String?, scheme: RecipeScheme?
+                    for (field, _, v) in try mapping(rule, "rule", keys: ["match", "scheme"]) {
+                        if field == "match" {
+                            let text = try string(v, "match")
+                            do {
+                                _ = try Regex(text)
+                            } catch {
+                                throw fail(v, "match '\(text)' is not a valid regular expression")
+                            }
+                            pattern = text
+                        } else {
+                            scheme = try self.scheme(v, "scheme")
+                        }
+                    }
+                    guard let pattern, let scheme else { throw fail(rule, "a rule needs both match and scheme") }
+                    recipe.rules.append(.init(pattern: pattern, scheme: scheme))
+                }
+            case "method":
+                for (field, _, v) in try mapping(value, "method", keys: ["name", "damp", "act_order"]) {
+                    switch field {
+                    case "name":
+                        let text = try string(v, "method name")
+                        guard Recipe.methods.contains(text) else {
+                            throw fail(v, "method '\(text)' is not available in recipes (\(Recipe.methods.joined(separator: ", ")))")
+                        }
+                        recipe.method = text
+                    case "damp":
+                        guard let d = Double(try string(v, "damp")), d > 0, d < 1 else { throw fail(v, "damp must be a number between 0 and 1") }
+                        recipe.damp = d
+                    default:
+                        guard let flag = v.bool else { throw fail(v, "act_order must be true or false") }
+                        recipe.actOrder = flag
+                    }
+                }
+            default:
+                let fields = try mapping(value, "calibration", keys: ["data", "samples", "seq_len", "seed"])
+                guard let data = fields.first(where: { $0.0 == "data" }) else { throw fail(value, "calibration needs data (a text file)") }
+                var c = Recipe.Calibration(data: try string(data.2, "data"))
+                for (field, _, v) in fields {
+                    switch field {
+                    case "samples": c.samples = try integer(v, "samples", range: 1...1_000_000)
+                    case "seq_len": c.sequenceLength = try integer(v, "seq_len", range: 2...1_000_000)
+                    case "seed": c.seed = UInt64(try integer(v, "seed", range: 0...Int.max))
+                    default: break
+                    }
+                }
+                recipe.calibration = c
+            }
+        }
+        guard (recipe.preset == nil) != (recipe.defaultScheme == nil) else {
+            throw fail(root, "give preset (llama-quantize's rules) or default (one scheme), one of them")
+        }
+        return recipe
+    }
+}

@@ -1,0 +1,250 @@
+import CBLAS
+import Dispatch
+import QuantaAlgorithms
+import QuantaCalibration
+import QuantaCore
+import QuantaFormats
+import QuantaIO
+import QuantaModel
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One way to store a tensor that sensitivity analysis measures: a GGUF type, rounded as
+/// llama-quantize does with the importance matrix (`Q4_K`), or solved by GPTQ through the
+/// type's blocks with the statistics' Gram matrices (`Q4_K+gptq`).
+public struct SensitivityCandidate: Sendable, Hashable, CustomStringConvertible {
+    public enum Method: String, Sendable { case rtn, gptq }
+    public let type: GGMLType
+    public let method: Method
+
+    public init(type: GGMLType, method: Method = .rtn) {
+        self.type = type
+        self.method = method
+    }
+
+    /// Parses `TYPE` or `TYPE+gptq` (a ggml type Quanta writes); nil otherwise.
+    public init?(name: String) {
+        let parts = name.split(separator: "+", maxSplits: 1).map(String.init)
+        guard let type = GGMLType(name: parts[0]), BlockFormats.format(type)?.canQuantize == true || type == .f16 else { return nil }
+        switch parts.count == 2 ? parts[1].lowercased() : "rtn" {
+        case "rtn": self.init(type: type)
+        case "gptq": self.init(type: type, method: .gptq)
+        default: return nil
+        }
+    }
+
+    public var description: String { method == .rtn ? type.name : "\(type.name)+gptq" }
+
+    /// The default set: the k-quants, IQ4_XS and Q8_0.
+    public static let defaults: [SensitivityCandidate] = [.q2_K, .q3_K, .iq4_XS, .q4_K, .q5_K, .q6_K, .q8_0].map { SensitivityCandidate(type: $0) }
+}
+
+/// Per-tensor, per-candidate drift: the measured mean KLD of the model with that tensor alone
+/// quantized, and the Hessian-weighted proxy trace(dW H dW^T) / tokens from the statistics.
+public final class SensitivityAnalysis {
+    public let source: ModelSource
+    public let importance: ImportanceMatrix?
+    public let statistics: StatisticsFile?
+    public let threads: Int
+    /// The quantizable tensors (llama-quantize's rules), in llama.cpp's order.
+    public let tensors: [SourceTensor]
+
+    public init(source: ModelSource, importance: ImportanceMatrix?, statistics: StatisticsFile?, threads: Int) throws {
+        self.source = source
+        self.importance = importance
+        self.statistics = statistics
+        self.threads = max(1, threads)
+        var options = QuantizationOptions()
+        options.pure = true
+        let c = source.config
+        let plan = try QuantizationPlanner(preset: .q8_0, options: options, headCount: c.headCount, kvHeadCount: c.kvHeadCount,
+                                           layerCount: c.layerCount).plan(source.tensors)
+        let quantized = Set(plan.filter(\.quantized).map(\.name))
+        tensors = source.tensors.filter { quantized.contains($0.name) && ($0.role == .embedding || $0.role == .output || $0.role?.linear != nil) }
+            .sorted { QuantizationPlanner.llamaOrder($0.name, $1.name) }
+    }
+
+    /// Measures every (tensor, candidate) pair not already in `reuse` on `chunks` (equal-length
+    /// token sequences; positions `firstScored..<length-1` scored, as llama-perplexity). A
+    /// candidate whose blocks do not divide a tensor's rows gets NaN for that tensor.
+    public func run(chunks: [[Int32]], firstScored: Int, candidates: [SensitivityCandidate], key: SensitivityKey,
+                    reuse: SensitivityTable? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> SensitivityTable {
+        var table = SensitivityTable(key: key, tensors: tensors.map(\.name))
+        if let reuse, reuse.key == key, reuse.tensors == table.tensors { table = reuse }
+        let missing = candidates.filter { table.kld[$0.description] == nil }
+        guard !missing.isEmpty else { return table }
+        guard let T = chunks.first?.count, T > firstScored + 1, chunks.allSatisfy({ $0.count == T }) else {
+            throw QuantaError(.invalidArgument, "sensitivity slice", "needs equal chunks longer than \(firstScored + 1) tokens")
+        }
+        let weights = try DecoderWeights.load(from: source) { _ in true }
+        let model = DecoderModel(config: source.config, weights: weights, tokenizer: try source.tokenizer(), path: source.path)
+        let d = source.config.hiddenSize, B = chunks.count, rows = B * T
+        let scorer = DriftScorer(rows: (0..<B).flatMap { b in (firstScored..<(T - 1)).map { b * T + $0 } }, vocab: source.config.vocabSize,
+                                 threads: threads)
+        let current = UnsafeMutablePointer<Float>.allocate(capacity: rows * d), work = UnsafeMutablePointer<Float>.allocate(capacity: rows * d)
+        defer { current.deallocate(); work.deallocate() }
+        try model.embed(chunks, into: current)
+        work.update(from: current, count: rows * d)
+        try model.withLogits(residual: work, sequences: B, length: T, from: 0) { scorer.setBaseline($0) }
+
+        var results = Dictionary(uniqueKeysWithValues: missing.map { ($0.description, [Double](repeating: .nan, count: tensors.count)) })
+        var proxies = results
+        let quantizers = try missing.map { try quantizer($0) }
+        var done = 0
+        let total = tensors.count * missing.count
+        var layer = 0  // the block whose input `current` holds
+        let L = source.config.layerCount
+        func target(_ tensor: SourceTensor) -> Int { tensor.role == .embedding ? 0 : (tensor.layer ?? L) }
+        // Front to back, so the kept residual stream only moves forward.
+        for t in tensors.indices.sorted(by: { (target(tensors[$0]), $0) < (target(tensors[$1]), $1) }) {
+            let tensor = tensors[t], target = target(tensor)
+            while layer < target {  // advance the kept residual stream with fp32 weights
+                model.block(model.weights.layers[layer], index: layer, current, sequences: B, length: T)
+                layer += 1
+            }
+            let values = try source.values(tensor.name)
+            defer { source.release(tensor.name) }
+            let gram = try proxyGram(tensor)
+            for (c, candidate) in missing.enumerated() {
+                defer { done += 1; progress?(done, total) }
+                guard tensor.dimensions[0] % candidate.type.blockSize == 0 else { continue }
+                let planned = PlannedTensor(name: tensor.name, dimensions: tensor.dimensions, sourceType: tensor.type, type: candidate.type)
+                let bytes = try values.withUnsafeBufferPointer { try quantizers[c].quantize(planned, $0) }
+                let restored = try bytes.withUnsafeBytes { try Quantization.dequantize(candidate.type, $0, count: values.count) }
+                proxies[candidate.description]![t] = proxy(values, restored, columns: tensor.dimensions[0], gram: gram)
+                let kld: Double
+                switch tensor.role {
+                case .embedding:
+                    let kept = model.weights.embedding
+                    model.weights.embedding = restored
+                    defer { model.weights.embedding = kept }
+                    try model.embed(chunks, into: work)
+                    kld = try model.withLogits(residual: work, sequences: B, length: T, from: 0) { scorer.meanKLD($0) }
+                case .output:
+                    let kept = model.weights.output
+                    model.weights.output = restored
+                    defer { model.weights.output = kept }
+                    work.update(from: current, count: rows * d)
+                    kld = try model.withLogits(residual: work, sequences: B, length: T, from: L) { scorer.meanKLD($0) }
+                default:
+                    let l = tensor.layer!, role = tensor.role!.linear!
+                    let kept = model.weights.layers[l][linear: role]
+                    model.weights.layers[l][linear: role] = restored
+                    defer { model.weights.layers[l][linear: role] = kept }
+                    work.update(from: current, count: rows * d)
+                    kld = try model.withLogits(residual: work, sequences: B, length: T, from: l) { scorer.meanKLD($0) }
+                }
+                results[candidate.description]![t] = kld
+            }
+        }
+        for candidate in missing {
+            table.candidates.append(candidate.description)
+            table.kld[candidate.description] = results[candidate.description]
+            table.proxy[candidate.description] = proxies[candidate.description]
+        }
+        return table
+    }
+
+    func quantizer(_ candidate: SensitivityCandidate) throws -> TensorQuantizer {
+        switch candidate.method {
+        case .rtn: return RoundToNearest(importance: importance, threads: threads)
+        case .gptq:
+            guard let statistics, let importance else {
+                throw QuantaError(.invalidArgument, "candidate \(candidate)", "GPTQ candidates need statistics with Gram matrices (--stats)")
+            }
+            return GPTQRounding(statistics: statistics, importance: importance, options: GPTQOptions(), threads: threads)
+        }
+    }
+
+    /// The Gram matrix of the input `tensor` multiplies, over tokens (nil: none recorded).
+    func proxyGram(_ tensor: SourceTensor) throws -> [Double]? {
+        guard let statistics, let input = statistics.input(feeding: tensor.name), input.columns == tensor.dimensions[0],
+              input.tokens > 0, var gram = try statistics.gram(input) else { return nil }
+        let scale = 1 / Double(input.tokens)
+        for i in gram.indices { gram[i] *= scale }
+        return gram
+    }
+
+    /// trace(dW H dW^T) with H the mean Gram matrix; without one, the mean squared error per row.
+    func proxy(_ original: [Float], _ restored: [Float], columns: Int, gram: [Double]?) -> Double {
+        let rows = original.count / columns
+        var error = [Double](repeating: 0, count: original.count)
+        for i in error.indices { error[i] = Double(restored[i]) - Double(original[i]) }
+        guard let gram else { return error.reduce(0) { $0 + $1 * $1 } / Double(max(rows, 1)) }
+        var product = [Double](repeating: 0, count: error.count)
+        cblas_dgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, Int32(rows), Int32(columns), Int32(columns), 1,
+                    error, Int32(columns), gram, Int32(columns), 0, &product, Int32(columns))
+        var sum = 0.0
+        for i in error.indices { sum += error[i] * product[i] }
+        return sum
+    }
+}
+
+/// Mean KL(base || ours) over fixed logit rows, with the baseline kept as Float probabilities
+/// and per-row Σ p·log p and Σ p: each comparison is one log-sum-exp and one dot product per row.
+final class DriftScorer: @unchecked Sendable {
+    let rows: [Int]
+    let vocab: Int
+    let threads: Int
+    private var probabilities: [Float] = []
+    private var entropyTerms: [Double] = []
+    private var masses: [Double] = []
+
+    init(rows: [Int], vocab: Int, threads: Int) {
+        self.rows = rows
+        self.vocab = vocab
+        self.threads = threads
+    }
+
+    func setBaseline(_ logits: UnsafeBufferPointer<Float>) {
+        probabilities = [Float](repeating: 0, count: rows.count * vocab)
+        entropyTerms = [Double](repeating: 0, count: rows.count)
+        masses = entropyTerms
+        let v = vocab
+        let logprobs = UnsafeMutablePointer<Double>.allocate(capacity: v)
+        defer { logprobs.deallocate() }
+        for (r, row) in rows.enumerated() {
+            logSoftmax(logits.baseAddress! + row * v, v, into: logprobs)
+            var e = 0.0, m = 0.0
+            for j in 0..<v {
+                let p = Float(exp(logprobs[j]))
+                probabilities[r * v + j] = p
+                e += Double(p) * logprobs[j]
+                m += Double(p)
+            }
+            entropyTerms[r] = e
+            masses[r] = m
+        }
+    }
+
+    /// KL = Σ p·log p − Σ p·x + lse(x)·Σ p for each row's logits x, averaged over rows.
+    func meanKLD(_ logits: UnsafeBufferPointer<Float>) -> Double {
+        let workers = min(threads, rows.count)
+        var sums = [Double](repeating: 0, count: workers)
+        let v = vocab
+        nonisolated(unsafe) let (x, p) = (logits.baseAddress!, probabilities)
+        sums.withUnsafeMutableBufferPointer { out in
+            nonisolated(unsafe) let out = out
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                var total = 0.0
+                p.withUnsafeBufferPointer { p in
+                    for r in stride(from: w, to: rows.count, by: workers) {
+                        let row = x + rows[r] * v, pr = p.baseAddress! + r * v
+                        var m = -Float.infinity
+                        for j in 0..<v { m = max(m, row[j]) }
+                        var s = 0.0, dot = 0.0
+                        for j in 0..<v {
+                            s += exp(Double(row[j] - m))
+                            dot += Double(pr[j]) * Double(row[j])
+                        }
+                        total += entropyTerms[r] - dot + (Double(m) + log(s)) * masses[r]
+                    }
+                }
+                out[w] = total
+            }
+        }
+        return sums.reduce(0, +) / Double(rows.count)
+    }
+}

@@ -1,0 +1,85 @@
+import QuantaCore
+import QuantaIO
+import TestSupport
+import XCTest
+
+/// Recipes, sensitivity and allocation through `quanta` as a user runs it.
+final class MixCommandTests: XCTestCase {
+    func quanta(_ arguments: [String]) throws -> TestSupport.Run {
+        let run = try TestSupport.run(try TestSupport.quantaExecutable(), arguments)
+        XCTAssertFalse(run.signalled, "quanta crashed: \(run.stderr)")
+        return run
+    }
+
+    /// A tensor's measured sensitivity is the mean KLD `quanta eval` gives for a file where that
+    /// tensor alone is quantized, on the same chunks; the recipe that wrote the file reads back.
+    func testSensitivityEqualsEvalOfTheSingleTensorFile() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let text = TestSupport.path("Calibration/calib-c4.txt")
+        let recipe = folder + "/one.yaml", out = folder + "/one.gguf"
+        let recipeText = """
+            # quanta recipe (first matching rule wins)
+            default: F32
+            rules:
+              - match: '^blk\\.3\\.ffn_down\\.weight$'
+                scheme: Q3_K
+            method:
+              name: rtn
+              damp: 0.01
+              act_order: false
+
+            """
+        try TestSupport.write(Array(recipeText.utf8), to: recipe)
+        var run = try quanta(["quantize", TestSupport.austenModel, out, "--recipe", recipe])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        run = try quanta(["inspect", out])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertTrue(run.stdout.split(separator: "\n").contains { $0.contains("blk.3.ffn_down.weight ") && $0.contains(" Q3_K ") }, run.stdout)
+        let printed = run.stdout.components(separatedBy: "recipe (quanta.recipe):\n")[1].components(separatedBy: "\n\n")[0]
+        XCTAssertEqual(printed.split(separator: "\n").map { String($0.dropFirst(2)) }.joined(separator: "\n") + "\n", recipeText)
+
+        run = try quanta(["eval", out, "--text", text, "--ctx", "64", "--chunks", "3", "--baseline", TestSupport.austenModel, "--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let eval = try JSONParser.parse(Array(run.stdout.utf8))
+        let expected = try XCTUnwrap(eval["drift"]?["mean_kld"]?.doubleValue)
+        run = try quanta(["sensitivity", TestSupport.austenModel, "--eval", text, "--ctx", "64", "--chunks", "3", "--candidates", "Q3_K,Q8_0", "--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let table = try JSONParser.parse(Array(run.stdout.utf8))
+        let tensors = try XCTUnwrap(table["tensors"]?.arrayValue)
+        XCTAssertEqual(tensors.count, 6 * 7 + 2)
+        let down = try XCTUnwrap(tensors.first { $0["name"] == .string("blk.3.ffn_down.weight") })
+        let measured = try XCTUnwrap(down["kld"]?["Q3_K"]?.doubleValue)
+        XCTAssertEqual(measured, expected, accuracy: expected * 1e-3)
+        XCTAssertLessThan(try XCTUnwrap(down["kld"]?["Q8_0"]?.doubleValue), measured / 10)
+    }
+
+    /// `--target-size` writes a file of at most that many bytes whose types follow the measured
+    /// sensitivity, and the allocation's recipe is embedded.
+    func testTargetSizeHonoursTheBudget() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let text = TestSupport.path("Calibration/calib-c4.txt")
+        let q4 = folder + "/q4.gguf", mixed = folder + "/mix.gguf"
+        var run = try quanta(["quantize", TestSupport.austenModel, q4, "Q4_K", "--pure"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let size = try MappedFile(path: q4).count
+        run = try quanta(["quantize", TestSupport.austenModel, mixed, "--target-size", "\(size)", "--eval", text, "--slice-ctx", "64",
+                          "--slice-chunks", "2", "--candidates", "Q3_K,Q4_K,Q6_K", "--pin", "output=Q6_K", "--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let written = try MappedFile(path: mixed).count
+        XCTAssertLessThanOrEqual(written, size)
+        XCTAssertGreaterThan(written, size - 40_000, "the budget is used")
+        let report = try JSONParser.parse(Array(run.stdout.utf8))
+        let types = Dictionary(uniqueKeysWithValues: try XCTUnwrap(report["tensors"]?.arrayValue).map { ($0["name"]!.stringValue!, $0["to"]!.stringValue!) })
+        XCTAssertEqual(types["output.weight"], "Q6_K")
+        let blockTypes = Set(types.filter { $0.key.hasPrefix("blk.") && !$0.key.contains("norm") }.values)
+        XCTAssertTrue(blockTypes.isSubset(of: ["Q3_K", "Q4_K", "Q6_K"]) && blockTypes.count >= 2, "\(blockTypes)")
+        run = try quanta(["inspect", mixed])
+        XCTAssertTrue(run.stdout.contains("    - match: '^output\\.weight$'\n      scheme: Q6_K"), run.stdout)
+
+        run = try quanta(["quantize", TestSupport.austenModel, folder + "/small.gguf", "--target-size", "1000", "--eval", text,
+                          "--slice-ctx", "64", "--slice-chunks", "2", "--candidates", "Q3_K"])
+        XCTAssertEqual(run.status, 64)
+        XCTAssertTrue(run.stderr.contains("allocation: the budget of"), run.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/small.gguf"))
+    }
+}
