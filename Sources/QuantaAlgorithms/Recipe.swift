@@ -81,6 +81,11 @@ public struct Recipe: Sendable, Equatable {
         self.defaultScheme = defaultScheme
     }
 
+    /// A pattern matching exactly `name` (regex metacharacters escaped).
+    public static func exact(_ name: String) -> String {
+        "^" + name.map { "\\^$.|?*+()[]{}".contains($0) ? "\\\($0)" : String($0) }.joined() + "$"
+    }
+
     /// The scheme of tensor `name`: the first rule whose pattern occurs in it, else the default
     /// (nil: the preset decides). Patterns must be valid (`parse` checks them).
     public func scheme(for name: String) -> RecipeScheme? {

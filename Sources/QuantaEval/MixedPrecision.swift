@@ -104,12 +104,10 @@ public enum MixedPrecision {
         let common = counts.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }?.key ?? "Q8_0"
         var recipe = Recipe(defaultScheme: RecipeScheme(common))
         for (name, candidate) in choices where candidate != common {
-            recipe.rules.append(.init(pattern: "^" + escape(name) + "$", scheme: RecipeScheme(candidate) ?? .skip))
+            recipe.rules.append(.init(pattern: Recipe.exact(name), scheme: RecipeScheme(candidate) ?? .skip))
         }
         return recipe
     }
-
-    static func escape(_ name: String) -> String { name.replacingOccurrences(of: ".", with: "\\.") }
 
     /// Storage bits per weight of a type (block bytes × 8 / block size).
     public static func bitsPerWeight(_ type: GGMLType) -> Double { Double(type.byteCount(dimensions: [type.blockSize]) * 8) / Double(type.blockSize) }

@@ -174,9 +174,33 @@ extension Quantize {
         throw QuantaError(.invalidArgument, "--target-size \(mix.targetSize!)", "no allocation fits with the file's header; raise the size")
     }
 
+    /// The recipe that reproduces a run without one: the preset (or `default` with --pure), an
+    /// exact rule for every tensor whose type the command line changed, the method and calibration.
+    func recipe(_ model: ModelSource, preset: GGUFPreset, options: QuantizationOptions, importance: ImportanceMatrix?) throws -> Recipe {
+        var plain = QuantizationOptions()
+        plain.pure = options.pure
+        plain.hasImportance = importance != nil
+        var recipe = options.pure ? Recipe(defaultScheme: .type(preset.defaultType, method: nil)) : Recipe(preset: preset.rawValue)
+        let before = try GGUFExport(source: model, preset: preset, options: plain, importance: importance, threads: 1).plan()
+        let after = try GGUFExport(source: model, preset: preset, options: options, importance: importance, threads: 1).plan()
+        for (a, b) in zip(before, after) where a.type != b.type {
+            recipe.rules.append(.init(pattern: Recipe.exact(b.name), scheme: b.quantized ? .type(b.type, method: nil) : .skip))
+        }
+        recipe.method = method == .gptq ? "gptq" : "rtn"
+        recipe.damp = damp
+        recipe.actOrder = actOrder
+        if let data {
+            recipe.calibration = Recipe.Calibration(data: data)
+            recipe.calibration!.samples = samples
+            recipe.calibration!.sequenceLength = seqLen
+            recipe.calibration!.seed = seed
+        }
+        return recipe
+    }
+
     /// What every recipe-made GGUF carries: the resolved recipe (and the version that wrote it).
     func metadata(_ resolved: ResolvedRecipe) -> [(key: String, value: GGUFValue)] {
-        var out: [(key: String, value: GGUFValue)] = [("quanta.recipe", .string(resolved.recipe.yaml)), ("quanta.version", .string(QuantaVersion.string))]
+        var out: [(key: String, value: GGUFValue)] = [("quanta.version", .string(QuantaVersion.string)), ("quanta.recipe", .string(resolved.recipe.yaml))]
         if let mix = resolved.mix { out.append(("quanta.mix.predicted_kld_sum", .float32(Float(mix.predictedDrift)))) }
         return out
     }

@@ -263,7 +263,15 @@ struct Quantize: ParsableCommand {
                                         ("quanta.gptq.calibration", .string(data ?? stats ?? "")), ("quanta.version", .string(QuantaVersion.string))]
                 export.lateMetadata = { [("quanta.gptq.damp_used_max", .float32(Float(rounding?.maxDamp ?? maxDamp ?? damp)))] }
             }
-            if let resolved { export.extraMetadata += metadata(resolved) }
+            if let resolved {
+                export.extraMetadata += metadata(resolved)
+            } else if !method.isAWQ {
+                let recipe = try recipe(model, preset: preset, options: options, importance: matrix)
+                if !export.extraMetadata.contains(where: { $0.key == "quanta.version" }) {
+                    export.extraMetadata.append(("quanta.version", .string(QuantaVersion.string)))
+                }
+                export.extraMetadata.append(("quanta.recipe", .string(recipe.yaml)))
+            }
             if dryRun {
                 let plan = try export.plan()
                 report(plan: plan, fileBytes: try export.fileSize(plan), seconds: nil, dryRun: true)

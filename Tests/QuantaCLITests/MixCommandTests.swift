@@ -53,6 +53,23 @@ final class MixCommandTests: XCTestCase {
         XCTAssertLessThan(try XCTUnwrap(down["kld"]?["Q8_0"]?.doubleValue), measured / 10)
     }
 
+    /// The recipe a plain run embeds writes the same file again.
+    func testEmbeddedRecipeReproducesThePlainRun() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let first = folder + "/first.gguf", second = folder + "/second.gguf", recipe = folder + "/recipe.yaml"
+        var run = try quanta(["quantize", TestSupport.austenModel, first, "Q4_K_M", "--tensor-type", "attn_q=Q8_0", "--output-tensor-type", "Q5_K"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        run = try quanta(["inspect", first, "--json"])
+        let metadata = try XCTUnwrap(JSONParser.parse(Array(run.stdout.utf8))["metadata"])
+        let text = try XCTUnwrap(metadata["quanta.recipe"]?.stringValue ?? metadata["quanta.recipe"]?["value"]?.stringValue, run.stdout)
+        XCTAssertTrue(text.hasPrefix("# quanta recipe (first matching rule wins)\npreset: Q4_K_M\nrules:\n  - match: '^output\\.weight$'\n    scheme: Q5_K\n"), text)
+        XCTAssertEqual(text.components(separatedBy: "scheme: Q8_0").count - 1, 6, text)
+        try TestSupport.write(Array(text.utf8), to: recipe)
+        run = try quanta(["quantize", TestSupport.austenModel, second, "--recipe", recipe])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        XCTAssertEqual(try FileSystem.read(first), try FileSystem.read(second))
+    }
+
     /// `--target-size` writes a file of at most that many bytes whose types follow the measured
     /// sensitivity, and the allocation's recipe is embedded.
     func testTargetSizeHonoursTheBudget() throws {
