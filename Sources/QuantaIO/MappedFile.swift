@@ -96,6 +96,48 @@ public enum FileSystem {
         folder.hasSuffix("/") ? folder + name : folder + "/" + name
     }
 
+    /// Creates `path` and its missing parents; an existing folder is fine, a file there is an error.
+    public static func createFolder(_ path: String) throws {
+        switch kind(of: path) {
+        case .folder: return
+        case .file: throw QuantaError(.invalidArgument, path, "exists and is not a folder")
+        case .missing:
+            let parent = path.split(separator: "/", omittingEmptySubsequences: false).dropLast().joined(separator: "/")
+            if !parent.isEmpty && kind(of: parent) == .missing { try createFolder(parent) }
+            guard mkdir(path, 0o755) == 0 || errno == EEXIST else {
+                throw QuantaError(.io, path, "cannot create folder: \(String(cString: strerror(errno)))")
+            }
+        }
+    }
+
+    /// A new empty folder under $TMPDIR (or /tmp) whose name starts with `prefix`.
+    public static func temporaryFolder(prefix: String) throws -> String {
+        let base = getenv("TMPDIR").map { String(cString: $0) } ?? "/tmp"
+        var template = Array(join(base, prefix + "-XXXXXX").utf8CString)
+        guard let made = mkdtemp(&template) else { throw QuantaError(.io, base, "cannot create a temporary folder: \(String(cString: strerror(errno)))") }
+        return String(cString: made)
+    }
+
+    /// Removes a file, or a folder with everything in it (symbolic links are removed, not followed).
+    public static func remove(_ path: String) throws {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { return }
+        if (info.st_mode & S_IFMT) == S_IFDIR {
+            for name in try contents(of: path) { try remove(join(path, name)) }
+            guard rmdir(path) == 0 else { throw QuantaError(.io, path, "cannot remove: \(String(cString: strerror(errno)))") }
+        } else {
+            guard unlink(path) == 0 else { throw QuantaError(.io, path, "cannot remove: \(String(cString: strerror(errno)))") }
+        }
+    }
+
+    /// Bytes of a file, or of every file in a folder tree.
+    public static func size(_ path: String) throws -> Int {
+        var info = stat()
+        guard lstat(path, &info) == 0 else { throw QuantaError(.notFound, path, "does not exist") }
+        guard (info.st_mode & S_IFMT) == S_IFDIR else { return Int(info.st_size) }
+        return try contents(of: path).reduce(0) { $0 + (try size(join(path, $1))) }
+    }
+
     /// The whole file as bytes.
     public static func read(_ path: String) throws -> [UInt8] {
         let file = try MappedFile(path: path)
