@@ -51,6 +51,9 @@ public struct ComparisonReport: Sendable, Equatable {
             (quantizeSeconds, peakMemoryBytes) = (0, 0)
         }
 
+        /// The row as people read it: "scheme @ calibration, evaluation, runtime".
+        public var label: String { "\(scheme)\(calibration.isEmpty ? "" : " @ " + calibration), \(evaluation), \(runtime)" }
+
         /// What identifies a row across reports.
         public var key: String { [scheme, calibration, evaluation, runtime].joined(separator: " | ") }
     }

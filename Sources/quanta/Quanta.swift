@@ -12,7 +12,7 @@ struct Quanta: ParsableCommand {
             69 unsupported input, 74 I/O error, 77 input refused (e.g. pickle checkpoints).
             """,
         version: QuantaVersion.string,
-        subcommands: [Inspect.self, Quantize.self, Convert.self, Calibrate.self, Eval.self, Sensitivity.self, Compare.self]
+        subcommands: [Inspect.self, Quantize.self, Convert.self, Calibrate.self, Eval.self, Sensitivity.self, Compare.self, GateCommand.self, ReportCommand.self]
     )
 
     static func main() {

@@ -65,10 +65,11 @@ public enum TestSupport {
     }
 
     /// Runs `executable` with `arguments`, capturing both output streams.
-    public static func run(_ executable: String, _ arguments: [String], stdin: String? = nil) throws -> Run {
+    public static func run(_ executable: String, _ arguments: [String], stdin: String? = nil, environment: [String: String] = [:]) throws -> Run {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: executable)
         process.arguments = arguments
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         let scratch = NSTemporaryDirectory() + "quanta-run-\(UUID().uuidString)"
         FileManager.default.createFile(atPath: scratch + ".out", contents: nil)
         FileManager.default.createFile(atPath: scratch + ".err", contents: nil)
