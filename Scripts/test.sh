@@ -9,3 +9,5 @@ export QUANTA_PYTHON="$cache/venv/bin/python"
 export QUANTA_SMOLLM2="$cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 swift build --build-tests
 swift test --skip-build --disable-swift-testing
+# The project's own comparison, regenerated and gated against the committed Reports/austen-llama.
+bash Scripts/report.sh --check

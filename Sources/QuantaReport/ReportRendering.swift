@@ -79,17 +79,17 @@ extension ComparisonReport {
         let (w, h, left, right, top, bottom) = (760.0, 420.0, 70.0, 170.0, 30.0, 50.0)
         let points = rows.filter { $0.meanKLD > 0 && $0.meanKLD.isFinite }
         guard !points.isEmpty else { return "" }
-        let xs = points.map { Double($0.bytes) / 1e6 }, ys = points.map { log10($0.meanKLD) }
-        let (x0, x1) = (xs.min()! * 0.95, xs.max()! * 1.05)
+        let xs = points.map { log10(Double($0.bytes) / 1e6) }, ys = points.map { log10($0.meanKLD) }
+        let (x0, x1) = (xs.min()! - 0.02, xs.max()! + 0.02)
         let (y0, y1) = (ys.min()!.rounded(.down), max(ys.max()!.rounded(.up), ys.min()!.rounded(.down) + 1))
-        func px(_ mb: Double) -> Double { left + (mb - x0) / max(x1 - x0, 1e-9) * (w - left - right) }
+        func px(_ mb: Double) -> Double { left + (log10(mb) - x0) / max(x1 - x0, 1e-9) * (w - left - right) }
         func py(_ kld: Double) -> Double { top + (y1 - log10(kld)) / (y1 - y0) * (h - top - bottom) }
         var s = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(w))\" height=\"\(Int(h))\" font-size=\"11\" font-family=\"sans-serif\">",
                  "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
                  "<text x=\"\(left)\" y=\"18\" font-size=\"13\">\(escape(title))</text>",
                  "<line x1=\"\(left)\" y1=\"\(h - bottom)\" x2=\"\(w - right)\" y2=\"\(h - bottom)\" stroke=\"#333\"/>",
                  "<line x1=\"\(left)\" y1=\"\(top)\" x2=\"\(left)\" y2=\"\(h - bottom)\" stroke=\"#333\"/>",
-                 "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 12)\" text-anchor=\"middle\">file size (MB)</text>",
+                 "<text x=\"\((left + w - right) / 2)\" y=\"\(h - 12)\" text-anchor=\"middle\">file size (MB, log scale)</text>",
                  "<text x=\"16\" y=\"\((top + h - bottom) / 2)\" transform=\"rotate(-90 16 \((top + h - bottom) / 2))\" text-anchor=\"middle\">mean KLD (log scale)</text>"]
         var decade = y0
         while decade <= y1 {
@@ -97,9 +97,10 @@ extension ComparisonReport {
             s.append("<line x1=\"\(left)\" y1=\"\(f(y))\" x2=\"\(w - right)\" y2=\"\(f(y))\" stroke=\"#eee\"/><text x=\"\(left - 6)\" y=\"\(f(y + 4))\" text-anchor=\"end\">1e\(Int(decade))</text>")
             decade += 1
         }
-        for i in 0...5 {
-            let mb = x0 + (x1 - x0) * Double(i) / 5
-            s.append("<text x=\"\(f(px(mb)))\" y=\"\(h - bottom + 16)\" text-anchor=\"middle\">\(fixed(mb, 2))</text>")
+        for i in 0...6 {
+            let mb = pow(10, x0 + (x1 - x0) * Double(i) / 6)
+            s.append("<line x1=\"\(f(px(mb)))\" y1=\"\(h - bottom)\" x2=\"\(f(px(mb)))\" y2=\"\(h - bottom + 4)\" stroke=\"#333\"/>"
+                     + "<text x=\"\(f(px(mb)))\" y=\"\(h - bottom + 16)\" text-anchor=\"middle\">\(fixed(mb, 2))</text>")
         }
         let frontPoints = points.filter { front.contains($0.key) }.sorted { $0.bytes < $1.bytes }
         if frontPoints.count > 1 {

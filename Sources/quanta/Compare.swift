@@ -18,7 +18,8 @@ struct Compare: ParsableCommand {
             Schemes (comma-separated): a GGUF preset or type (Q4_K_M: with the calibration set's importance matrix; \
             rtn:Q4_K_M without), a method into GGUF (gptq:Q4_K, awq:Q4_K_M, awq+gptq:Q4_K), an integer grid in a \
             GPTQModel folder (rtn:w4g128, gptq:w4g128[:act-order][:asym], awq:w4g128, awq+gptq:w3g128), a mixed \
-            budget (mixed:4.5bpw, mixed:Q4_K_M-size) or a recipe (recipe:FILE). Each unit of work is the `quanta` \
+            budget (mixed:4.5bpw, mixed:Q4_K_M-size) or a recipe (recipe:FILE); SCHEME@SET runs a calibrated scheme on \
+            that calibration set only (a set is named by its file name without extension). Each unit of work is the `quanta` \
             command a user would run, started as a child process (its time and peak memory are its own): one \
             calibration pass per calibration set (statistics with Gram matrices, reused by every scheme), one set of \
             fp32 baseline logits per evaluation text, then per scheme and set a quantize and an eval per text and \
@@ -88,10 +89,17 @@ struct Compare: ParsableCommand {
         return named
     }
 
-    func units(_ specs: [SchemeSpec], calibrations: Int) throws -> [Unit] {
+    /// Units in the schemes' order; `SCHEME@SET` runs a calibrated scheme on that set only.
+    func units(_ specs: [(spec: SchemeSpec, only: String?)], calibrations names: [String]) throws -> [Unit] {
+        let calibrations = names.count
         var units: [Unit] = []
-        for spec in specs {
-            if !spec.calibrated {
+        for (spec, only) in specs {
+            if let only {
+                guard spec.calibrated, let index = names.firstIndex(of: only) else {
+                    throw QuantaError(.invalidArgument, "scheme '\(spec.name)@\(only)'", "names no calibration set of a calibrated scheme (sets: \(names.joined(separator: ", ")))")
+                }
+                units.append(Unit(spec: spec, calibration: index))
+            } else if !spec.calibrated {
                 units.append(Unit(spec: spec, calibration: nil))
             } else if calibrations == 0 {
                 guard let plain = spec.withoutCalibration else {
@@ -107,10 +115,13 @@ struct Compare: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
-            let specs = try schemes.split(separator: ",").map { try SchemeSpec.parse($0.trimmingCharacters(in: .whitespaces)) }
+            let specs = try schemes.split(separator: ",").map { item -> (SchemeSpec, String?) in
+                let parts = item.trimmingCharacters(in: .whitespaces).split(separator: "@", maxSplits: 1).map(String.init)
+                return (try SchemeSpec.parse(parts[0]), parts.count == 2 ? parts[1] : nil)
+            }
             let calibrations = try Compare.inputs(calib), evaluations = try Compare.inputs(eval)
             guard !evaluations.isEmpty else { throw QuantaError(.invalidArgument, "--eval", "names no text") }
-            let all = try units(specs, calibrations: calibrations.count)
+            let all = try units(specs, calibrations: calibrations.map(\.name))
             if let plan { return try writePlan(all, calibrations: calibrations, evaluations: evaluations, to: plan) }
             let selected = try shardIndex().map { s in all.enumerated().filter { $0.offset % s.1 == s.0 }.map(\.element) } ?? all
             let scratch = try work ?? FileSystem.temporaryFolder(prefix: "quanta-compare")
