@@ -4,7 +4,9 @@ import PackageDescription
 /// Release builds are tuned for the build machine; debug builds stay portable.
 let native: [SwiftSetting] = [.unsafeFlags(["-target-cpu", "native"], .when(configuration: .release))]
 /// Numeric kernels are optimized in debug builds too (portable, no -target-cpu): unoptimized
-/// block quantizers are ~50x slower, which would make the golden-byte tests take minutes.
+/// block quantizers are ~50x slower, which would make the golden-byte tests take minutes. The
+/// same holds for checksums and half-precision conversion (QuantaCore) and file parsing
+/// (QuantaIO), which every command runs: the test command's report check runs debug binaries.
 let kernels: [SwiftSetting] = native + [.unsafeFlags(["-O"], .when(configuration: .debug))]
 
 let package = Package(
@@ -30,8 +32,8 @@ let package = Package(
                        providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
         .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
                        providers: [.apt(["libhdf5-dev"])]),
-        .target(name: "QuantaCore", swiftSettings: native),
-        .target(name: "QuantaIO", dependencies: ["QuantaCore", "CHDF5"], swiftSettings: native),
+        .target(name: "QuantaCore", swiftSettings: kernels),
+        .target(name: "QuantaIO", dependencies: ["QuantaCore", "CHDF5"], swiftSettings: kernels),
         .target(name: "QuantaFormats", dependencies: ["QuantaCore"], swiftSettings: kernels),
         .target(name: "QuantaModel", dependencies: ["QuantaCore", "QuantaIO", "QuantaFormats", "CBLAS"], swiftSettings: kernels),
         .target(name: "QuantaCalibration", dependencies: ["QuantaCore", "QuantaIO", "QuantaModel", "CBLAS"], swiftSettings: kernels),

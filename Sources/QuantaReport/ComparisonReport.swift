@@ -103,6 +103,26 @@ public struct ComparisonReport: Sendable, Equatable {
     public var evaluationTexts: [Input] = []
     public var schemes: [Scheme] = []
     public var rows: [Row] = []
+    /// Measured per-tensor sensitivity (mean KLD with one tensor quantized) per calibration set,
+    /// when a mixed scheme measured it: tensors in order, and per candidate one value per tensor.
+    public var sensitivity: [Sensitivity] = []
+
+    public struct Sensitivity: Sendable, Equatable {
+        public var calibration: String
+        public var tensors: [String]
+        public var candidates: [(name: String, kld: [Double])]
+
+        public init(calibration: String, tensors: [String], candidates: [(name: String, kld: [Double])]) {
+            self.calibration = calibration
+            self.tensors = tensors
+            self.candidates = candidates
+        }
+
+        public static func == (a: Sensitivity, b: Sensitivity) -> Bool {
+            a.calibration == b.calibration && a.tensors == b.tensors && a.candidates.map(\.name) == b.candidates.map(\.name)
+                && zip(a.candidates, b.candidates).allSatisfy { $0.kld.elementsEqual($1.kld) { $0 == $1 || ($0.isNaN && $1.isNaN) } }
+        }
+    }
 
     public init() {}
 
@@ -112,6 +132,7 @@ public struct ComparisonReport: Sendable, Equatable {
     public mutating func sortRows() {
         rows.sort { ($0.evaluation, $0.runtime, $0.bytes, $0.scheme, $0.calibration) < ($1.evaluation, $1.runtime, $1.bytes, $1.scheme, $1.calibration) }
         schemes.sort { ($0.name, $0.calibration) < ($1.name, $1.calibration) }
+        sensitivity.sort { $0.calibration < $1.calibration }
     }
 
     /// Keys of the rows on the Pareto front of (bytes, mean KLD) within their evaluation text and runtime.
@@ -164,6 +185,10 @@ extension ComparisonReport {
                          ("arguments", .array(s.arguments.map { .string($0) })), ("recipe", .string(s.recipe))])
             })),
             ("rows", .array(rows)),
+            ("sensitivity", .array(sensitivity.map { t in
+                .object([("calibration", .string(t.calibration)), ("tensors", .array(t.tensors.map { .string($0) })),
+                         ("candidates", .object(t.candidates.map { ($0.name, .array($0.kld.map(number))) }))])
+            })),
         ])
     }
 
@@ -212,6 +237,15 @@ extension ComparisonReport {
                            calibration: v["calibration"]?.stringValue ?? "")
             s.recipe = v["recipe"]?.stringValue ?? ""
             return s
+        }
+        report.sensitivity = try (root["sensitivity"]?.arrayValue ?? []).enumerated().map { i, v in
+            guard let calibration = v["calibration"]?.stringValue, let tensors = v["tensors"]?.arrayValue?.compactMap(\.stringValue),
+                  let candidates = v["candidates"]?.objectValue else { throw fail("sensitivity[\(i)]", "needs calibration, tensors and candidates") }
+            return Sensitivity(calibration: calibration, tensors: tensors, candidates: try candidates.map { name, values in
+                let kld = (values.arrayValue ?? []).map { $0.doubleValue ?? .nan }
+                guard kld.count == tensors.count else { throw fail("sensitivity[\(i)].candidates.\(name)", "has \(kld.count) values for \(tensors.count) tensors") }
+                return (name, kld)
+            })
         }
         guard let rows = root["rows"]?.arrayValue else { throw fail("rows", "must be an array") }
         report.rows = try rows.enumerated().map { i, v in
@@ -270,6 +304,7 @@ extension ComparisonReport {
                     merged.schemes.append(s)
                 }
             }
+            for t in part.sensitivity where !merged.sensitivity.contains(where: { $0.calibration == t.calibration }) { merged.sensitivity.append(t) }
             for r in part.rows {
                 guard !merged.rows.contains(where: { $0.key == r.key }) else { throw QuantaError(.invalidArgument, path, "repeats row \(r.key)") }
                 merged.rows.append(r)

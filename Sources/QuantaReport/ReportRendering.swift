@@ -60,6 +60,11 @@ extension ComparisonReport {
             body.append("<h2>Per-layer types of the mixed schemes</h2>")
             for key in mixed.keys.sorted() { body.append(bitMap(mixed[key]![0])) }
         }
+        for table in sensitivity {
+            body.append("<h2>Sensitivity (\(escape(table.calibration)))</h2>")
+            body.append(BarChart(title: "Mean KLD with one tensor quantized (slice of \(table.calibration))", categories: table.tensors,
+                                 series: table.candidates.map { ($0.name, $0.kld) }, axisLabel: "mean KLD").svg())
+        }
         return """
             <!DOCTYPE html>
             <html lang="en"><head><meta charset="utf-8"><title>Quanta report</title>

@@ -1,5 +1,6 @@
 import QuantaCalibration
 import QuantaCore
+import QuantaEval
 import QuantaIO
 import QuantaModel
 import QuantaReport
@@ -88,6 +89,13 @@ struct CompareRunner {
                 report.schemes[k].recipe = recipe
             }
             done += 1
+        }
+        for (c, calibration) in calibrations.enumerated() {
+            let path = FileSystem.join(scratch, "sensitivity-\(c).h5")
+            guard FileSystem.kind(of: path) == .file else { continue }
+            let table = try SensitivityTable.read(path)
+            report.sensitivity.append(.init(calibration: calibration.name, tensors: table.tensors,
+                                            candidates: table.candidates.map { ($0, table.kld[$0]!) }))
         }
         progress(steps, steps, "done")
         bar.finish()

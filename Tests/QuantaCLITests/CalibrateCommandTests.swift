@@ -18,10 +18,8 @@ final class DownInputs: ForwardObserver {
 
 /// `quanta calibrate` as a user runs it, its file checked with h5py and numpy.
 final class CalibrateCommandTests: XCTestCase {
-    func quanta(_ arguments: [String]) throws -> TestSupport.Run {
-        let run = try TestSupport.run(try TestSupport.quantaExecutable(), arguments)
-        XCTAssertFalse(run.signalled, "quanta crashed: \(run.stderr)")
-        return run
+    func quanta(_ arguments: [String], environment: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws -> TestSupport.Run {
+        try TestSupport.quanta(arguments, environment: environment, file: file, line: line)
     }
 
     func testStatisticsFileGramImatrixAndStats() throws {

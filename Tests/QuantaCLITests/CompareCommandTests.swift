@@ -6,10 +6,8 @@ import XCTest
 
 /// `quanta compare`, `quanta report merge` and `quanta gate` as CI runs them.
 final class CompareCommandTests: XCTestCase {
-    func quanta(_ arguments: [String], environment: [String: String] = [:]) throws -> TestSupport.Run {
-        let run = try TestSupport.run(try TestSupport.quantaExecutable(), arguments, environment: environment)
-        XCTAssertFalse(run.signalled, "quanta crashed: \(run.stderr)")
-        return run
+    func quanta(_ arguments: [String], environment: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws -> TestSupport.Run {
+        try TestSupport.quanta(arguments, environment: environment, file: file, line: line)
     }
 
     /// A report with two rows, as compare writes it.

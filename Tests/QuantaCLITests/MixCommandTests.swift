@@ -5,10 +5,8 @@ import XCTest
 
 /// Recipes, sensitivity and allocation through `quanta` as a user runs it.
 final class MixCommandTests: XCTestCase {
-    func quanta(_ arguments: [String]) throws -> TestSupport.Run {
-        let run = try TestSupport.run(try TestSupport.quantaExecutable(), arguments)
-        XCTAssertFalse(run.signalled, "quanta crashed: \(run.stderr)")
-        return run
+    func quanta(_ arguments: [String], environment: [String: String] = [:], file: StaticString = #filePath, line: UInt = #line) throws -> TestSupport.Run {
+        try TestSupport.quanta(arguments, environment: environment, file: file, line: line)
     }
 
     /// A tensor's measured sensitivity is the mean KLD `quanta eval` gives for a file where that

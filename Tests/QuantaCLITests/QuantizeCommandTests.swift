@@ -6,10 +6,8 @@ import XCTest
 
 /// `quanta quantize` and `quanta convert` end to end, checked with gguf-py and the golden files.
 final class QuantizeCommandTests: XCTestCase {
-    private func quanta(_ arguments: [String]) throws -> TestSupport.Run {
-        let run = try TestSupport.run(try TestSupport.quantaExecutable(), arguments)
-        XCTAssertFalse(run.signalled, "quanta crashed: \(run.stderr)")
-        return run
+    private func quanta(_ arguments: [String], file: StaticString = #filePath, line: UInt = #line) throws -> TestSupport.Run {
+        try TestSupport.quanta(arguments, file: file, line: line)
     }
 
     private func json(_ run: TestSupport.Run) throws -> JSONValue {

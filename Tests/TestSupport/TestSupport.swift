@@ -45,6 +45,14 @@ public enum TestSupport {
     }
 
     /// The `quanta` executable built beside the test bundle.
+    /// Runs the `quanta` executable as a user would, failing the test when it crashes.
+    public static func quanta(_ arguments: [String], environment: [String: String] = [:],
+                              file: StaticString = #filePath, line: UInt = #line) throws -> Run {
+        let run = try TestSupport.run(try quantaExecutable(), arguments, environment: environment)
+        XCTAssertFalse(run.signalled, "quanta crashed: \(run.stderr)", file: file, line: line)
+        return run
+    }
+
     public static func quantaExecutable() throws -> String {
         let bundle = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
         let candidates = [bundle.appendingPathComponent("quanta").path, root + "/.build/debug/quanta"]
