@@ -23,15 +23,15 @@ public struct BarChart {
         let positive = series.flatMap(\.values).filter { $0.isFinite && $0 > 0 }
         let low = (positive.min().map { log10($0).rounded(.down) }) ?? -6
         let high = max(low + 1, (positive.max().map { log10($0).rounded(.up) }) ?? 0)
-        let bar = 6, gap = 8, left = 190, right = 20, top = 50
+        let bar = 6, gap = 8, left = 190, right = 20, top = 60
         let groupHeight = max(1, series.count) * bar + gap
         let plotWidth = Double(width - left - right)
         let height = top + categories.count * groupHeight + 40 + 16 * ((series.count + 3) / 4)
         func x(_ v: Double) -> Double { Double(left) + (log10(v) - low) / (high - low) * plotWidth }
         var out = ["<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(width)\" height=\"\(height)\" font-family=\"sans-serif\" font-size=\"11\">",
                    "<rect width=\"100%\" height=\"100%\" fill=\"white\"/>",
-                   "<text x=\"\(left)\" y=\"20\" font-size=\"14\">\(escape(title))</text>",
-                   "<text x=\"\(left)\" y=\"36\">\(escape(axisLabel)) (log scale)</text>"]
+                   "<text x=\"\(left)\" y=\"18\" font-size=\"14\">\(escape(title))</text>",
+                   "<text x=\"\(left)\" y=\"34\">\(escape(axisLabel)) (log scale)</text>"]
         var decade = low
         while decade <= high {
             let px = x(pow10(decade))
