@@ -1,5 +1,6 @@
 import Foundation
 import QuantaCore
+import QuantaIO
 
 /// `report.md` and `report.html` from a comparison report.
 extension ComparisonReport {
@@ -10,6 +11,16 @@ extension ComparisonReport {
          fixed(r.bitsPerWeight, 3), fixed(r.perplexity, 3), fixed(r.perplexityError, 3), fixed(r.deltaPerplexity, 3), scientific(r.meanKLD),
          scientific(r.meanKLDError), scientific(r.p99KLD), fixed(r.sameTopPercent, 2), fixed(r.rmsDeltaPPercent, 3), fixed(r.quantizeSeconds, 2),
          fixed(Double(r.peakMemoryBytes) / 1e6, 0)]
+    }
+
+    /// Writes report.json, report.md and report.html into `folder` (created if missing), each atomically.
+    public func write(to folder: String) throws {
+        try FileSystem.createFolder(folder)
+        for (name, text) in [("report.json", json.serialized(indent: 2) + "\n"), ("report.md", markdown), ("report.html", html)] {
+            let writer = try AtomicFileWriter(path: FileSystem.join(folder, name))
+            try writer.write(Array(text.utf8))
+            try writer.commit()
+        }
     }
 
     /// The table per evaluation text and runtime, by size, ★ on the Pareto front of (bytes, mean KLD).

@@ -129,14 +129,7 @@ struct Compare: ParsableCommand {
             defer { if work == nil { try? FileSystem.remove(scratch) } }
             var runner = CompareRunner(command: self, scratch: scratch, calibrations: calibrations, evaluations: evaluations, units: all)
             let report = try runner.run(selected)
-            if let out {
-                try FileSystem.createFolder(out)
-                for (name, text) in [("report.json", report.json.serialized(indent: 2) + "\n"), ("report.md", report.markdown), ("report.html", report.html)] {
-                    let writer = try AtomicFileWriter(path: FileSystem.join(out, name))
-                    try writer.write(Array(text.utf8))
-                    try writer.commit()
-                }
-            }
+            if let out { try report.write(to: out) }
             if json { print(report.json.serialized(indent: 2)) } else if let out {
                 print("wrote \(FileSystem.join(out, "report.json")), report.md and report.html: \(report.rows.count) rows")
             }

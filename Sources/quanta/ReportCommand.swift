@@ -26,12 +26,7 @@ struct ReportCommand: ParsableCommand {
         func run() throws {
             try reportingFailures {
                 let merged = try ComparisonReport.merge(try parts.map { ($0, try ComparisonReport.read($0)) })
-                try FileSystem.createFolder(out)
-                for (name, text) in [("report.json", merged.json.serialized(indent: 2) + "\n"), ("report.md", merged.markdown), ("report.html", merged.html)] {
-                    let writer = try AtomicFileWriter(path: FileSystem.join(out, name))
-                    try writer.write(Array(text.utf8))
-                    try writer.commit()
-                }
+                try merged.write(to: out)
                 print("wrote \(FileSystem.join(out, "report.json")): \(merged.rows.count) rows from \(parts.count) parts")
             }
         }
