@@ -20,7 +20,8 @@ struct CompareRunner {
     private var statistics: [Int: String] = [:]
     private var baselines: [String] = []
     private var presetSizes: [String: Int] = [:]
-    private let bar = ProgressBar(enabled: true, verbose: false)
+    /// A rewriting line on a terminal; one line per step in a log (CI), so long runs show where they are.
+    private let bar = ProgressBar(enabled: true, verbose: isatty(2) == 0)
     private var started = 0.0
 
     init(command: Compare, scratch: String, calibrations: [(name: String, path: String)], evaluations: [(name: String, path: String)],
