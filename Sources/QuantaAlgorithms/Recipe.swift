@@ -13,7 +13,7 @@ public enum RecipeScheme: Sendable, Equatable, CustomStringConvertible {
     /// Parses `skip`, `TYPE`, `TYPE+rtn` or `TYPE+gptq` (a type Quanta writes); nil otherwise.
     public init?(_ text: String) {
         if text == "skip" { self = .skip; return }
-        let parts = text.split(separator: "+", maxSplits: 1).map(String.init)
+        let parts = text.split(separator: "+", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         guard let type = GGMLType(name: parts[0]), type == .f16 || type == .f32 || BlockFormats.format(type)?.canQuantize == true else { return nil }
         if parts.count == 2 {
             guard Recipe.methods.contains(parts[1]) else { return nil }

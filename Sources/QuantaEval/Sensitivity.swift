@@ -26,7 +26,7 @@ public struct SensitivityCandidate: Sendable, Hashable, CustomStringConvertible 
 
     /// Parses `TYPE` or `TYPE+gptq` (a ggml type Quanta writes); nil otherwise.
     public init?(name: String) {
-        let parts = name.split(separator: "+", maxSplits: 1).map(String.init)
+        let parts = name.split(separator: "+", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         guard let type = GGMLType(name: parts[0]), BlockFormats.format(type)?.canQuantize == true || type == .f16 else { return nil }
         switch parts.count == 2 ? parts[1].lowercased() : "rtn" {
         case "rtn": self.init(type: type)

@@ -116,9 +116,10 @@ struct Compare: ParsableCommand {
     func run() throws {
         try reportingFailures {
             let specs = try schemes.split(separator: ",").map { item -> (SchemeSpec, String?) in
-                let parts = item.trimmingCharacters(in: .whitespaces).split(separator: "@", maxSplits: 1).map(String.init)
+                let parts = item.trimmingCharacters(in: .whitespaces).split(separator: "@", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
                 return (try SchemeSpec.parse(parts[0]), parts.count == 2 ? parts[1] : nil)
             }
+            guard !specs.isEmpty else { throw QuantaError(.invalidArgument, "--schemes", "names no scheme") }
             let calibrations = try Compare.inputs(calib), evaluations = try Compare.inputs(eval)
             guard !evaluations.isEmpty else { throw QuantaError(.invalidArgument, "--eval", "names no text") }
             let all = try units(specs, calibrations: calibrations.map(\.name))

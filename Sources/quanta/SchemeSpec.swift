@@ -22,7 +22,7 @@ struct SchemeSpec: Equatable {
 
     static func parse(_ text: String) throws -> SchemeSpec {
         func bad(_ why: String) -> QuantaError { QuantaError(.invalidArgument, "scheme '\(text)'", why) }
-        let parts = text.split(separator: ":", maxSplits: 1).map(String.init)
+        let parts = text.split(separator: ":", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         if parts.count == 1 {
             guard GGUFPreset(name: text) != nil else { throw bad("is not a GGUF preset or type, METHOD:SPEC, mixed:BUDGET or recipe:FILE") }
             return SchemeSpec(name: text, method: "rtn", format: "gguf", calibrated: true, arguments: [text, "--stats", "{stats}"], sizeOf: nil)
@@ -43,7 +43,7 @@ struct SchemeSpec: Equatable {
             guard !rest.isEmpty else { throw bad("recipe:FILE needs the file") }
             return SchemeSpec(name: text, method: "recipe", format: "gguf", calibrated: true, arguments: ["--recipe", rest, "--stats", "{stats}"], sizeOf: nil)
         case "rtn", "gptq", "awq", "awq+gptq":
-            let options = rest.split(separator: ":").map(String.init)
+            let options = rest.split(separator: ":", omittingEmptySubsequences: false).map(String.init)
             if let preset = GGUFPreset(name: options[0]) {
                 guard options.count == 1 else { throw bad("a GGUF type takes no further options") }
                 if head == "rtn" { return SchemeSpec(name: text, method: "rtn", format: "gguf", calibrated: false, arguments: [preset.rawValue], sizeOf: nil) }

@@ -3,7 +3,9 @@ import QuantaCore
 import XCTest
 
 final class RecipeTests: XCTestCase {
-    let text = """
+    let text = RecipeTests.sample
+
+    static let sample = """
         preset: Q4_K_M
         rules:
           - match: 'blk\\.[0-2]\\.ffn_down'
@@ -61,5 +63,38 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(error("default: Q4_K\nmethod: {name: awq}\n"), "r.yaml:2:16: method 'awq' is not available in recipes (rtn, gptq)")
         XCTAssertEqual(error("default: Q4_K\ncalibration: {samples: 3}\n"), "r.yaml:2:14: calibration needs data (a text file)")
         XCTAssertEqual(error(""), "r.yaml: the recipe is empty")
+        XCTAssertEqual(error("default: '+'\n"), "r.yaml:1:10: default: unknown scheme '+' (a ggml type Quanta writes such as Q4_K, TYPE+gptq, TYPE+rtn, or skip)")
+    }
+}
+
+/// Mutated recipes never crash the parser: each parses or fails with a located QuantaError.
+final class RecipeFuzzTests: XCTestCase {
+    func testMutatedRecipesFailCleanly() {
+        let base = Array(RecipeTests.sample.utf8)
+        let alphabet = Array("-:'\"[]{}#&*!|>%@`\\ \n\tQ4_K0.9+gptqskipmatch".utf8)
+        var rng = SeededGenerator(seed: 2026)
+        var parsed = 0, failed = 0
+        for _ in 0..<3000 {
+            var bytes = base
+            for _ in 0..<(1 + rng.below(4)) {
+                let i = rng.below(bytes.count)
+                switch rng.below(3) {
+                case 0: bytes[i] = alphabet[rng.below(alphabet.count)]
+                case 1: bytes.remove(at: i)
+                default: bytes.insert(alphabet[rng.below(alphabet.count)], at: i)
+                }
+            }
+            do {
+                _ = try Recipe.parse(String(decoding: bytes, as: UTF8.self), file: "f.yaml")
+                parsed += 1
+            } catch let error as QuantaError {
+                XCTAssertTrue(error.description.hasPrefix("f.yaml"), error.description)
+                failed += 1
+            } catch {
+                XCTFail("not a QuantaError: \(error)")
+            }
+        }
+        XCTAssertGreaterThan(parsed, 100)
+        XCTAssertGreaterThan(failed, 100)
     }
 }

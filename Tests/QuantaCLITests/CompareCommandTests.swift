@@ -80,6 +80,28 @@ final class CompareCommandTests: XCTestCase {
         XCTAssertEqual(try quanta(["gate", path, "--min-same-top", "150%"]).status, 64)
     }
 
+    /// Malformed scheme lists are refused with a message before any work; --plan lists the units.
+    func testSchemeErrorsAndPlan() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let base = ["compare", TestSupport.austenModel, "--eval", "novel.txt", "--calib", "a/wiki.txt,b/c4.txt", "--plan", folder + "/jobs.json"]
+        for (schemes, message) in [("", "--schemes: names no scheme"), (":", "scheme ':': unknown method '' (rtn, gptq, awq, awq+gptq, mixed, recipe)"),
+                                   ("gptq:w4g", "scheme 'gptq:w4g': expected a GGUF type or wBITSgGROUP (w4g128, w3g-1)"),
+                                   ("Q4_K_M@web", "scheme 'Q4_K_M@web': names no calibration set of a calibrated scheme (sets: wiki, c4)"),
+                                   ("mixed:4.5", "scheme 'mixed:4.5': a mixed budget is NUMBERbpw or PRESET-size (mixed:4.5bpw, mixed:Q4_K_M-size)")] {
+            let run = try quanta(base + ["--schemes", schemes])
+            XCTAssertEqual(run.status, 64, schemes)
+            XCTAssertEqual(run.stderr, "quanta: error: \(message)\n")
+        }
+        let run = try quanta(base + ["--schemes", "rtn:Q4_0,Q4_K_M,mixed:Q4_K_M-size@c4"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let plan = try JSONParser.parse(try FileSystem.read(folder + "/jobs.json"))
+        XCTAssertEqual(plan["units"]?.intValue, 4)
+        let jobs = try XCTUnwrap(plan["jobs"]?.arrayValue)
+        XCTAssertEqual(jobs.map { "\($0["scheme"]!.stringValue!)@\($0["calibration"]!.stringValue!)" },
+                       ["rtn:Q4_0@", "Q4_K_M@wiki", "Q4_K_M@c4", "mixed:Q4_K_M-size@c4"])
+        XCTAssertEqual(jobs[2]["command"]?.arrayValue?.suffix(4).compactMap(\.stringValue), ["--shard", "2/4", "--out", "{work}/part-2"])
+    }
+
     /// Three shards merged give the single run's report (timings and peak memory aside).
     func testShardsMergeIntoTheSingleRunReport() throws {
         let folder = try TestSupport.temporaryFolder()
