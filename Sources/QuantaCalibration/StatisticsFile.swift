@@ -192,14 +192,21 @@ public struct StatisticsFile {
     /// The Gram matrix of input `input` (`columns x columns`, row-major), or nil when the file
     /// was written without full Hessians.
     public func gram(_ input: Input) throws -> [Double]? {
+        guard try hasGram(input) else { return nil }
         let store = try HDF5Store(path: path, mode: .read)
         defer { try? store.close() }
-        guard try store.datasetNames(in: input.name).contains("gram") else { return nil }
         let gram = try store.read("\(input.name)/gram", as: Double.self)
         guard gram.shape == [input.columns, input.columns] else {
             throw QuantaError.malformed("\(path): dataset '\(input.name)/gram'", "has shape \(gram.shape), expected [\(input.columns), \(input.columns)]")
         }
         return gram.storage
+    }
+
+    /// Whether the file holds `input`'s Gram matrix (written with full Hessians), without reading it.
+    public func hasGram(_ input: Input) throws -> Bool {
+        let store = try HDF5Store(path: path, mode: .read)
+        defer { try? store.close() }
+        return try store.datasetNames(in: input.name).contains("gram")
     }
 
     /// Refuses statistics made from other weights than `source`'s, naming both checksums.

@@ -104,8 +104,12 @@ public final class SensitivityAnalysis {
                 model.block(model.weights.layers[layer], index: layer, current, sequences: B, length: T)
                 layer += 1
             }
-            let values = try source.values(tensor.name)
-            defer { source.release(tensor.name) }
+            // The fp32 values the model already holds (GGUF layout, as the quantizers take them).
+            let values = switch tensor.role {
+            case .embedding: model.weights.embedding
+            case .output: model.weights.output ?? model.weights.embedding
+            default: model.weights.layers[tensor.layer!][linear: tensor.role!.linear!]
+            }
             let gram = try proxyGram(tensor)
             for (c, candidate) in missing.enumerated() {
                 defer { done += 1; progress?(done, total) }
@@ -156,6 +160,15 @@ public final class SensitivityAnalysis {
             }
             return GPTQRounding(statistics: statistics, importance: importance, options: GPTQOptions(), threads: threads)
         }
+    }
+
+    /// The tensors whose proxy is Hessian-weighted: their input has a Gram matrix in the statistics.
+    public func gramWeighted() throws -> Set<String> {
+        guard let statistics else { return [] }
+        return Set(try tensors.filter { t in
+            guard let input = statistics.input(feeding: t.name), input.columns == t.dimensions[0] else { return false }
+            return try statistics.hasGram(input)
+        }.map(\.name))
     }
 
     /// The Gram matrix of the input `tensor` multiplies, over tokens (nil: none recorded).

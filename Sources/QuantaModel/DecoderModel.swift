@@ -233,7 +233,7 @@ public final class DecoderModel: @unchecked Sendable {
     /// Runs blocks `from..<layerCount` in place on the residual stream `X` `[B * T, hiddenSize]`
     /// (the input of block `from`; `from == layerCount` runs the head alone), then calls `body`
     /// with the logits `[B * T, vocab]` in the model's own buffer (valid during the call only).
-    /// `X` must not be one of the model's own buffers.
+    /// `X` must not be a buffer the blocks or the head work in (the caller's own, or `withLogits(_:)`'s input buffer).
     public func withLogits<R>(residual X: UnsafeMutablePointer<Float>, sequences B: Int, length T: Int, from: Int,
                               observer: ForwardObserver? = nil, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
         precondition(from >= 0 && from <= weights.layers.count && T <= maxPositions, "block \(from) of \(weights.layers.count), \(T) positions")

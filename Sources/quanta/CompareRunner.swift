@@ -20,6 +20,7 @@ struct CompareRunner {
     private var statistics: [Int: String] = [:]
     private var baselines: [String] = []
     private var presetSizes: [String: Int] = [:]
+    private var modelParameters = 0
     /// A rewriting line on a terminal; one line per step in a log (CI), so long runs show where they are.
     private let bar = ProgressBar(enabled: true, verbose: isatty(2) == 0)
     private var started = 0.0
@@ -50,6 +51,7 @@ struct CompareRunner {
         report.modelPath = command.model
         report.modelSHA256 = try weightsSHA256(source)
         report.parameters = source.tensors.reduce(0) { $0 + $1.elementCount }
+        modelParameters = report.parameters
         report.protocolSettings = [("ctx", command.ctx), ("chunks", command.chunks ?? 0), ("add_bos", ["auto": -1, "no": 0, "yes": 1][bos]!),
                                    ("samples", command.samples), ("seq_len", command.seqLen), ("seed", Int(command.seed))]
         for c in calibrations { report.calibrationSets.append(.init(name: c.name, path: c.path, sha256: try CalibrationData(path: c.path).sha256)) }
@@ -129,8 +131,7 @@ struct CompareRunner {
         var bitsPerWeight = quantized["bits_per_weight"]?.doubleValue ?? 0
         if spec.format != "gguf" {
             let weights = try FileSystem.contents(of: output).filter { $0.hasSuffix(".safetensors") }.reduce(0) { $0 + (try FileSystem.size(FileSystem.join(output, $1))) }
-            let total = try openModelSource(command.model).tensors.reduce(0) { $0 + $1.elementCount }
-            bitsPerWeight = Double(weights * 8) / Double(max(parameters ?? total, 1))
+            bitsPerWeight = Double(weights * 8) / Double(max(parameters ?? modelParameters, 1))
         }
         var types: [String: String] = [:]
         if spec.method == "mixed" || spec.method == "recipe" {

@@ -34,9 +34,7 @@ struct MixOptions: ParsableArguments {
         if let targetBPW, !(targetBPW > 0 && targetBPW <= 32) { throw ValidationError("--target-bpw must be in (0, 32]") }
         if let targetSize, targetSize <= 0 { throw ValidationError("--target-size must be a positive number of bytes") }
         if let minType, GGMLType(name: minType) == nil { throw ValidationError("--min-type: unknown type '\(minType)'") }
-        for name in candidates.split(separator: ",") where SensitivityCandidate(name: name.trimmingCharacters(in: .whitespaces)) == nil {
-            throw ValidationError("--candidates: '\(name)' is not a type Quanta writes (e.g. Q4_K) or TYPE+gptq")
-        }
+        _ = try SensitivityCandidate.list(candidates)
         _ = try pins()
         guard sliceContext >= 4, sliceChunks >= 1 else { throw ValidationError("--slice-ctx must be at least 4 and --slice-chunks at least 1") }
     }
@@ -63,8 +61,9 @@ struct MixOptions: ParsableArguments {
 struct ResolvedRecipe {
     let recipe: Recipe
     let preset: GGUFPreset
-    /// Per-tensor types (every quantizable tensor the recipe decides).
-    let assigned: [String: GGMLType]
+    /// The planner's options: the command line's, with the recipe's per-tensor types and, for a
+    /// `default:` recipe, pure.
+    let options: QuantizationOptions
     /// Tensors GPTQ solves.
     let gptq: Set<String>
     /// What the allocation predicted (nil for a recipe file).
@@ -108,9 +107,10 @@ struct ResolvedRecipe {
                 if (method ?? recipe.method) == "gptq" && type != tensor.sourceType { gptq.insert(tensor.name) }
             }
         }
+        options.assigned = assigned
         self.recipe = recipe
         self.preset = base
-        self.assigned = assigned
+        self.options = options
         self.gptq = gptq
         self.mix = mix
     }
@@ -126,11 +126,11 @@ extension Quantize {
         }
         let slice = try SensitivitySlice(source: model, statistics: statistics, text: mix.eval, context: mix.sliceContext, chunks: mix.sliceChunks,
                                          addBOS: .auto, importance: importance)
-        let names = mix.candidates.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+        let candidates = try SensitivityCandidate.list(mix.candidates)
         let cached = try mix.sensitivity.flatMap { FileSystem.kind(of: $0) == .file ? try SensitivityTable.read($0) : nil }
         let analysis = try SensitivityAnalysis(source: model, importance: importance, statistics: statistics, threads: threads)
         let bar = ProgressBar(enabled: !json || verbose, verbose: verbose)
-        let table = try analysis.run(chunks: slice.chunks, firstScored: mix.sliceContext / 2, candidates: names.map { SensitivityCandidate(name: $0)! },
+        let table = try analysis.run(chunks: slice.chunks, firstScored: mix.sliceContext / 2, candidates: candidates,
                                      key: slice.key, reuse: cached) { done, total in bar.update(done, of: total, "sensitivity (tensor x candidate)") }
         bar.finish()
         if let path = mix.sensitivity { try table.write(path) }
@@ -157,14 +157,12 @@ extension Quantize {
         // the recipe's text, so the allocation is repeated until the header it assumed holds.
         var header = 0
         for _ in 0..<6 {
-            let result = try MixedPrecision.allocate(table: table, tensors: analysis.tensors, candidates: names, budget: budget - header,
+            let result = try MixedPrecision.allocate(table: table, tensors: analysis.tensors, candidates: candidates.map(\.description), budget: budget - header,
                                                      constraints: constraints, bytes: cost)
             let resolved = try ResolvedRecipe(result.recipe, model: model, options: options, mix: result)
             guard let size = mix.targetSize else { return resolved }
-            var planning = options
-            planning.assigned = resolved.assigned
-            var export = GGUFExport(source: model, preset: resolved.preset, options: planning, importance: importance, threads: threads)
-            export.extraMetadata = metadata(resolved)
+            var export = GGUFExport(source: model, preset: resolved.preset, options: resolved.options, importance: importance, threads: threads)
+            stamp(&export, resolved.recipe, mix: resolved.mix)
             let plan = try export.plan()
             let fileBytes = try export.fileSize(plan)
             let tensorBytes = plan.reduce(0) { $0 + padded($1.byteCount) }
@@ -198,10 +196,13 @@ extension Quantize {
         return recipe
     }
 
-    /// What every recipe-made GGUF carries: the resolved recipe (and the version that wrote it).
-    func metadata(_ resolved: ResolvedRecipe) -> [(key: String, value: GGUFValue)] {
-        var out: [(key: String, value: GGUFValue)] = [("quanta.version", .string(QuantaVersion.string)), ("quanta.recipe", .string(resolved.recipe.yaml))]
-        if let mix = resolved.mix { out.append(("quanta.mix.predicted_kld_sum", .float32(Float(mix.predictedDrift)))) }
-        return out
+    /// What every GGUF `quantize` writes carries: the version that wrote it (once), the recipe
+    /// that reproduces it and, for an allocation, the drift it predicted.
+    func stamp(_ export: inout GGUFExport, _ recipe: Recipe, mix: MixResult?) {
+        if !export.extraMetadata.contains(where: { $0.key == "quanta.version" }) {
+            export.extraMetadata.append(("quanta.version", .string(QuantaVersion.string)))
+        }
+        export.extraMetadata.append(("quanta.recipe", .string(recipe.yaml)))
+        if let mix { export.extraMetadata.append(("quanta.mix.predicted_kld_sum", .float32(Float(mix.predictedDrift)))) }
     }
 }

@@ -167,8 +167,20 @@ struct Quantize: ParsableCommand {
 
     /// The calibration windows of `--data`.
     func sequences(_ data: String, tokenizer: BPETokenizer) throws -> [[Int32]] {
-        try CalibrationSampler.randomWindows(samples: samples, length: seqLen, seed: seed)
-            .sequences(CalibrationData(path: data), tokenizer: tokenizer, bos: tokenizer.addBOS ? tokenizer.bosID : nil)
+        try sequences(Calibration(path: data, samples: samples, length: seqLen, seed: seed), tokenizer: tokenizer)
+    }
+
+    /// Random calibration windows of a text (`--data`, or a recipe's calibration section).
+    struct Calibration {
+        let path: String
+        let samples: Int
+        let length: Int
+        let seed: UInt64
+    }
+
+    func sequences(_ c: Calibration, tokenizer: BPETokenizer) throws -> [[Int32]] {
+        try CalibrationSampler.randomWindows(samples: c.samples, length: c.length, seed: c.seed)
+            .sequences(CalibrationData(path: c.path), tokenizer: tokenizer, bos: tokenizer.addBOS ? tokenizer.bosID : nil)
     }
 
     func run() throws {
@@ -202,12 +214,9 @@ struct Quantize: ParsableCommand {
             if let recipe = try mix.loadRecipe() { resolved = try ResolvedRecipe(recipe, model: model, options: options) }
             if mix.hasTarget { resolved = try allocate(model, importance: matrix, statistics: statistics, options: options) }
             let preset = resolved?.preset ?? self.preset
-            if let resolved {
-                options.assigned = resolved.assigned
-                if resolved.recipe.defaultScheme != nil { options.pure = true }
-            }
+            if let resolved { options = resolved.options }
             var solver = self.solver
-            var calibration = data.map { (path: $0, samples: samples, length: seqLen, seed: seed) }
+            var calibration = data.map { Calibration(path: $0, samples: samples, length: seqLen, seed: seed) }
             if let resolved, !resolved.gptq.isEmpty {
                 solver.damp = resolved.recipe.damp
                 solver.actOrder = resolved.recipe.actOrder
@@ -216,15 +225,13 @@ struct Quantize: ParsableCommand {
                     quantizer = MixedQuantizer(gptqTensors: resolved.gptq, gptq: GPTQRounding(statistics: statistics, importance: matrix, options: solver,
                                                                                                threads: threads), rounding: rounding)
                 } else if let c = resolved.recipe.calibration {
-                    calibration = (c.data, c.samples, c.sequenceLength, c.seed)
+                    calibration = Calibration(path: c.data, samples: c.samples, length: c.sequenceLength, seed: c.seed)
                 } else {
                     throw QuantaError(.invalidArgument, mix.recipe ?? "allocation", "GPTQ tensors need --stats (with Gram matrices) or the recipe's calibration section")
                 }
             }
             if let calibration, method == .gptq || resolved?.gptq.isEmpty == false {
-                let tokenizer = try model.tokenizer()
-                let sequences = try CalibrationSampler.randomWindows(samples: calibration.samples, length: calibration.length, seed: calibration.seed)
-                    .sequences(CalibrationData(path: calibration.path), tokenizer: tokenizer, bos: tokenizer.addBOS ? tokenizer.bosID : nil)
+                let sequences = try sequences(calibration, tokenizer: try model.tokenizer())
                 var planning = options
                 planning.hasImportance = true
                 let plan = try QuantizationPlanner(preset: preset, options: planning, headCount: model.config.headCount,
@@ -264,13 +271,9 @@ struct Quantize: ParsableCommand {
                 export.lateMetadata = { [("quanta.gptq.damp_used_max", .float32(Float(rounding?.maxDamp ?? maxDamp ?? damp)))] }
             }
             if let resolved {
-                export.extraMetadata += metadata(resolved)
+                stamp(&export, resolved.recipe, mix: resolved.mix)
             } else if !method.isAWQ {
-                let recipe = try recipe(model, preset: preset, options: options, importance: matrix)
-                if !export.extraMetadata.contains(where: { $0.key == "quanta.version" }) {
-                    export.extraMetadata.append(("quanta.version", .string(QuantaVersion.string)))
-                }
-                export.extraMetadata.append(("quanta.recipe", .string(recipe.yaml)))
+                stamp(&export, try recipe(model, preset: preset, options: options, importance: matrix), mix: nil)
             }
             if dryRun {
                 let plan = try export.plan()

@@ -44,12 +44,8 @@ struct Sensitivity: ParsableCommand {
         guard imatrix == nil || stats == nil else { throw ValidationError("give --stats or --imatrix, not both") }
         guard stats != nil || eval != nil else { throw ValidationError("give --eval TEXT (or --stats, whose calibration text is then the slice)") }
         guard ctx >= 4, chunks >= 1, threads >= 1 else { throw ValidationError("--ctx must be at least 4, --chunks and --threads at least 1") }
-        for name in candidateNames where SensitivityCandidate(name: name) == nil {
-            throw ValidationError("--candidates: '\(name)' is not a type Quanta writes (e.g. Q4_K) or TYPE+gptq")
-        }
+        _ = try SensitivityCandidate.list(candidates)
     }
-
-    var candidateNames: [String] { candidates.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty } }
 
     func run() throws {
         try reportingFailures {
@@ -59,7 +55,7 @@ struct Sensitivity: ParsableCommand {
             let importance = try statistics.map { $0.importanceMatrix(config: source.config) } ?? imatrix.map { try ImportanceMatrix.read($0) }
             let slice = try SensitivitySlice(source: source, statistics: statistics, text: eval, context: ctx, chunks: chunks, addBOS: addBOS,
                                              importance: importance)
-            let wanted = candidateNames.map { SensitivityCandidate(name: $0)! }
+            let wanted = try SensitivityCandidate.list(candidates)
             let cached = try out.flatMap { FileSystem.kind(of: $0) == .file ? try SensitivityTable.read($0) : nil }
             let analysis = try SensitivityAnalysis(source: source, importance: importance, statistics: statistics, threads: threads)
             let bar = ProgressBar(enabled: !json, verbose: false)
@@ -69,12 +65,7 @@ struct Sensitivity: ParsableCommand {
             }
             bar.finish()
             if let out { try table.write(out) }
-            var weighted = Set<String>()
-            if let statistics {
-                for t in analysis.tensors {
-                    if let input = statistics.input(feeding: t.name), input.columns == t.dimensions[0], try statistics.gram(input) != nil { weighted.insert(t.name) }
-                }
-            }
+            let weighted = try analysis.gramWeighted()
             let shown = wanted.map(\.description)
             if let svg {
                 let chart = BarChart(title: "Sensitivity of \(model)", categories: table.tensors,
@@ -89,6 +80,18 @@ struct Sensitivity: ParsableCommand {
             } else {
                 print(SensitivityReport.text(table, candidates: shown, weighted: weighted, slice: slice, seconds: seconds))
             }
+        }
+    }
+}
+
+extension SensitivityCandidate {
+    /// A comma-separated `--candidates` list, refusing the first name that is not a candidate.
+    static func list(_ text: String) throws -> [SensitivityCandidate] {
+        try text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { name in
+            guard let candidate = SensitivityCandidate(name: name) else {
+                throw ValidationError("--candidates: '\(name)' is not a type Quanta writes (e.g. Q4_K) or TYPE+gptq")
+            }
+            return candidate
         }
     }
 }

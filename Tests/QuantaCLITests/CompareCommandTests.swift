@@ -133,7 +133,7 @@ final class CompareCommandTests: XCTestCase {
         let timed = try XCTUnwrap(try ComparisonReport.read(folder + "/single/report.json").rows.first { $0.scheme == "Q4_K_S" })
         XCTAssertGreaterThan(timed.quantizeSeconds, 0)
         XCTAssertGreaterThan(timed.peakMemoryBytes, 1_000_000)
-        XCTAssertEqual(plain.bytes, try XCTUnwrap(timed.bytes))
+        XCTAssertEqual(plain.bytes, timed.bytes)
         XCTAssertTrue(single.schemes.first { $0.name == "Q4_K_S" }!.recipe.hasPrefix("# quanta recipe"))
         let md = String(decoding: try FileSystem.read(folder + "/single/report.md"), as: UTF8.self)
         XCTAssertTrue(md.contains("| ★ | rtn:Q4_0 | — | fp32 |"), md)
