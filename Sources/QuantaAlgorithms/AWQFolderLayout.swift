@@ -19,6 +19,17 @@ public struct AWQFolderLayout: CheckpointLayout {
         }
     }
 
+    /// AutoAWQ's loaders take one grid for every linear.
+    public var mixesGrids: Bool { false }
+
+    public var fusesLinears: Bool { true }
+
+    public func storedTensors(prefix: String, rows: Int, columns: Int, grid: GridScheme) -> [(name: String, dtype: DType, shape: [Int])]? {
+        guard grid.bits == AWQLayout.bits, grid.groupSize > 0, rows % 8 == 0, columns % grid.groupSize == 0 else { return nil }
+        let groups = columns / grid.groupSize
+        return [(prefix + ".qweight", .i32, [columns, rows / 8]), (prefix + ".qzeros", .i32, [groups, rows / 8]), (prefix + ".scales", .f16, [groups, rows])]
+    }
+
     public func entries(prefix: String, _ layer: SolvedLinear, bits: Int) throws -> [SafetensorsWriter.Entry] {
         let (rows, columns, groups) = (layer.rows, layer.columns, layer.groups)
         guard rows % 8 == 0, groups > 0, columns % groups == 0, layer.contiguousGroups(of: columns / groups) else {

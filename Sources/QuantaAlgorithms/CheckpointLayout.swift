@@ -34,6 +34,40 @@ public struct CheckpointSettings: Sendable {
     public var maxDamp: Double
     /// Statistics file or calibration text.
     public var calibration: String?
+    /// Per decoder linear (its Hugging Face module path, "model.layers.0.mlp.down_proj"), the
+    /// grid it is stored on, nil when kept in f16. Empty: every linear on `grid`.
+    public var modules: [(prefix: String, grid: GridScheme?)] = []
+    /// The recipe that reproduces the folder (YAML), kept in the config's `meta`.
+    public var recipe: String?
+
+    /// The modules whose grid differs from `grid` (nil: kept in f16), in order.
+    public var overrides: [(prefix: String, grid: GridScheme?)] {
+        let base = GridScheme(bits: grid.bits, groupSize: grid.groupSize, symmetric: grid.symmetric)
+        return modules.filter { $0.grid != base }
+    }
+}
+
+/// The linears vLLM fuses into one layer (q/k/v into qkv_proj, gate/up into gate_up_proj): a
+/// mixed checkpoint gives each such set one grid, and its patterns name the fused layer too.
+public enum FusedLinears {
+    static let sets: [(members: [String], fused: String)] = [(["q_proj", "k_proj", "v_proj"], "qkv_proj"), (["gate_proj", "up_proj"], "gate_up_proj")]
+
+    /// The fused layer and its members for a module path ("model.layers.0.self_attn.k_proj" ->
+    /// ("model.layers.0.self_attn", ["q_proj", "k_proj", "v_proj"], "qkv_proj")); nil when it is not fused.
+    public static func set(of prefix: String) -> (parent: String, members: [String], fused: String)? {
+        guard let dot = prefix.lastIndex(of: ".") else { return nil }
+        let leaf = String(prefix[prefix.index(after: dot)...])
+        guard let set = sets.first(where: { $0.members.contains(leaf) }) else { return nil }
+        return (String(prefix[..<dot]), set.members, set.fused)
+    }
+
+    /// A Python regex matching the module path exactly, or for a fused set member every member
+    /// and the fused layer ("^model\.layers\.0\.self_attn\.(q_proj|k_proj|v_proj|qkv_proj)$").
+    public static func pattern(_ prefix: String) -> String {
+        func escaped(_ s: String) -> String { s.replacingOccurrences(of: ".", with: "\\.") }
+        guard let set = set(of: prefix) else { return "^" + escaped(prefix) + "$" }
+        return "^" + escaped(set.parent) + "\\.(" + (set.members + [set.fused]).joined(separator: "|") + ")$"
+    }
 }
 
 /// A folder layout for integer-grid weights (GPTQModel's, MLX's): how one solved linear is
@@ -46,12 +80,27 @@ public protocol CheckpointLayout: Sendable {
     var defaultGroupSize: Int { get }
     /// Throws (naming the option) when the layout cannot store such weights.
     func check(_ grid: AffineQuantizer.Options, actOrder: Bool) throws
+    /// Names, dtypes and shapes of the tensors `entries` stores for one linear `prefix`
+    /// `[rows(out), columns(in)]` on `grid`; nil when the layout cannot store that shape on it.
+    func storedTensors(prefix: String, rows: Int, columns: Int, grid: GridScheme) -> [(name: String, dtype: DType, shape: [Int])]?
+    /// Whether one folder may hold linears on different grids (and linears kept in f16).
+    var mixesGrids: Bool { get }
+    /// Whether its loaders fuse q/k/v and gate/up (`FusedLinears`), which must then share a grid.
+    var fusesLinears: Bool { get }
     /// The stored tensors of one linear `prefix` ("model.layers.0.mlp.down_proj").
     func entries(prefix: String, _ layer: SolvedLinear, bits: Int) throws -> [SafetensorsWriter.Entry]
     /// The weight `[rows, columns]` a reader decodes from the stored form (f16 parameters).
     func decode(_ layer: SolvedLinear) -> [Float]
     /// Members config.json gets (replacing any of the same name) and extra JSON files.
     func configuration(_ settings: CheckpointSettings) -> (config: [(String, JSONValue)], files: [(name: String, json: JSONValue)])
+}
+
+extension CheckpointLayout {
+    /// Bytes the stored tensors of one linear `[rows(out), columns(in)]` take on `grid`, nil when
+    /// the layout cannot store that shape on it.
+    public func byteCount(rows: Int, columns: Int, grid: GridScheme) -> Int? {
+        storedTensors(prefix: "", rows: rows, columns: columns, grid: grid)?.reduce(0) { $0 + $1.shape.reduce($1.dtype.byteSize, *) }
+    }
 }
 
 /// The registry of checkpoint layouts.

@@ -23,6 +23,20 @@ public struct CompressedTensorsFolderLayout: CheckpointLayout {
         }
     }
 
+    public var mixesGrids: Bool { true }
+
+    public var fusesLinears: Bool { true }
+
+    public func storedTensors(prefix: String, rows: Int, columns: Int, grid: GridScheme) -> [(name: String, dtype: DType, shape: [Int])]? {
+        let bits = grid.bits, groups = grid.groups(columns: columns)
+        guard CompressedTensorsLayout.supportedBits.contains(bits), columns * bits % 32 == 0, rows * bits % 32 == 0,
+              grid.groupSize == -1 || columns % grid.groupSize == 0 else { return nil }
+        var stored: [(name: String, dtype: DType, shape: [Int])] = [(prefix + ".weight_packed", .i32, [rows, columns * bits / 32]),
+                                                                   (prefix + ".weight_scale", .f16, [rows, groups]), (prefix + ".weight_shape", .i64, [2])]
+        if !grid.symmetric { stored.append((prefix + ".weight_zero_point", .i32, [rows * bits / 32, groups])) }
+        return stored
+    }
+
     public func entries(prefix: String, _ layer: SolvedLinear, bits: Int) throws -> [SafetensorsWriter.Entry] {
         let (rows, columns, groups) = (layer.rows, layer.columns, layer.groups)
         guard columns * bits % 32 == 0, rows * bits % 32 == 0, groups > 0, columns % groups == 0, layer.contiguousGroups(of: columns / groups) else {
@@ -50,17 +64,36 @@ public struct CompressedTensorsFolderLayout: CheckpointLayout {
     public func decode(_ layer: SolvedLinear) -> [Float] { GPTQFolderLayout().decode(layer).map(HalfConversion.roundedToF16) }
 
     public func configuration(_ s: CheckpointSettings) -> (config: [(String, JSONValue)], files: [(name: String, json: JSONValue)]) {
-        let channel = s.grid.groupSize <= 0
-        let weights = JSONValue.object([
-            ("num_bits", .integer(Int64(s.grid.bits))), ("type", .string("int")), ("symmetric", .bool(s.grid.symmetric)),
-            ("strategy", .string(channel ? "channel" : "group")), ("group_size", channel ? .null : .integer(Int64(s.grid.groupSize))),
-            ("dynamic", .bool(false)),
-        ])
+        func weights(_ grid: GridScheme) -> JSONValue {
+            let channel = grid.groupSize <= 0
+            return .object([
+                ("num_bits", .integer(Int64(grid.bits))), ("type", .string("int")), ("symmetric", .bool(grid.symmetric)),
+                ("strategy", .string(channel ? "channel" : "group")), ("group_size", channel ? .null : .integer(Int64(grid.groupSize))),
+                ("dynamic", .bool(false)),
+            ])
+        }
+        func group(_ targets: [String], _ grid: GridScheme) -> JSONValue {
+            .object([("format", .string("pack-quantized")), ("input_activations", .null), ("output_activations", .null),
+                     ("targets", .array(targets.map { .string($0) })), ("weights", weights(grid))])
+        }
+        let base = GridScheme(bits: s.grid.bits, groupSize: s.grid.groupSize, symmetric: s.grid.symmetric)
+        var groups: [(String, JSONValue)] = [], ignore = ["lm_head"]
+        if s.overrides.isEmpty {
+            groups = [("group_0", group(["Linear"], base))]
+        } else {
+            // A mixed folder names every linear in exactly one group (no class-name targets that
+            // several groups would match); vLLM maps its fused layers through their members.
+            var grids: [GridScheme] = [], targets: [GridScheme: [String]] = [:]
+            for (prefix, grid) in s.modules {
+                guard let grid else { ignore.append(prefix); continue }
+                if targets[grid] == nil { grids.append(grid) }
+                targets[grid, default: []].append(prefix)
+            }
+            groups = grids.enumerated().map { ("group_\($0.offset)", group(targets[$0.element]!, $0.element)) }
+        }
         let quantization = JSONValue.object([
-            ("config_groups", .object([("group_0", .object([("format", .string("pack-quantized")), ("input_activations", .null),
-                                                            ("output_activations", .null), ("targets", .array([.string("Linear")])),
-                                                            ("weights", weights)]))])),
-            ("format", .string("pack-quantized")), ("global_compression_ratio", .null), ("ignore", .array([.string("lm_head")])),
+            ("config_groups", .object(groups)),
+            ("format", .string("pack-quantized")), ("global_compression_ratio", .null), ("ignore", .array(ignore.map { .string($0) })),
             ("kv_cache_scheme", .null), ("quant_method", .string("compressed-tensors")), ("quantization_status", .string("compressed")),
             ("sparsity_config", .object([])),
         ])
@@ -68,6 +101,7 @@ public struct CompressedTensorsFolderLayout: CheckpointLayout {
                                            ("true_sequential", .bool(s.trueSequential)), ("act_order", .bool(s.solver.actOrder)),
                                            ("damp_used_max", .number(s.maxDamp))]
         if let calibration = s.calibration { meta.append(("calibration", .string(calibration))) }
+        if let recipe = s.recipe { meta.append(("recipe", .string(recipe))) }
         return ([("quantization_config", quantization), ("quanta", .object(meta))], [])
     }
 }

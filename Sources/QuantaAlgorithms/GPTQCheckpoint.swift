@@ -16,8 +16,78 @@ public enum GPTQCheckpoint {
         public var grid = AffineQuantizer.Options()
         public var solver = GPTQOptions()
         public var layout: CheckpointLayout = GPTQFolderLayout()
+        /// Per decoder linear (by GGUF name) what a recipe gives it; a linear not named takes
+        /// `grid` and the run's method.
+        public var assigned: [String: Assignment] = [:]
+        /// The recipe that reproduces the folder (YAML), written into its config.
+        public var recipe: String?
 
         public init() {}
+
+        /// The grid options of `spec`'s linear (nil: kept in f16) and whether GPTQ solves it
+        /// (`calibrated`: the run has statistics or calibration text).
+        func plan(_ spec: TensorSpec, calibrated: Bool) -> (grid: AffineQuantizer.Options, gptq: Bool)? {
+            switch assigned[spec.ggufName] {
+            case nil: return (grid, calibrated)
+            case .keep?: return nil
+            case let .grid(scheme, gptq)?:
+                var options = scheme.options
+                options.staticGroups = grid.staticGroups
+                options.mse = grid.mse
+                return (options, gptq && calibrated)
+            }
+        }
+
+        /// Throws, naming the tensor, when the layout cannot store what the options give a linear.
+        func check(_ specs: [TensorSpec]) throws {
+            try layout.check(grid, actOrder: solver.actOrder)
+            guard !assigned.isEmpty else { return }
+            guard layout.mixesGrids else {
+                throw QuantaError.unsupported("--format \(layout.name)", "its loaders take one grid for every linear; a recipe or target cannot mix grids in it")
+            }
+            var fusedGrid: [String: Assignment] = [:]
+            for spec in specs where quantizes(spec) {
+                let assignment = assigned[spec.ggufName]
+                if case let .grid(scheme, _)? = assignment {
+                    do {
+                        try layout.check(scheme.options, actOrder: solver.actOrder)
+                    } catch let error as QuantaError {
+                        throw QuantaError.unsupported("tensor '\(spec.ggufName)'", "\(scheme): \(error.reason)")
+                    }
+                    guard spec.shape.count == 2, layout.byteCount(rows: spec.shape[0], columns: spec.shape[1], grid: scheme) != nil else {
+                        throw QuantaError.unsupported("tensor '\(spec.ggufName)'", "\(spec.shape.map(String.init).joined(separator: " x ")) does not fit the \(layout.name) layout as \(scheme)")
+                    }
+                }
+                if layout.fusesLinears, let set = FusedLinears.set(of: GPTQCheckpoint.prefix(spec)) {
+                    let key = set.parent + "." + set.fused
+                    let base = GridScheme(bits: grid.bits, groupSize: grid.groupSize, symmetric: grid.symmetric)
+                    let grid: Assignment = switch assignment ?? .grid(base, gptq: false) {
+                    case .keep: .keep
+                    case let .grid(g, _): .grid(g, gptq: false)
+                    }
+                    if let other = fusedGrid[key], other != grid {
+                        throw QuantaError.unsupported("tensor '\(spec.ggufName)'", "vLLM fuses \(set.members.joined(separator: ", ")) into \(set.fused); a \(layout.name) folder gives them one scheme")
+                    }
+                    fusedGrid[key] = grid
+                }
+            }
+        }
+
+        /// What config.json says per module: every decoder linear's grid (nil: kept in f16).
+        func modules(_ specs: [TensorSpec]) -> [(prefix: String, grid: GridScheme?)] {
+            guard !assigned.isEmpty else { return [] }
+            return specs.filter(GPTQCheckpoint.quantizes).map { spec in
+                (GPTQCheckpoint.prefix(spec), plan(spec, calibrated: false).map { GridScheme(bits: $0.grid.bits, groupSize: $0.grid.groupSize, symmetric: $0.grid.symmetric) })
+            }
+        }
+    }
+
+    /// A recipe's choice for one linear.
+    public enum Assignment: Sendable, Equatable {
+        /// Stored unquantized (f16).
+        case keep
+        /// On this grid; solved by GPTQ when `gptq` and the run is calibrated, rounded otherwise.
+        case grid(GridScheme, gptq: Bool)
     }
 
     public struct Summary: Sendable {
@@ -33,7 +103,7 @@ public enum GPTQCheckpoint {
     static let rowsPerSlice = 64
 
     /// The weights this writer quantizes: decoder linears (not the head).
-    static func quantizes(_ spec: TensorSpec) -> Bool {
+    public static func quantizes(_ spec: TensorSpec) -> Bool {
         guard let role = spec.role.linear else { return false }
         return role != .output && spec.layer != nil
     }
@@ -43,20 +113,23 @@ public enum GPTQCheckpoint {
     public static func write(model: ModelFolder, statistics: StatisticsFile?, options: Options, to folder: String, threads: Int,
                              progress: ((Int, Int, String) -> Void)? = nil) throws -> Summary {
         let start = monotonicSeconds()
-        try options.layout.check(options.grid, actOrder: options.solver.actOrder)
-        try FolderSink.checkFree(folder)
         let config = model.config
         let specs = config.architecture.tensors(config)
+        try options.check(specs)
+        try FolderSink.checkFree(folder)
         var solved: [String: [SafetensorsWriter.Entry]] = [:]
         var maxDamp = statistics == nil ? 0 : options.solver.damp
         let cache = FactorizationCache()
         for (index, spec) in specs.enumerated() where quantizes(spec) && model.weights.contains(spec.hfName) {
             progress?(index + 1, specs.count, spec.hfName)
+            guard let (grid, gptq) = options.plan(spec, calibrated: statistics != nil) else { continue }
+            var tensorOptions = options
+            tensorOptions.grid = grid
             let tensor = try model.weights.floatTensor(spec.hfName)
             defer { model.weights.release(spec.hfName) }
             let (rows, columns) = (tensor.shape[0], tensor.shape[1])
             let layer: SolvedLinear
-            if let statistics {
+            if gptq, let statistics {
                 guard let input = statistics.input(feeding: spec.ggufName) else {
                     throw QuantaError.malformed(statistics.path, "no statistics for the input of '\(spec.ggufName)'")
                 }
@@ -65,15 +138,16 @@ public enum GPTQCheckpoint {
                 }) else {
                     throw QuantaError(.invalidArgument, statistics.path, "has no Gram matrix for \(input.name); GPTQ needs `quanta calibrate --hessian full`")
                 }
-                layer = try solve(tensor.storage, rows: rows, factorization: factorization, options: options, threads: threads)
+                layer = try solve(tensor.storage, rows: rows, factorization: factorization, options: tensorOptions, threads: threads)
             } else {
-                layer = try round(tensor.storage, rows: rows, columns: columns, options: options)
+                layer = try round(tensor.storage, rows: rows, columns: columns, options: tensorOptions)
             }
             maxDamp = max(maxDamp, layer.damp)
-            solved[spec.hfName] = try options.layout.entries(prefix: prefix(spec), layer, bits: options.grid.bits)
+            solved[spec.hfName] = try options.layout.entries(prefix: prefix(spec), layer, bits: grid.bits)
         }
         let settings = CheckpointSettings(grid: options.grid, solver: options.solver, method: statistics == nil ? "rtn" : "gptq",
-                                          trueSequential: false, maxDamp: maxDamp, calibration: statistics?.path)
+                                          trueSequential: false, maxDamp: maxDamp, calibration: statistics?.path,
+                                          modules: options.modules(specs), recipe: options.recipe)
         try assemble(model: model, solved: solved, settings: settings, layout: options.layout, to: folder)
         return Summary(quantized: solved.count, seconds: monotonicSeconds() - start, maxDamp: maxDamp)
     }
@@ -83,28 +157,36 @@ public enum GPTQCheckpoint {
     public static func writeSequential(source: HuggingFaceSource, sequences: [[Int32]], calibration: String, options: Options, to folder: String,
                                        threads: Int, progress: ((Int, Int) -> Void)? = nil) throws -> Summary {
         let start = monotonicSeconds()
-        try options.layout.check(options.grid, actOrder: options.solver.actOrder)
+        try options.check(source.model.config.architecture.tensors(source.model.config))
         try FolderSink.checkFree(folder)
         var solved: [String: [SafetensorsWriter.Entry]] = [:]
         let run = try SequentialGPTQ.run(source: source, sequences: sequences, options: options.solver, threads: threads, head: false,
                                          solve: { spec, values, _, factorization in
-            guard quantizes(spec), spec.shape.count == 2 else { return nil }
+            guard quantizes(spec), spec.shape.count == 2, let (grid, gptq) = options.plan(spec, calibrated: true) else { return nil }
+            var tensorOptions = options
+            tensorOptions.grid = grid
             let (rows, columns) = (spec.shape[0], spec.shape[1])
             // GPTQ's rows are independent: solve in the Hugging Face row order the folder stores.
             let heads = spec.ggufPermutationHeads
             let original = try heads.map { try RopeLayout.interleave(values, rows: rows, columns: columns, heads: $0, inverse: true) } ?? values
-            let layer = try solve(original, rows: rows, factorization: factorization, options: options, threads: threads)
-            solved[spec.hfName] = try options.layout.entries(prefix: prefix(spec), layer, bits: options.grid.bits)
+            let layer = gptq ? try solve(original, rows: rows, factorization: factorization, options: tensorOptions, threads: threads)
+                : try round(original, rows: rows, columns: columns, options: tensorOptions)
+            solved[spec.hfName] = try options.layout.entries(prefix: prefix(spec), layer, bits: grid.bits)
             let decoded = options.layout.decode(layer)
             return try heads.map { try RopeLayout.interleave(decoded, rows: rows, columns: columns, heads: $0) } ?? decoded
         }, progress: progress)
         let settings = CheckpointSettings(grid: options.grid, solver: options.solver, method: "gptq", trueSequential: true,
-                                          maxDamp: run.maxDamp, calibration: calibration)
+                                          maxDamp: run.maxDamp, calibration: calibration,
+                                          modules: options.modules(source.model.config.architecture.tensors(source.model.config)), recipe: options.recipe)
         try assemble(model: source.model, solved: solved, settings: settings, layout: options.layout, to: folder)
         return Summary(quantized: solved.count, seconds: monotonicSeconds() - start, maxDamp: run.maxDamp, run: run)
     }
 
-    static func prefix(_ spec: TensorSpec) -> String { String(spec.hfName.dropLast(".weight".count)) }
+    /// The metadata of the folder's model.safetensors.
+    public static let safetensorsMetadata = ["format": "pt", "quantizer": "quanta"]
+
+    /// The module path of a linear (its Hugging Face name without `.weight`).
+    public static func prefix(_ spec: TensorSpec) -> String { String(spec.hfName.dropLast(".weight".count)) }
 
     /// Writes the folder: the solved linears' entries, every other tensor in f16 (streamed from
     /// the model), config.json with the layout's members, the layout's files, the tokenizer.
@@ -136,8 +218,19 @@ public enum GPTQCheckpoint {
         configMembers += members
         let copies = ["tokenizer.json", "tokenizer_config.json", "generation_config.json", "special_tokens_map.json"]
             .map { (from: FileSystem.join(model.path, $0), name: $0) }.filter { FileSystem.kind(of: $0.from) == .file }
-        try FolderSink.write(to: folder, tensors: entries, metadata: ["format": "pt", "quantizer": "quanta"],
+        try FolderSink.write(to: folder, tensors: entries, metadata: safetensorsMetadata,
                              json: [("config.json", .object(configMembers))] + files, copies: copies)
+    }
+
+    /// What a GPTQ-layout folder decodes `w` (`[rows, columns]`) to on `grid`: GPTQ with
+    /// `factorization`, round-to-nearest without one.
+    public static func decodedLinear(_ w: [Float], rows: Int, columns: Int, grid: AffineQuantizer.Options, factorization: GPTQ.Factorization?,
+                                     threads: Int) throws -> [Float] {
+        var options = Options()
+        options.grid = grid
+        let layer = try factorization.map { try solve(w, rows: rows, factorization: $0, options: options, threads: threads) }
+            ?? round(w, rows: rows, columns: columns, options: options)
+        return options.layout.decode(layer)
     }
 
     /// Round-to-nearest on the grid: every group fitted from the original weights, no feedback.

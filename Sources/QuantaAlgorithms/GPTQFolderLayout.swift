@@ -22,6 +22,17 @@ public struct GPTQFolderLayout: CheckpointLayout {
         guard grid.groupSize == -1 || grid.groupSize > 0 else { throw QuantaError(.invalidArgument, "--group-size", "must be positive or -1") }
     }
 
+    public var mixesGrids: Bool { true }
+
+    public var fusesLinears: Bool { true }
+
+    public func storedTensors(prefix: String, rows: Int, columns: Int, grid: GridScheme) -> [(name: String, dtype: DType, shape: [Int])]? {
+        let bits = grid.bits, groups = grid.groups(columns: columns)
+        guard GPTQLayout.supportedBits.contains(bits), columns * bits % 32 == 0, rows * bits % 32 == 0 else { return nil }
+        return [(prefix + ".qweight", .i32, [columns * bits / 32, rows]), (prefix + ".qzeros", .i32, [groups, rows * bits / 32]),
+                (prefix + ".scales", .f16, [groups, rows]), (prefix + ".g_idx", .i32, [columns])]
+    }
+
     public func entries(prefix: String, _ layer: SolvedLinear, bits: Int) throws -> [SafetensorsWriter.Entry] {
         let (rows, columns, groups) = (layer.rows, layer.columns, layer.groups)
         guard columns * bits % 32 == 0, rows * bits % 32 == 0 else {
@@ -52,15 +63,38 @@ public struct GPTQFolderLayout: CheckpointLayout {
         var meta: [(String, JSONValue)] = [("quantizer", .array([.string("quanta:\(QuantaVersion.string)")])), ("method", .string(s.method)),
                                            ("damp_used_max", .number(s.maxDamp))]
         if let calibration = s.calibration { meta.append(("calibration", .string(calibration))) }
-        let quantization = JSONValue.object([
+        if let recipe = s.recipe { meta.append(("recipe", .string(recipe))) }
+        var members: [(String, JSONValue)] = [
             ("bits", .integer(Int64(s.grid.bits))), ("group_size", .integer(Int64(s.grid.groupSize))),
             ("desc_act", .bool(s.solver.actOrder)), ("sym", .bool(s.grid.symmetric)),
             ("static_groups", .bool(s.grid.staticGroups)), ("true_sequential", .bool(s.trueSequential)),
             ("damp_percent", .number(s.solver.damp)), ("damp_auto_increment", .number(s.solver.dampIncrement)),
             ("lm_head", .bool(false)), ("mse", .number(s.grid.mse ? 2.4 : 0)),
             ("quant_method", .string("gptq")), ("checkpoint_format", .string("gptq")), ("pack_dtype", .string("int32")),
-            ("meta", .object(meta)),
-        ])
+        ]
+        if let dynamic = dynamic(s) { members.append(("dynamic", dynamic)) }
+        members.append(("meta", .object(meta)))
+        let quantization = JSONValue.object(members)
         return ([("quantization_config", quantization)], [("quantize_config.json", quantization)])
+    }
+
+    /// GPTQModel's `dynamic`: per module (fused sets as one pattern, which vLLM matches against
+    /// its fused layers) `+:PATTERN` with the grid's bits, group size and symmetry, or `-:PATTERN`
+    /// for a linear kept in f16; loaders take the first pattern that matches from the start.
+    func dynamic(_ s: CheckpointSettings) -> JSONValue? {
+        let overrides = s.overrides
+        guard !overrides.isEmpty else { return nil }
+        var seen = Set<String>(), members: [(String, JSONValue)] = []
+        for (prefix, grid) in overrides {
+            let pattern = FusedLinears.pattern(prefix)
+            guard seen.insert(pattern).inserted else { continue }
+            if let grid {
+                members.append(("+:" + pattern, .object([("bits", .integer(Int64(grid.bits))), ("group_size", .integer(Int64(grid.groupSize))),
+                                                          ("sym", .bool(grid.symmetric))])))
+            } else {
+                members.append(("-:" + pattern, .object([])))
+            }
+        }
+        return .object(members)
     }
 }

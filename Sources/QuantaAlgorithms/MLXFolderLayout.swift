@@ -27,6 +27,18 @@ public struct MLXFolderLayout: CheckpointLayout {
         }
     }
 
+    public var mixesGrids: Bool { true }
+
+    public var fusesLinears: Bool { false }
+
+    public func storedTensors(prefix: String, rows: Int, columns: Int, grid: GridScheme) -> [(name: String, dtype: DType, shape: [Int])]? {
+        let bits = grid.bits
+        guard MLXLayout.supportedBits.contains(bits), MLXLayout.supportedGroupSizes.contains(grid.groupSize), columns * bits % 32 == 0,
+              columns % grid.groupSize == 0 else { return nil }
+        let groups = columns / grid.groupSize
+        return [(prefix + ".weight", .u32, [rows, columns * bits / 32]), (prefix + ".scales", .f16, [rows, groups]), (prefix + ".biases", .f16, [rows, groups])]
+    }
+
     public func entries(prefix: String, _ layer: SolvedLinear, bits: Int) throws -> [SafetensorsWriter.Entry] {
         let (rows, columns, groups) = (layer.rows, layer.columns, layer.groups)
         guard columns * bits % 32 == 0, groups > 0, columns % groups == 0, layer.contiguousGroups(of: columns / groups) else {
@@ -60,13 +72,22 @@ public struct MLXFolderLayout: CheckpointLayout {
     }
 
     public func configuration(_ s: CheckpointSettings) -> (config: [(String, JSONValue)], files: [(name: String, json: JSONValue)]) {
-        let quantization = JSONValue.object([("group_size", .integer(Int64(s.grid.groupSize))), ("bits", .integer(Int64(s.grid.bits))),
-                                             ("mode", .string("affine"))])
+        // Per module, as mlx-lm saves a mixed model: its grid under its path; a linear kept in
+        // f16 has no entry and no `.scales`, which mlx-lm reads as unquantized.
+        var members: [(String, JSONValue)] = [("group_size", .integer(Int64(s.grid.groupSize))), ("bits", .integer(Int64(s.grid.bits))),
+                                              ("mode", .string("affine"))]
+        for (prefix, grid) in s.overrides {
+            guard let grid else { continue }
+            members.append((prefix, .object([("group_size", .integer(Int64(grid.groupSize))), ("bits", .integer(Int64(grid.bits))),
+                                             ("mode", .string("affine"))])))
+        }
+        let quantization = JSONValue.object(members)
         var meta: [(String, JSONValue)] = [("quantizer", .string("quanta:\(QuantaVersion.string)")), ("method", .string(s.method)),
                                            ("true_sequential", .bool(s.trueSequential)), ("act_order", .bool(s.solver.actOrder)),
                                            ("sym", .bool(s.grid.symmetric)), ("damp_percent", .number(s.solver.damp)),
                                            ("damp_used_max", .number(s.maxDamp))]
         if let calibration = s.calibration { meta.append(("calibration", .string(calibration))) }
+        if let recipe = s.recipe { meta.append(("recipe", .string(recipe))) }
         return ([("quantization", quantization), ("quantization_config", quantization), ("quanta", .object(meta))], [])
     }
 }

@@ -9,27 +9,38 @@ public enum RecipeScheme: Sendable, Equatable, CustomStringConvertible {
     /// A ggml type, rounded with the importance matrix (`rtn`) or solved by GPTQ (`gptq`);
     /// `method` nil follows the recipe's method.
     case type(GGMLType, method: String?)
+    /// An integer grid of the checkpoint layouts (`w4g128`, `w3g64:asym`), rounded (`rtn`) or
+    /// solved by GPTQ (`gptq`).
+    case grid(GridScheme, method: String?)
 
-    /// Parses `skip`, `TYPE`, `TYPE+rtn` or `TYPE+gptq` (a type Quanta writes); nil otherwise.
+    /// Parses `skip`, `TYPE`, `TYPE+rtn`, `TYPE+gptq` (a type Quanta writes) or a grid with
+    /// the same suffixes (`w4g128+gptq`); nil otherwise.
     public init?(_ text: String) {
         if text == "skip" { self = .skip; return }
         let parts = text.split(separator: "+", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-        guard let type = GGMLType(name: parts[0]), type == .f16 || type == .f32 || BlockFormats.format(type)?.canQuantize == true else { return nil }
+        var method: String?
         if parts.count == 2 {
             guard Recipe.methods.contains(parts[1]) else { return nil }
-            self = .type(type, method: parts[1])
-        } else {
-            self = .type(type, method: nil)
+            method = parts[1]
         }
+        if let grid = GridScheme(parts[0]) {
+            self = .grid(grid, method: method)
+            return
+        }
+        guard let type = GGMLType(name: parts[0]), type == .f16 || type == .f32 || BlockFormats.format(type)?.canQuantize == true else { return nil }
+        self = .type(type, method: method)
     }
 
     public var description: String {
         switch self {
         case .skip: "skip"
-        case let .type(type, method?): "\(type.name)+\(method)"
-        case let .type(type, nil): type.name
+        case let .type(type, method): type.name + (method.map { "+" + $0 } ?? "")
+        case let .grid(grid, method): grid.description + (method.map { "+" + $0 } ?? "")
         }
     }
+
+    /// Whether it is an integer grid (written to checkpoint folders, not GGUF).
+    public var isGrid: Bool { if case .grid = self { true } else { false } }
 }
 
 /// A quantization recipe: which scheme each tensor gets (a base preset's rules, or a default
@@ -43,6 +54,17 @@ public enum RecipeScheme: Sendable, Equatable, CustomStringConvertible {
 ///     scheme: Q6_K          # a ggml type, TYPE+gptq / TYPE+rtn, or skip
 /// method: {name: gptq, damp: 0.01, act_order: false}
 /// calibration: {data: Calibration/calib-wiki.txt, samples: 128, seq_len: 512, seed: 0}
+/// ```
+///
+/// A checkpoint folder's recipe names its layout and uses integer grids (`wBITSgGROUP[:asym]`,
+/// with the same `+gptq` / `+rtn` suffixes) for the decoder's linears:
+///
+/// ```yaml
+/// format: gptq              # gptq, mlx or compressed-tensors
+/// default: w4g128
+/// rules:
+///   - match: 'blk\.0\.ffn_down\.weight'
+///     scheme: w8g128
 /// ```
 public struct Recipe: Sendable, Equatable {
     public struct Rule: Sendable, Equatable {
@@ -66,6 +88,8 @@ public struct Recipe: Sendable, Equatable {
 
     static let methods = ["rtn", "gptq"]
 
+    /// The output: `gguf`, or a checkpoint folder layout (`CheckpointLayouts`).
+    public var format = "gguf"
     /// The llama-quantize preset whose rules pick the types no rule matches (nil: `defaultScheme`).
     public var preset: String?
     public var defaultScheme: RecipeScheme?
@@ -74,6 +98,9 @@ public struct Recipe: Sendable, Equatable {
     public var method = "rtn"
     public var damp = 0.01
     public var actOrder = false
+    /// Integer grids: every group fitted from the original weights first; the clipping search.
+    public var staticGroups = false
+    public var mse = false
     public var calibration: Calibration?
 
     public init(preset: String? = nil, defaultScheme: RecipeScheme? = nil) {
@@ -96,6 +123,7 @@ public struct Recipe: Sendable, Equatable {
     /// The recipe as YAML, every setting explicit: what outputs embed and `parse` reads back.
     public var yaml: String {
         var lines = ["# quanta recipe (first matching rule wins)"]
+        if format != "gguf" { lines.append("format: \(format)") }
         if let preset { lines.append("preset: \(preset)") }
         if let defaultScheme { lines.append("default: \(defaultScheme)") }
         if rules.isEmpty {
@@ -111,6 +139,8 @@ public struct Recipe: Sendable, Equatable {
         lines.append("  name: \(method)")
         lines.append("  damp: \(damp)")
         lines.append("  act_order: \(actOrder)")
+        if staticGroups { lines.append("  static_groups: true") }
+        if mse { lines.append("  mse: true") }
         if let c = calibration {
             lines.append("calibration:")
             lines.append("  data: '\(c.data.replacingOccurrences(of: "'", with: "''"))'")
@@ -179,16 +209,39 @@ struct RecipeParser {
     func scheme(_ node: Node, _ what: String) throws -> RecipeScheme {
         let text = try string(node, what)
         guard let scheme = RecipeScheme(text) else {
-            throw fail(node, "\(what): unknown scheme '\(text)' (a ggml type Quanta writes such as Q4_K, TYPE+gptq, TYPE+rtn, or skip)")
+            throw fail(node, "\(what): unknown scheme '\(text)' (a ggml type Quanta writes such as Q4_K, a grid such as w4g128 or w3g64:asym, either with +gptq or +rtn, or skip)")
         }
         return scheme
+    }
+
+    /// GGUF recipes take ggml types, checkpoint recipes integer grids (and skip).
+    func checkSchemes(_ recipe: Recipe, _ root: Node) throws {
+        guard case let .mapping(map) = root else { return }
+        func node(_ key: String) -> Node? { map.first { $0.key.string == key }?.value }
+        let gguf = recipe.format == "gguf"
+        if !gguf, recipe.preset != nil { throw fail(node("preset"), "a \(recipe.format) recipe takes default: wBITSgGROUP, not a preset") }
+        if let scheme = recipe.defaultScheme, scheme != .skip, scheme.isGrid == gguf {
+            throw fail(node("default"), gguf ? "\(scheme) is an integer grid: add format: gptq, mlx or compressed-tensors" : "\(scheme) is a GGUF type; a \(recipe.format) recipe takes grids such as w4g128")
+        }
+        if recipe.defaultScheme == .skip { throw fail(node("default"), "the default scheme cannot be skip") }
+        let ruleNodes: [Node] = if case let .sequence(rules)? = node("rules") { Array(rules) } else { [] }
+        for (rule, ruleNode) in zip(recipe.rules, ruleNodes) where rule.scheme != .skip && rule.scheme.isGrid == gguf {
+            let at = (ruleNode.mapping?.first { $0.key.string == "scheme" }?.value) ?? ruleNode
+            throw fail(at, gguf ? "\(rule.scheme) is an integer grid: add format: gptq, mlx or compressed-tensors" : "\(rule.scheme) is a GGUF type; a \(recipe.format) recipe takes grids such as w4g128")
+        }
     }
 
     func recipe(_ root: Node?) throws -> Recipe {
         guard let root else { throw QuantaError.malformed(file, "the recipe is empty") }
         var recipe = Recipe()
-        for (name, _, value) in try mapping(root, "recipe", keys: ["preset", "default", "rules", "method", "calibration"]) {
+        for (name, _, value) in try mapping(root, "recipe", keys: ["format", "preset", "default", "rules", "method", "calibration"]) {
             switch name {
+            case "format":
+                let text = try string(value, "format")
+                guard text == "gguf" || CheckpointLayouts.named(text)?.mixesGrids == true else {
+                    throw fail(value, "unknown format '\(text)' (gguf, \(CheckpointLayouts.all.filter(\.mixesGrids).map(\.name).joined(separator: ", ")))")
+                }
+                recipe.format = text
             case "preset":
                 let text = try string(value, "preset")
                 guard GGUFPreset(name: text) != nil else {
@@ -217,7 +270,7 @@ struct RecipeParser {
                     recipe.rules.append(.init(pattern: pattern, scheme: scheme))
                 }
             case "method":
-                for (field, _, v) in try mapping(value, "method", keys: ["name", "damp", "act_order"]) {
+                for (field, _, v) in try mapping(value, "method", keys: ["name", "damp", "act_order", "static_groups", "mse"]) {
                     switch field {
                     case "name":
                         let text = try string(v, "method name")
@@ -229,8 +282,12 @@ struct RecipeParser {
                         guard let d = Double(try string(v, "damp")), d > 0, d < 1 else { throw fail(v, "damp must be a number between 0 and 1") }
                         recipe.damp = d
                     default:
-                        guard let flag = v.bool else { throw fail(v, "act_order must be true or false") }
-                        recipe.actOrder = flag
+                        guard let flag = v.bool else { throw fail(v, "\(field) must be true or false") }
+                        switch field {
+                        case "act_order": recipe.actOrder = flag
+                        case "static_groups": recipe.staticGroups = flag
+                        default: recipe.mse = flag
+                        }
                     }
                 }
             default:
@@ -251,6 +308,7 @@ struct RecipeParser {
         guard (recipe.preset == nil) != (recipe.defaultScheme == nil) else {
             throw fail(root, "give preset (llama-quantize's rules) or default (one scheme), one of them")
         }
+        try checkSchemes(recipe, root)
         return recipe
     }
 }

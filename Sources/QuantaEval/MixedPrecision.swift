@@ -29,10 +29,12 @@ public struct MixResult: Sendable {
 /// Per-tensor mixed precision from a sensitivity table: one candidate per tensor minimizing the
 /// summed per-tensor KLD within a byte budget (`BitAllocation`), returned as a recipe.
 public enum MixedPrecision {
-    /// `bytes(tensor, type)` is what a tensor costs under the budget's accounting (with or
-    /// without the file's alignment padding); `budget` is what the quantizable tensors may take.
+    /// Allocates over the table's tensors that `tensors` lists. `bytes(tensor, scheme)` is what a
+    /// tensor costs as `scheme` (`.skip`: as it is) under the budget's accounting (with or without
+    /// the file's alignment padding), nil when the output cannot store it so; `budget` is what
+    /// those tensors may take. The recipe is for `format` (gguf or a checkpoint layout).
     public static func allocate(table: SensitivityTable, tensors: [SourceTensor], candidates: [String], budget: Int,
-                                constraints: MixConstraints, bytes: (SourceTensor, GGMLType) -> Int) throws -> MixResult {
+                                constraints: MixConstraints, format: String = "gguf", bytes: (SourceTensor, RecipeScheme) -> Int?) throws -> MixResult {
         let byName = Dictionary(uniqueKeysWithValues: tensors.map { ($0.name, $0) })
         let pins = try constraints.pins.map { pin -> (Regex<AnyRegexOutput>, RecipeScheme) in
             do { return (try Regex(pin.pattern), pin.scheme) } catch {
@@ -42,13 +44,13 @@ public enum MixedPrecision {
         let ties = try constraints.ties.map { pattern -> Regex<AnyRegexOutput> in
             do { return try Regex(pattern) } catch { throw QuantaError(.invalidArgument, "--tie \(pattern)", "not a valid regular expression") }
         }
-        let minimumBits = constraints.minType.map(bitsPerWeight) ?? 0
+        let minimumBits = constraints.minType.map { SensitivityCandidate(type: $0).bitsPerWeight } ?? 0
         let parsed = candidates.compactMap { name in SensitivityCandidate(name: name).map { (name, $0) } }
-            .filter { bitsPerWeight($0.1.type) >= minimumBits - 1e-9 }
+            .filter { $0.1.bitsPerWeight >= minimumBits - 1e-9 }
         // Groups: tied tensors together, every other tensor alone.
         var groups: [[Int]] = []
         var tiedGroup: [Int: Int] = [:]
-        for (t, name) in table.tensors.enumerated() {
+        for (t, name) in table.tensors.enumerated() where byName[name] != nil {
             if let tie = ties.firstIndex(where: { name.contains($0) }) {
                 if let g = tiedGroup[tie] { groups[g].append(t) } else { tiedGroup[tie] = groups.count; groups.append([t]) }
             } else {
@@ -65,21 +67,22 @@ public enum MixedPrecision {
             }
             let pinned = pins.first { pin in names.contains { $0.contains(pin.0) } }?.1
             if let pinned {
-                let type: GGMLType, label: String
-                switch pinned {
-                case .skip: (type, label) = (sources[0].type, "skip")
-                case let .type(t, _): (type, label) = (t, pinned.description)
-                }
+                let label = pinned.description
                 let drift = group.reduce(0.0) { sum, t in
                     let measured = table.kld[label]?[t] ?? 0
                     return sum + (measured.isFinite ? max(0, measured) : 0)
                 }
-                options.append(AllocationOption(label: label, bytes: sources.reduce(0) { $0 + bytes($1, type) }, drift: drift))
+                let costs = sources.map { bytes($0, pinned) }
+                guard costs.allSatisfy({ $0 != nil }) else {
+                    throw QuantaError(.invalidArgument, "tensor '\(names[0])'", "the \(format) output cannot store it as \(label) (--pin)")
+                }
+                options.append(AllocationOption(label: label, bytes: costs.reduce(0) { $0 + $1! }, drift: drift))
             } else {
                 for (name, candidate) in parsed {
                     guard let column = table.kld[name], group.allSatisfy({ column[$0].isFinite }) else { continue }
-                    options.append(AllocationOption(label: name, bytes: sources.reduce(0) { $0 + bytes($1, candidate.type) },
-                                                    drift: group.reduce(0.0) { $0 + max(0, column[$1]) }))
+                    let costs = sources.map { bytes($0, candidate.scheme) }
+                    guard costs.allSatisfy({ $0 != nil }) else { continue }
+                    options.append(AllocationOption(label: name, bytes: costs.reduce(0) { $0 + $1! }, drift: group.reduce(0.0) { $0 + max(0, column[$1]) }))
                 }
             }
             guard !options.isEmpty else {
@@ -94,7 +97,9 @@ public enum MixedPrecision {
             for t in group { choices.append((table.tensors[t], items[g].options[allocation.choices[g]].label)) }
         }
         choices.sort { table.tensors.firstIndex(of: $0.0)! < table.tensors.firstIndex(of: $1.0)! }
-        return MixResult(recipe: recipe(choices), choices: choices, bytes: allocation.bytes, predictedDrift: allocation.drift, exact: allocation.exact)
+        var recipe = recipe(choices)
+        recipe.format = format
+        return MixResult(recipe: recipe, choices: choices, bytes: allocation.bytes, predictedDrift: allocation.drift, exact: allocation.exact)
     }
 
     /// A recipe writing `choices`: the most common candidate as the default, one exact rule per other tensor.
@@ -108,7 +113,4 @@ public enum MixedPrecision {
         }
         return recipe
     }
-
-    /// Storage bits per weight of a type (block bytes × 8 / block size).
-    public static func bitsPerWeight(_ type: GGMLType) -> Double { Double(type.byteCount(dimensions: [type.blockSize]) * 8) / Double(type.blockSize) }
 }

@@ -13,29 +13,73 @@ import Glibc
 
 /// One way to store a tensor that sensitivity analysis measures: a GGUF type, rounded as
 /// llama-quantize does with the importance matrix (`Q4_K`), or solved by GPTQ through the
-/// type's blocks with the statistics' Gram matrices (`Q4_K+gptq`).
+/// type's blocks with the statistics' Gram matrices (`Q4_K+gptq`); or an integer grid of the
+/// checkpoint layouts (`w4g128`, `w3g64:asym`), rounded to nearest or solved by GPTQ
+/// (`w4g128+gptq`), measured on the decoder's linears only (the layouts keep the rest in f16).
 public struct SensitivityCandidate: Sendable, Hashable, CustomStringConvertible {
     public enum Method: String, Sendable { case rtn, gptq }
-    public let type: GGMLType
+    public enum Storage: Sendable, Hashable {
+        case gguf(GGMLType)
+        case grid(GridScheme)
+    }
+    public let storage: Storage
     public let method: Method
 
     public init(type: GGMLType, method: Method = .rtn) {
-        self.type = type
+        storage = .gguf(type)
         self.method = method
     }
 
-    /// Parses `TYPE` or `TYPE+gptq` (a ggml type Quanta writes); nil otherwise.
+    public init(grid: GridScheme, method: Method = .rtn) {
+        storage = .grid(grid)
+        self.method = method
+    }
+
+    /// Parses `TYPE`, `TYPE+gptq` (a ggml type Quanta writes), `wBgG[:asym]` or `wBgG[:asym]+gptq`; nil otherwise.
     public init?(name: String) {
         let parts = name.split(separator: "+", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
-        guard let type = GGMLType(name: parts[0]), BlockFormats.format(type)?.canQuantize == true || type == .f16 else { return nil }
+        let method: Method
         switch parts.count == 2 ? parts[1].lowercased() : "rtn" {
-        case "rtn": self.init(type: type)
-        case "gptq": self.init(type: type, method: .gptq)
+        case "rtn": method = .rtn
+        case "gptq": method = .gptq
         default: return nil
+        }
+        if let grid = GridScheme(parts[0]) {
+            self.init(grid: grid, method: method)
+            return
+        }
+        guard let type = GGMLType(name: parts[0]), BlockFormats.format(type)?.canQuantize == true || type == .f16 else { return nil }
+        self.init(type: type, method: method)
+    }
+
+    /// The GGUF type (nil for a grid).
+    public var type: GGMLType? { if case let .gguf(type) = storage { type } else { nil } }
+    /// The integer grid (nil for a GGUF type).
+    public var grid: GridScheme? { if case let .grid(grid) = storage { grid } else { nil } }
+
+    public var description: String {
+        let base = switch storage {
+        case let .gguf(type): type.name
+        case let .grid(grid): grid.description
+        }
+        return method == .rtn ? base : base + "+gptq"
+    }
+
+    /// The recipe scheme that writes this candidate.
+    public var scheme: RecipeScheme {
+        switch storage {
+        case let .gguf(type): .type(type, method: method.rawValue)
+        case let .grid(grid): .grid(grid, method: method.rawValue)
         }
     }
 
-    public var description: String { method == .rtn ? type.name : "\(type.name)+gptq" }
+    /// Storage bits per weight (a grid counts its f16 scale, and zero point when asymmetric, per group of 128 when per row).
+    public var bitsPerWeight: Double {
+        switch storage {
+        case let .gguf(type): Double(type.byteCount(dimensions: [type.blockSize]) * 8) / Double(type.blockSize)
+        case let .grid(grid): Double(grid.bits) + Double(16 + (grid.symmetric ? 0 : grid.bits)) / Double(grid.groupSize > 0 ? grid.groupSize : 4096)
+        }
+    }
 
     /// The default set: the k-quants, IQ4_XS and Q8_0.
     public static let defaults: [SensitivityCandidate] = [.q2_K, .q3_K, .iq4_XS, .q4_K, .q5_K, .q6_K, .q8_0].map { SensitivityCandidate(type: $0) }
@@ -92,6 +136,7 @@ public final class SensitivityAnalysis {
         var results = Dictionary(uniqueKeysWithValues: missing.map { ($0.description, [Double](repeating: .nan, count: tensors.count)) })
         var proxies = results
         let quantizers = try missing.map { try quantizer($0) }
+        let factorizations = FactorizationCache()
         var done = 0
         let total = tensors.count * missing.count
         var layer = 0  // the block whose input `current` holds
@@ -113,10 +158,7 @@ public final class SensitivityAnalysis {
             let gram = try proxyGram(tensor)
             for (c, candidate) in missing.enumerated() {
                 defer { done += 1; progress?(done, total) }
-                guard tensor.dimensions[0] % candidate.type.blockSize == 0 else { continue }
-                let planned = PlannedTensor(name: tensor.name, dimensions: tensor.dimensions, sourceType: tensor.type, type: candidate.type)
-                let bytes = try values.withUnsafeBufferPointer { try quantizers[c].quantize(planned, $0) }
-                let restored = try bytes.withUnsafeBytes { try Quantization.dequantize(candidate.type, $0, count: values.count) }
+                guard let restored = try restore(tensor, values, candidate, quantizers[c], factorizations: factorizations) else { continue }
                 proxies[candidate.description]![t] = proxy(values, restored, columns: tensor.dimensions[0], gram: gram)
                 let kld: Double
                 switch tensor.role {
@@ -151,7 +193,40 @@ public final class SensitivityAnalysis {
         return table
     }
 
-    func quantizer(_ candidate: SensitivityCandidate) throws -> TensorQuantizer {
+    /// The values `tensor` decodes to as `candidate`; nil when the candidate cannot store it
+    /// (blocks or groups that do not divide its rows; a grid on a tensor other than a decoder linear).
+    func restore(_ tensor: SourceTensor, _ values: [Float], _ candidate: SensitivityCandidate, _ quantizer: TensorQuantizer?,
+                 factorizations: FactorizationCache) throws -> [Float]? {
+        switch candidate.storage {
+        case let .gguf(type):
+            guard tensor.dimensions[0] % type.blockSize == 0, let quantizer else { return nil }
+            let planned = PlannedTensor(name: tensor.name, dimensions: tensor.dimensions, sourceType: tensor.type, type: type)
+            let bytes = try values.withUnsafeBufferPointer { try quantizer.quantize(planned, $0) }
+            return try bytes.withUnsafeBytes { try Quantization.dequantize(type, $0, count: values.count) }
+        case let .grid(grid):
+            // GGUF layout rows (q/k permuted for RoPE) quantize as the folder's: rows are independent.
+            let (columns, rows) = (tensor.dimensions[0], tensor.dimensions[1])
+            guard tensor.role?.linear != nil, tensor.role != .output, tensor.layer != nil,
+                  grid.groupSize == -1 || columns % grid.groupSize == 0 else { return nil }
+            var factorization: GPTQ.Factorization?
+            if candidate.method == .gptq {
+                guard let statistics, let input = statistics.input(feeding: tensor.name), input.columns == columns else {
+                    throw QuantaError(.invalidArgument, "candidate \(candidate)", "no statistics for the input of '\(tensor.name)'")
+                }
+                factorization = try factorizations.factorization(input.name, layer: input.layer) {
+                    try statistics.gram(input).map { try GPTQ.factorize(gram: $0, columns: columns, options: GPTQOptions()) }
+                }
+                guard factorization != nil else {
+                    throw QuantaError(.invalidArgument, statistics.path, "has no Gram matrix for \(input.name); GPTQ candidates need `quanta calibrate --hessian full`")
+                }
+            }
+            return try GPTQCheckpoint.decodedLinear(values, rows: rows, columns: columns, grid: grid.options, factorization: factorization,
+                                                    threads: threads)
+        }
+    }
+
+    func quantizer(_ candidate: SensitivityCandidate) throws -> TensorQuantizer? {
+        guard candidate.type != nil else { return nil }
         switch candidate.method {
         case .rtn: return RoundToNearest(importance: importance, threads: threads)
         case .gptq:

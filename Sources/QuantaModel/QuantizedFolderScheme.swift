@@ -3,59 +3,141 @@ import QuantaFormats
 import QuantaIO
 
 /// How a Hugging Face folder's linears are quantized, from its config.json: GPTQ v1
-/// (`quantization_config.quant_method` "gptq"), AutoAWQ GEMM ("awq") or MLX affine
-/// (`quantization` with `bits` and `group_size`). nil for an unquantized folder.
-public enum QuantizedFolderScheme: Sendable, Equatable {
-    case gptq(bits: Int)
-    case mlx(bits: Int, groupSize: Int)
-    case awq(groupSize: Int)
-    /// compressed-tensors pack-quantized; `groupSize` nil for the channel strategy.
-    case compressedTensors(bits: Int, groupSize: Int?)
+/// (`quantization_config.quant_method` "gptq", with GPTQModel's per-module `dynamic`), AutoAWQ
+/// GEMM ("awq"), MLX affine (`quantization` with `bits` and `group_size`, and per-module entries)
+/// or compressed-tensors pack-quantized (one or more config groups). nil for an unquantized folder.
+public struct QuantizedFolderScheme: Sendable, Equatable {
+    public enum Kind: Sendable, Equatable {
+        case gptq(bits: Int)
+        case mlx(bits: Int, groupSize: Int)
+        case awq(groupSize: Int)
+        /// compressed-tensors pack-quantized; `groupSize` nil for the channel strategy.
+        case compressedTensors(bits: Int, groupSize: Int?)
+    }
+
+    /// How a per-module entry names its modules.
+    enum Match: Sendable, Equatable {
+        /// The module path itself.
+        case exact(String)
+        /// A regex matched from the start of the path (Python's `re.match`: GPTQModel's
+        /// `dynamic` keys, compressed-tensors' `re:` targets).
+        case prefix(String)
+        /// Every module (compressed-tensors' `Linear` target).
+        case all
+
+        func matches(_ path: String) -> Bool {
+            switch self {
+            case let .exact(name): name == path
+            case let .prefix(pattern): (try? Regex(pattern)).map { (try? $0.prefixMatch(in: path)) != nil } ?? false
+            case .all: true
+            }
+        }
+    }
+
+    /// The kind of the modules no entry names.
+    public let kind: Kind
+    /// Per-module kinds (nil: stored unquantized), the first match winning.
+    let overrides: [(match: Match, kind: Kind?)]
+
+    public static func == (a: Self, b: Self) -> Bool {
+        a.kind == b.kind && a.overrides.map(\.match) == b.overrides.map(\.match) && a.overrides.map(\.kind) == b.overrides.map(\.kind)
+    }
 
     public init?(_ model: ModelFolder) throws {
         let json = model.files.configJSON
+        let file = "\(model.path)/config.json"
         if let mlx = json["quantization"] {
-            guard let bits = mlx["bits"]?.intValue, let group = mlx["group_size"]?.intValue,
-                  MLXLayout.supportedBits.contains(bits), group > 0, group <= 1 << 20 else {
-                throw QuantaError.unsupported("\(model.path)/config.json", "quantization \(mlx.serialized()) is not an MLX affine layout Quanta reads")
+            func kind(_ entry: JSONValue, _ what: String) throws -> Kind {
+                guard let bits = entry["bits"]?.intValue, let group = entry["group_size"]?.intValue,
+                      MLXLayout.supportedBits.contains(bits), group > 0, group <= 1 << 20 else {
+                    throw QuantaError.unsupported(file, "\(what) \(entry.serialized()) is not an MLX affine layout Quanta reads")
+                }
+                if let mode = entry["mode"]?.stringValue, mode != "affine" {
+                    throw QuantaError.unsupported(file, "MLX quantization mode '\(mode)' is not read (affine is)")
+                }
+                return .mlx(bits: bits, groupSize: group)
             }
-            if let mode = mlx["mode"]?.stringValue, mode != "affine" {
-                throw QuantaError.unsupported("\(model.path)/config.json", "MLX quantization mode '\(mode)' is not read (affine is)")
+            let base = try kind(mlx, "quantization")
+            var overrides: [(Match, Kind?)] = []
+            for (name, entry) in mlx.objectValue ?? [] {
+                switch entry {
+                case .object: overrides.append((.exact(name), try kind(entry, "quantization.\(name)")))
+                case .bool(false): overrides.append((.exact(name), nil))
+                default: continue
+                }
             }
-            self = .mlx(bits: bits, groupSize: group)
+            self.init(kind: base, overrides: overrides)
         } else if let ct = json["quantization_config"], ct["quant_method"]?.stringValue == "compressed-tensors" {
             let groups = ct["config_groups"]?.objectValue ?? []
-            guard ct["format"]?.stringValue == "pack-quantized", groups.count == 1, let weights = groups[0].1["weights"],
-                  let bits = weights["num_bits"]?.intValue, CompressedTensorsLayout.supportedBits.contains(bits),
-                  weights["type"]?.stringValue ?? "int" == "int", let strategy = weights["strategy"]?.stringValue, ["group", "channel"].contains(strategy) else {
-                throw QuantaError.unsupported("\(model.path)/config.json", "quantization_config \(ct.serialized()) is not a pack-quantized int scheme Quanta reads (one group, 4 or 8 bits, group or channel)")
+            guard ct["format"]?.stringValue == "pack-quantized", !groups.isEmpty, groups.count <= 4096 else {
+                throw QuantaError.unsupported(file, "quantization_config \(ct.serialized()) is not a pack-quantized int scheme Quanta reads (groups of 4 or 8 bits, group or channel)")
             }
-            let group = strategy == "group" ? weights["group_size"]?.intValue : nil
-            if strategy == "group" && !(1...(1 << 20)).contains(group ?? 0) {
-                throw QuantaError.malformed("\(model.path)/config.json", "group strategy without a positive group_size")
+            var overrides: [(Match, Kind?)] = []
+            for name in ct["ignore"]?.arrayValue ?? [] {
+                guard let name = name.stringValue else { continue }
+                overrides.append((name.hasPrefix("re:") ? .prefix(String(name.dropFirst(3))) : .exact(name), nil))
             }
-            self = .compressedTensors(bits: bits, groupSize: group)
+            for (groupName, group) in groups {
+                guard let weights = group["weights"], let bits = weights["num_bits"]?.intValue, CompressedTensorsLayout.supportedBits.contains(bits),
+                      weights["type"]?.stringValue ?? "int" == "int", let strategy = weights["strategy"]?.stringValue, ["group", "channel"].contains(strategy),
+                      let targets = group["targets"]?.arrayValue, !targets.isEmpty else {
+                    throw QuantaError.unsupported(file, "config group \(groupName) \(group.serialized()) is not a pack-quantized int scheme Quanta reads (4 or 8 bits, group or channel, targets)")
+                }
+                let size = strategy == "group" ? weights["group_size"]?.intValue : nil
+                if strategy == "group" && !(1...(1 << 20)).contains(size ?? 0) {
+                    throw QuantaError.malformed(file, "config group \(groupName): group strategy without a positive group_size")
+                }
+                for target in targets {
+                    guard let target = target.stringValue else { throw QuantaError.malformed(file, "config group \(groupName): targets must be strings") }
+                    let match: Match = target == "Linear" ? .all : target.hasPrefix("re:") ? .prefix(String(target.dropFirst(3))) : .exact(target)
+                    overrides.append((match, .compressedTensors(bits: bits, groupSize: size)))
+                }
+            }
+            // Names and regexes before the class-name target, as vLLM matches them.
+            let named = overrides.filter { $0.0 != .all }, classWide = overrides.filter { $0.0 == .all }
+            self.init(kind: classWide.first?.1 ?? named.first { $0.1 != nil }?.1 ?? .compressedTensors(bits: 4, groupSize: nil), overrides: named)
         } else if let awq = json["quantization_config"], awq["quant_method"]?.stringValue == "awq" {
             guard awq["bits"]?.intValue == AWQLayout.bits, let group = awq["group_size"]?.intValue, group > 0, group <= 1 << 20,
                   (awq["version"]?.stringValue ?? "gemm").lowercased() == "gemm" else {
-                throw QuantaError.unsupported("\(model.path)/config.json", "quantization_config \(awq.serialized()) is not an AWQ GEMM layout Quanta reads (4 bits, groups)")
+                throw QuantaError.unsupported(file, "quantization_config \(awq.serialized()) is not an AWQ GEMM layout Quanta reads (4 bits, groups)")
             }
-            self = .awq(groupSize: group)
+            self.init(kind: .awq(groupSize: group), overrides: [])
         } else if let gptq = json["quantization_config"], let method = gptq["quant_method"]?.stringValue {
             guard method == "gptq", let bits = gptq["bits"]?.intValue, GPTQLayout.supportedBits.contains(bits) else {
-                throw QuantaError.unsupported("\(model.path)/config.json", "quantization_config \(method) with bits \(gptq["bits"]?.serialized() ?? "none") is not read (gptq with 2, 3, 4 or 8 bits is)")
+                throw QuantaError.unsupported(file, "quantization_config \(method) with bits \(gptq["bits"]?.serialized() ?? "none") is not read (gptq with 2, 3, 4 or 8 bits is)")
             }
             if let format = gptq["checkpoint_format"]?.stringValue, format != "gptq" {
-                throw QuantaError.unsupported("\(model.path)/config.json", "GPTQ checkpoint_format '\(format)' is not read (gptq v1 is)")
+                throw QuantaError.unsupported(file, "GPTQ checkpoint_format '\(format)' is not read (gptq v1 is)")
             }
-            self = .gptq(bits: bits)
+            var overrides: [(Match, Kind?)] = []
+            for (key, entry) in gptq["dynamic"]?.objectValue ?? [] {
+                let negative = key.hasPrefix("-:")
+                let pattern = key.hasPrefix("-:") || key.hasPrefix("+:") ? String(key.dropFirst(2)) : key
+                guard (try? Regex(pattern)) != nil else { throw QuantaError.malformed(file, "dynamic key '\(key)' is not a regular expression Quanta reads") }
+                if negative { overrides.append((.prefix(pattern), nil)); continue }
+                let b = entry["bits"]?.intValue ?? bits
+                guard GPTQLayout.supportedBits.contains(b) else { throw QuantaError.unsupported(file, "dynamic '\(key)': bits \(b) is not read (2, 3, 4 or 8)") }
+                overrides.append((.prefix(pattern), .gptq(bits: b)))
+            }
+            self.init(kind: .gptq(bits: bits), overrides: overrides)
         } else {
             return nil
         }
     }
 
+    init(kind: Kind, overrides: [(match: Match, kind: Kind?)]) {
+        self.kind = kind
+        self.overrides = overrides
+    }
+
+    /// The kind of the module at `path` ("model.layers.0.mlp.down_proj"); nil when stored unquantized.
+    public func kind(of path: String) -> Kind? {
+        for entry in overrides where entry.match.matches(path) { return entry.kind }
+        return kind
+    }
+
     public var bits: Int {
-        switch self {
+        switch kind {
         case let .gptq(bits), let .mlx(bits, _): bits
         case .awq: AWQLayout.bits
         case let .compressedTensors(bits, _): bits
@@ -68,7 +150,8 @@ public enum QuantizedFolderScheme: Sendable, Equatable {
         guard name.hasSuffix(".weight") else { return nil }
         let prefix = String(name.dropLast(".weight".count))
         let weights = model.weights
-        switch self {
+        guard let kind = kind(of: prefix) else { return nil }
+        switch kind {
         case let .gptq(bits):
             guard weights.contains(prefix + ".qweight") else { return nil }
             return try GPTQLayout.dequantize(

@@ -230,9 +230,9 @@ public struct Inspection: Sendable {
                 lines.append("  \(key.padded(width))  \(value.type.name.padded(6))  \(value.summary())")
             }
         }
-        if let recipe = metadata.first(where: { $0.0 == "quanta.recipe" }), case let .string(text) = recipe.1 {
+        if let recipe = metadata.first(where: { ["quanta.recipe", "quantization.meta.recipe"].contains($0.0) }), case let .string(text) = recipe.1 {
             lines.append("")
-            lines.append("recipe (quanta.recipe):")
+            lines.append("recipe (\(recipe.0)):")
             lines += text.split(separator: "\n", omittingEmptySubsequences: false).dropLast(text.hasSuffix("\n") ? 1 : 0).map { "  " + $0 }
         }
         lines.append("")

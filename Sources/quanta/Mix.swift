@@ -7,18 +7,18 @@ import QuantaIO
 import QuantaModel
 import QuantaReport
 
-/// `quanta quantize` options for recipes and mixed precision (GGUF output).
+/// `quanta quantize` options for recipes and mixed precision (GGUF and checkpoint folders).
 struct MixOptions: ParsableArguments {
-    @Option(help: ArgumentHelp("YAML recipe: preset or default scheme, ordered rules `match: REGEX` -> `scheme: TYPE | TYPE+gptq | skip` (the first rule whose regex occurs in the tensor name wins), method and calibration settings.", valueName: "FILE"))
+    @Option(help: ArgumentHelp("YAML recipe: preset or default scheme, ordered rules `match: REGEX` -> `scheme: TYPE | TYPE+gptq | skip` (the first rule whose regex occurs in the GGUF tensor name wins), method and calibration settings. A checkpoint folder's recipe has `format: gptq|mlx|compressed-tensors` and grids (`w4g128`, `w8g64:asym`, `+gptq`).", valueName: "FILE"))
     var recipe: String?
-    @Option(name: .customLong("target-bpw"), help: "Allocate one type per tensor minimizing the measured drift at this many bits per weight (all tensors' bytes × 8 / parameters).")
+    @Option(name: .customLong("target-bpw"), help: "Allocate one scheme per tensor minimizing the measured drift at this many bits per weight (GGUF: all tensors' bytes × 8 / parameters; folders: the quantized linears' stored bytes × 8 / their parameters).")
     var targetBPW: Double?
-    @Option(name: .customLong("target-size"), help: "Allocate one type per tensor minimizing the measured drift with the whole file at most this many bytes.")
+    @Option(name: .customLong("target-size"), help: "Allocate one scheme per tensor minimizing the measured drift with the whole file (GGUF) or model.safetensors (folders) at most this many bytes.")
     var targetSize: Int?
     @Option(help: "Sensitivity slice text (default: the statistics' calibration text).") var eval: String?
     @Option(help: "Sensitivity table cache (HDF5; read when it matches, updated otherwise).") var sensitivity: String?
-    @Option(help: "Candidates of the allocation (comma-separated GGUF types, TYPE+gptq).")
-    var candidates: String = SensitivityCandidate.defaults.map(\.description).joined(separator: ",")
+    @Option(help: "Candidates of the allocation, comma-separated: GGUF types and TYPE+gptq (default \(SensitivityCandidate.defaults.map(\.description).joined(separator: ","))); for folders grids wBgG[:asym][+gptq] (default: the layout's bit widths at its group size, +gptq with --stats).")
+    var candidates: String?
     @Option(name: .customLong("min-type"), help: "No candidate with fewer bits per weight than this type.") var minType: String?
     @Option(help: ArgumentHelp("Tensors matching REGEX take SCHEME (a type, TYPE+gptq or skip) in the allocation; repeatable, first match wins.", valueName: "REGEX=SCHEME"))
     var pin: [String] = []
@@ -34,7 +34,7 @@ struct MixOptions: ParsableArguments {
         if let targetBPW, !(targetBPW > 0 && targetBPW <= 32) { throw ValidationError("--target-bpw must be in (0, 32]") }
         if let targetSize, targetSize <= 0 { throw ValidationError("--target-size must be a positive number of bytes") }
         if let minType, GGMLType(name: minType) == nil { throw ValidationError("--min-type: unknown type '\(minType)'") }
-        _ = try SensitivityCandidate.list(candidates)
+        if let candidates { _ = try SensitivityCandidate.list(candidates) }
         _ = try pins()
         guard sliceContext >= 4, sliceChunks >= 1 else { throw ValidationError("--slice-ctx must be at least 4 and --slice-chunks at least 1") }
     }
@@ -43,7 +43,7 @@ struct MixOptions: ParsableArguments {
         try pin.map { rule in
             let parts = rule.split(separator: "=", maxSplits: 1).map(String.init)
             guard parts.count == 2, !parts[0].isEmpty, let scheme = RecipeScheme(parts[1]) else {
-                throw ValidationError("--pin '\(rule)' must be REGEX=SCHEME with a type Quanta writes, TYPE+gptq or skip")
+                throw ValidationError("--pin '\(rule)' must be REGEX=SCHEME with a type Quanta writes, a grid (w4g128), TYPE+gptq or skip")
             }
             return (parts[0], scheme)
         }
@@ -98,6 +98,8 @@ struct ResolvedRecipe {
             case nil:
                 if recipe.method == "gptq" && quantizedByPreset.contains(tensor.name) { gptq.insert(tensor.name) }
             case .skip?: assigned[tensor.name] = tensor.sourceType
+            case let .grid(grid, _)?:
+                throw QuantaError(.invalidArgument, "recipe: tensor '\(tensor.name)'", "\(grid) is an integer grid; GGUF files store ggml types")
             case let .type(type, method)?:
                 guard tensor.dimensions[0] % type.blockSize == 0 else {
                     throw QuantaError(.invalidArgument, "recipe: tensor '\(tensor.name)'",
@@ -120,31 +122,25 @@ extension Quantize {
     /// The allocation for `--target-bpw` / `--target-size`: sensitivity (cached with
     /// `--sensitivity`), then the cheapest-drift candidate per tensor within the budget.
     func allocate(_ model: ModelSource, importance: ImportanceMatrix?, statistics: StatisticsFile?, options: QuantizationOptions) throws -> ResolvedRecipe {
-        guard statistics != nil || mix.eval != nil else {
-            throw QuantaError(.invalidArgument, "--target-\(mix.targetSize != nil ? "size" : "bpw")",
-                              "needs --stats (its calibration text is the sensitivity slice) or --eval TEXT")
+        let candidates = try SensitivityCandidate.list(mix.candidates ?? SensitivityCandidate.defaults.map(\.description).joined(separator: ","))
+        if let grid = candidates.first(where: { $0.type == nil }) {
+            throw ValidationError("--candidates: \(grid) is an integer grid; for GGUF give ggml types (or use --format gptq, mlx or compressed-tensors)")
         }
-        let slice = try SensitivitySlice(source: model, statistics: statistics, text: mix.eval, context: mix.sliceContext, chunks: mix.sliceChunks,
-                                         addBOS: .auto, importance: importance)
-        let candidates = try SensitivityCandidate.list(mix.candidates)
-        let cached = try mix.sensitivity.flatMap { FileSystem.kind(of: $0) == .file ? try SensitivityTable.read($0) : nil }
-        let analysis = try SensitivityAnalysis(source: model, importance: importance, statistics: statistics, threads: threads)
-        let bar = ProgressBar(enabled: !json || verbose, verbose: verbose)
-        let table = try analysis.run(chunks: slice.chunks, firstScored: mix.sliceContext / 2, candidates: candidates,
-                                     key: slice.key, reuse: cached) { done, total in bar.update(done, of: total, "sensitivity (tensor x candidate)") }
-        bar.finish()
-        if let path = mix.sensitivity { try table.write(path) }
-
-        var constraints = MixConstraints()
-        constraints.minType = mix.minType.flatMap { GGMLType(name: $0) }
-        constraints.pins = try mix.pins()
-        constraints.ties = mix.tie
+        let (analysis, table) = try sensitivityTable(model, importance: importance, statistics: statistics, candidates: candidates)
+        let constraints = try mixConstraints()
         let quantizable = Set(analysis.tensors.map(\.name))
         let fixedTensors = model.tensors.filter { !quantizable.contains($0.name) }
         let alignment = 32
         func padded(_ n: Int) -> Int { (n + alignment - 1) / alignment * alignment }
         var budget: Int
         var cost: (SourceTensor, GGMLType) -> Int
+        func schemeCost(_ tensor: SourceTensor, _ scheme: RecipeScheme) -> Int? {
+            switch scheme {
+            case .skip: cost(tensor, tensor.type)
+            case let .type(type, _): cost(tensor, type)
+            case .grid: nil
+            }
+        }
         if let bpw = mix.targetBPW {
             let parameters = model.tensors.reduce(0) { $0 + $1.elementCount }
             budget = Int((bpw * Double(parameters) / 8).rounded(.down)) - fixedTensors.reduce(0) { $0 + $1.type.byteCount(dimensions: $1.dimensions) }
@@ -158,7 +154,7 @@ extension Quantize {
         var header = 0
         for _ in 0..<6 {
             let result = try MixedPrecision.allocate(table: table, tensors: analysis.tensors, candidates: candidates.map(\.description), budget: budget - header,
-                                                     constraints: constraints, bytes: cost)
+                                                     constraints: constraints, bytes: schemeCost)
             let resolved = try ResolvedRecipe(result.recipe, model: model, options: options, mix: result)
             guard let size = mix.targetSize else { return resolved }
             var export = GGUFExport(source: model, preset: resolved.preset, options: resolved.options, importance: importance, threads: threads)
@@ -170,6 +166,33 @@ extension Quantize {
             header = max(header + alignment, fileBytes - tensorBytes)
         }
         throw QuantaError(.invalidArgument, "--target-size \(mix.targetSize!)", "no allocation fits with the file's header; raise the size")
+    }
+
+    /// The sensitivity table of `candidates` (read from and written to `--sensitivity`), and the analysis that made it.
+    func sensitivityTable(_ model: ModelSource, importance: ImportanceMatrix?, statistics: StatisticsFile?,
+                          candidates: [SensitivityCandidate]) throws -> (SensitivityAnalysis, SensitivityTable) {
+        guard statistics != nil || mix.eval != nil else {
+            throw QuantaError(.invalidArgument, "--target-\(mix.targetSize != nil ? "size" : "bpw")",
+                              "needs --stats (its calibration text is the sensitivity slice) or --eval TEXT")
+        }
+        let slice = try SensitivitySlice(source: model, statistics: statistics, text: mix.eval, context: mix.sliceContext, chunks: mix.sliceChunks,
+                                         addBOS: .auto, importance: importance)
+        let cached = try mix.sensitivity.flatMap { FileSystem.kind(of: $0) == .file ? try SensitivityTable.read($0) : nil }
+        let analysis = try SensitivityAnalysis(source: model, importance: importance, statistics: statistics, threads: threads)
+        let bar = ProgressBar(enabled: !json || verbose, verbose: verbose)
+        let table = try analysis.run(chunks: slice.chunks, firstScored: mix.sliceContext / 2, candidates: candidates,
+                                     key: slice.key, reuse: cached) { done, total in bar.update(done, of: total, "sensitivity (tensor x candidate)") }
+        bar.finish()
+        if let path = mix.sensitivity { try table.write(path) }
+        return (analysis, table)
+    }
+
+    func mixConstraints() throws -> MixConstraints {
+        var constraints = MixConstraints()
+        constraints.minType = mix.minType.flatMap { GGMLType(name: $0) }
+        constraints.pins = try mix.pins()
+        constraints.ties = mix.tie
+        return constraints
     }
 
     /// The recipe that reproduces a run without one: the preset (or `default` with --pure), an

@@ -65,11 +65,14 @@ struct Quantize: ParsableCommand {
     func validate() throws {
         if mix.recipe != nil || mix.hasTarget {
             let what = mix.recipe != nil ? "--recipe" : "a target"
-            guard format == .gguf else { throw ValidationError("\(what) writes GGUF (use --format gguf)") }
+            if let layout, !layout.mixesGrids {
+                throw ValidationError("\(what) mixes grids, which the \(layout.name) layout cannot hold (use gguf, gptq, mlx or compressed-tensors)")
+            }
             guard type == nil else { throw ValidationError("\(what) chooses the types; give no TYPE") }
             guard method == .rtn, data == nil else {
-                throw ValidationError("\(what) chooses the method per tensor (recipe method section, TYPE+gptq candidates); drop --method/--data")
+                throw ValidationError("\(what) chooses the method per tensor (recipe method section, +gptq candidates); drop --method/--data")
             }
+            guard format == .gguf || imatrix == nil else { throw ValidationError("--format \(format.rawValue) takes no --imatrix") }
         } else if format == .gguf {
             guard let type else { throw ValidationError("give the GGUF preset or type (\(GGUFPreset.allCases.map(\.rawValue).joined(separator: ", ")))") }
             guard GGUFPreset(name: type) != nil else {
@@ -347,9 +350,37 @@ extension Quantize {
         settings.grid = grid
         settings.solver = solver
         settings.layout = layout!
+        let model = try HuggingFaceSource(path: source)
+        let file = try stats.map { try StatisticsFile(path: $0) }
+        try file?.check(against: model)
+        // A recipe or an allocation chooses each linear's grid and method; GPTQ then runs on the
+        // statistics' Gram matrices, or true-sequentially on the recipe's calibration text.
+        var sequential = method == .gptq ? data.map { Calibration(path: $0, samples: samples, length: seqLen, seed: seed) } : nil
+        var statistics = file
+        var mixed: CheckpointRecipe?
+        if let recipe = try mix.loadRecipe() {
+            guard recipe.format == format.rawValue else {
+                throw QuantaError(.invalidArgument, mix.recipe!, "is a \(recipe.format) recipe; give --format \(recipe.format)")
+            }
+            mixed = try CheckpointRecipe(recipe, config: model.config)
+        } else if mix.hasTarget {
+            mixed = try allocateCheckpoint(model, statistics: file, layout: layout!)
+        }
+        if let mixed {
+            mixed.apply(to: &settings)
+            if !mixed.needsGPTQ {
+                statistics = nil
+            } else if file == nil {
+                guard let c = mixed.recipe.calibration else {
+                    throw QuantaError(.invalidArgument, mix.recipe ?? "allocation", "GPTQ tensors need --stats (with Gram matrices) or the recipe's calibration section")
+                }
+                sequential = Calibration(path: c.data, samples: c.samples, length: c.sequenceLength, seed: c.seed)
+            }
+        } else if !method.isAWQ {
+            settings.recipe = checkpointRecipe().yaml
+        }
         let bar = ProgressBar(enabled: !json || verbose, verbose: verbose)
         let summary: GPTQCheckpoint.Summary
-        let model = try HuggingFaceSource(path: source)
         var tokenizeSeconds = 0.0
         if method.isAWQ {
             let begin = monotonicSeconds()
@@ -368,18 +399,16 @@ extension Quantize {
                     printError("quanta: block \(l): " + pairs.joined(separator: "; "))
                 }
             }
-        } else if method == .gptq, let data {
+        } else if let sequential {
             let begin = monotonicSeconds()
-            let sequences = try sequences(data, tokenizer: try model.tokenizer())
+            let sequences = try sequences(sequential, tokenizer: try model.tokenizer())
             tokenizeSeconds = monotonicSeconds() - begin
-            summary = try GPTQCheckpoint.writeSequential(source: model, sequences: sequences, calibration: data, options: settings, to: output,
+            summary = try GPTQCheckpoint.writeSequential(source: model, sequences: sequences, calibration: sequential.path, options: settings, to: output,
                                                          threads: threads) { done, total in
                 bar.update(done, of: total, "blocks (GPTQ, true-sequential)")
             }
         } else {
-            let file = try stats.map { try StatisticsFile(path: $0) }
-            try file?.check(against: model)
-            summary = try GPTQCheckpoint.write(model: model.model, statistics: file, options: settings, to: output, threads: threads) { done, total, name in
+            summary = try GPTQCheckpoint.write(model: model.model, statistics: statistics, options: settings, to: output, threads: threads) { done, total, name in
                 bar.update(done, of: total, name)
             }
         }
@@ -388,18 +417,37 @@ extension Quantize {
             printError("quanta: note: a Hessian was not positive definite at damp \(fixed(damp, 4)); GPTQ raised it up to \(fixed(summary.maxDamp, 4)) (recorded in config.json)")
         }
         if verbose, let run = summary.run { printError("quanta: stages (s): \(stages(run, tokenize: tokenizeSeconds, total: summary.seconds + tokenizeSeconds).serialized())") }
-        let how = method == .rtn ? "round-to-nearest" : method == .awq ? "AWQ" : method == .awqGPTQ ? "AWQ + GPTQ" : data != nil ? "GPTQ, true-sequential" : "GPTQ"
+        var how = method == .rtn ? "round-to-nearest" : method == .awq ? "AWQ" : method == .awqGPTQ ? "AWQ + GPTQ" : data != nil ? "GPTQ, true-sequential" : "GPTQ"
+        var grids = "\(bits)-bit groups of \(grid.groupSize)"
+        var counts: [(String, Int)] = []
+        if let mixed {
+            how = (mixed.mix != nil ? "allocation" : "recipe") + (mixed.needsGPTQ ? sequential != nil ? ", GPTQ true-sequential" : ", GPTQ on --stats" : ", round-to-nearest")
+            var tally: [String: Int] = [:]
+            for assignment in mixed.assigned.values {
+                switch assignment {
+                case .keep: tally["f16", default: 0] += 1
+                case let .grid(g, gptq): tally[g.description + (gptq && mixed.needsGPTQ ? "+gptq" : ""), default: 0] += 1
+                }
+            }
+            counts = tally.sorted { $0.key < $1.key }
+            grids = "mixed grids (" + counts.map { "\($0.0) ×\($0.1)" }.joined(separator: ", ") + ")"
+        }
         if json {
             var members: [(String, JSONValue)] = [
-                ("output", .string(output)), ("format", .string(format.rawValue)), ("method", .string(method.rawValue)),
-                ("true_sequential", .bool(method == .gptq && data != nil)), ("bits", .integer(Int64(bits))),
-                ("group_size", .integer(Int64(grid.groupSize))), ("quantized", .integer(Int64(summary.quantized))),
+                ("output", .string(output)), ("format", .string(format.rawValue)), ("method", .string(mixed == nil ? method.rawValue : "mixed")),
+                ("true_sequential", .bool(sequential != nil)), ("bits", .integer(Int64(settings.grid.bits))),
+                ("group_size", .integer(Int64(settings.grid.groupSize))), ("quantized", .integer(Int64(summary.quantized))),
                 ("max_damp", .number(summary.maxDamp)), ("seconds", .number(millis(summary.seconds + tokenizeSeconds))),
             ]
+            if !counts.isEmpty { members.append(("grids", .object(counts.map { ($0.0, .integer(Int64($0.1))) }))) }
+            if let mix = mixed?.mix {
+                members.append(("predicted_kld_sum", .number(mix.predictedDrift)))
+                members.append(("allocated_bytes", .integer(Int64(mix.bytes))))
+            }
             if let run = summary.run { members.append(("stages", stages(run, tokenize: tokenizeSeconds, total: summary.seconds + tokenizeSeconds))) }
             print(JSONValue.object(members).serialized(indent: 2))
         } else {
-            print("wrote \(output): \(summary.quantized) linear layers as \(format.rawValue) \(bits)-bit groups of \(grid.groupSize) (\(how)) in \(fixed(summary.seconds, 2)) s")
+            print("wrote \(output): \(summary.quantized) linear layers as \(format.rawValue) \(grids) (\(how)) in \(fixed(summary.seconds, 2)) s")
         }
     }
 

@@ -89,7 +89,7 @@ extension SensitivityCandidate {
     static func list(_ text: String) throws -> [SensitivityCandidate] {
         try text.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.map { name in
             guard let candidate = SensitivityCandidate(name: name) else {
-                throw ValidationError("--candidates: '\(name)' is not a type Quanta writes (e.g. Q4_K) or TYPE+gptq")
+                throw ValidationError("--candidates: '\(name)' is not a type Quanta writes (e.g. Q4_K), a grid (w4g128, w3g64:asym) or either with +gptq")
             }
             return candidate
         }
