@@ -233,6 +233,13 @@ public enum GPTQCheckpoint {
         return options.layout.decode(layer)
     }
 
+    /// Round-to-nearest of `w` (`[rows, columns]`) on `grid`, before a layout packs it.
+    public static func solvedLinear(_ w: [Float], rows: Int, columns: Int, grid: AffineQuantizer.Options) throws -> SolvedLinear {
+        var options = Options()
+        options.grid = grid
+        return try round(w, rows: rows, columns: columns, options: options)
+    }
+
     /// Round-to-nearest on the grid: every group fitted from the original weights, no feedback.
     static func round(_ w: [Float], rows: Int, columns: Int, options: Options) throws -> SolvedLinear {
         var grid = try AffineQuantizer(options: options.grid, rows: rows, columns: columns)

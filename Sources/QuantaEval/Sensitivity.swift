@@ -210,7 +210,10 @@ public final class SensitivityAnalysis {
                   grid.groupSize == -1 || columns % grid.groupSize == 0 else { return nil }
             var factorization: GPTQ.Factorization?
             if candidate.method == .gptq {
-                guard let statistics, let input = statistics.input(feeding: tensor.name), input.columns == columns else {
+                guard let statistics else {
+                    throw QuantaError(.invalidArgument, "candidate \(candidate)", "GPTQ candidates need statistics with Gram matrices (--stats)")
+                }
+                guard let input = statistics.input(feeding: tensor.name), input.columns == columns else {
                     throw QuantaError(.invalidArgument, "candidate \(candidate)", "no statistics for the input of '\(tensor.name)'")
                 }
                 factorization = try factorizations.factorization(input.name, layer: input.layer) {

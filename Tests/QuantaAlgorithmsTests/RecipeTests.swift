@@ -53,29 +53,89 @@ final class RecipeTests: XCTestCase {
 
     func testErrorsNameLineAndColumn() {
         XCTAssertEqual(error("default: Q4_K\nrules:\n  - match: 'attn'\n    scheme: Q4_KK\n"),
-                       "r.yaml:4:13: scheme: unknown scheme 'Q4_KK' (a ggml type Quanta writes such as Q4_K, TYPE+gptq, TYPE+rtn, or skip)")
+                       "r.yaml:4:13: scheme: unknown scheme 'Q4_KK' (a ggml type Quanta writes such as Q4_K, a grid such as w4g128 or w3g64:asym, either with +gptq or +rtn, or skip)")
         XCTAssertEqual(error("default: Q4_K\nrules:\n  - match: 'blk\\.(0'\n    scheme: Q6_K\n"),
                        "r.yaml:3:12: match 'blk\\.(0' is not a valid regular expression")
         XCTAssertEqual(error("default: Q4_K\nrules: [\n  - match: x\n"), "r.yaml:3:3: not valid YAML: did not find expected node content")
         XCTAssertEqual(error("default: Q4_K\nrule: []\n"),
-                       "r.yaml:2:1: recipe: unknown key 'rule' (expected preset, default, rules, method, calibration)")
+                       "r.yaml:2:1: recipe: unknown key 'rule' (expected format, preset, default, rules, method, calibration)")
         XCTAssertEqual(error("preset: Q4_K_M\ndefault: Q4_K\n"), "r.yaml:1:1: give preset (llama-quantize's rules) or default (one scheme), one of them")
         XCTAssertEqual(error("default: Q4_K\nmethod: {name: awq}\n"), "r.yaml:2:16: method 'awq' is not available in recipes (rtn, gptq)")
         XCTAssertEqual(error("default: Q4_K\ncalibration: {samples: 3}\n"), "r.yaml:2:14: calibration needs data (a text file)")
         XCTAssertEqual(error(""), "r.yaml: the recipe is empty")
-        XCTAssertEqual(error("default: '+'\n"), "r.yaml:1:10: default: unknown scheme '+' (a ggml type Quanta writes such as Q4_K, TYPE+gptq, TYPE+rtn, or skip)")
+        XCTAssertEqual(error("default: '+'\n"), "r.yaml:1:10: default: unknown scheme '+' (a ggml type Quanta writes such as Q4_K, a grid such as w4g128 or w3g64:asym, either with +gptq or +rtn, or skip)")
+    }
+}
+
+/// Checkpoint recipes: a layout, integer grids, and the checks that keep grids out of GGUF recipes and types out of folders.
+final class GridRecipeTests: XCTestCase {
+    static let sample = """
+        # quanta recipe (first matching rule wins)
+        format: gptq
+        default: w4g128
+        rules:
+          - match: 'ffn_down'
+            scheme: w8g128+gptq
+          - match: 'blk\\.0\\.attn_[qkv]'
+            scheme: w3g64:asym
+          - match: 'attn_output'
+            scheme: skip
+        method:
+          name: gptq
+          damp: 0.01
+          act_order: false
+          static_groups: true
+
+        """
+
+    func testGridRecipeRoundTrips() throws {
+        let recipe = try Recipe.parse(Self.sample, file: "g.yaml")
+        XCTAssertEqual(recipe.format, "gptq")
+        XCTAssertEqual(recipe.defaultScheme, .grid(GridScheme(bits: 4, groupSize: 128), method: nil))
+        XCTAssertEqual(recipe.scheme(for: "blk.3.ffn_down.weight"), .grid(GridScheme(bits: 8, groupSize: 128), method: "gptq"))
+        XCTAssertEqual(recipe.scheme(for: "blk.0.attn_k.weight"), .grid(GridScheme(bits: 3, groupSize: 64, symmetric: false), method: nil))
+        XCTAssertEqual(recipe.scheme(for: "blk.2.attn_output.weight"), .skip)
+        XCTAssertTrue(recipe.staticGroups)
+        XCTAssertFalse(recipe.mse)
+        XCTAssertEqual(recipe.yaml, Self.sample)
+        XCTAssertEqual(try Recipe.parse(recipe.yaml, file: "again"), recipe)
+    }
+
+    func testGridsAndTypesStayInTheirFormats() {
+        func error(_ yaml: String) -> String {
+            do { _ = try Recipe.parse(yaml, file: "g.yaml"); return "no error" } catch { return "\(error)" }
+        }
+        XCTAssertEqual(error("default: w4g128\n"), "g.yaml:1:10: w4g128 is an integer grid: add format: gptq, mlx or compressed-tensors")
+        XCTAssertEqual(error("format: mlx\ndefault: w4g64\nrules:\n  - match: x\n    scheme: Q4_K\n"),
+                       "g.yaml:5:13: Q4_K is a GGUF type; a mlx recipe takes grids such as w4g128")
+        XCTAssertEqual(error("format: gptq\npreset: Q4_K_M\n"), "g.yaml:2:9: a gptq recipe takes default: wBITSgGROUP, not a preset")
+        XCTAssertEqual(error("format: awq\ndefault: w4g128\n"), "g.yaml:1:9: unknown format 'awq' (gguf, gptq, mlx, compressed-tensors)")
+        XCTAssertEqual(error("format: gptq\ndefault: w9g128\n"),
+                       "g.yaml:2:10: default: unknown scheme 'w9g128' (a ggml type Quanta writes such as Q4_K, a grid such as w4g128 or w3g64:asym, either with +gptq or +rtn, or skip)")
+        XCTAssertEqual(error("format: gptq\ndefault: skip\n"), "g.yaml:2:10: the default scheme cannot be skip")
+    }
+
+    func testGridSchemeNames() {
+        XCTAssertEqual(GridScheme("w4g128"), GridScheme(bits: 4, groupSize: 128))
+        XCTAssertEqual(GridScheme("w3g-1:asym"), GridScheme(bits: 3, groupSize: -1, symmetric: false))
+        XCTAssertEqual(GridScheme("w8g32:sym")?.description, "w8g32")
+        for bad in ["w4", "w1g128", "w9g128", "w4g0", "w4g-2", "w4g128:x", "w4g128:asym:sym", "x4g128", "wg128", ""] {
+            XCTAssertNil(GridScheme(bad), bad)
+        }
+        XCTAssertEqual(RecipeScheme("w4g128:asym+gptq"), .grid(GridScheme(bits: 4, groupSize: 128, symmetric: false), method: "gptq"))
+        XCTAssertNil(RecipeScheme("w4g128+awq"))
     }
 }
 
 /// Mutated recipes never crash the parser: each parses or fails with a located QuantaError.
 final class RecipeFuzzTests: XCTestCase {
     func testMutatedRecipesFailCleanly() {
-        let base = Array(RecipeTests.sample.utf8)
-        let alphabet = Array("-:'\"[]{}#&*!|>%@`\\ \n\tQ4_K0.9+gptqskipmatch".utf8)
+        let bases = [Array(RecipeTests.sample.utf8), Array(GridRecipeTests.sample.utf8)]
+        let alphabet = Array("-:'\"[]{}#&*!|>%@`\\ \n\tQ4_K0.9+gptqskipmatchwg-1asym".utf8)
         var rng = SeededGenerator(seed: 2026)
         var parsed = 0, failed = 0
-        for _ in 0..<3000 {
-            var bytes = base
+        for round in 0..<3000 {
+            var bytes = bases[round % 2]
             for _ in 0..<(1 + rng.below(4)) {
                 let i = rng.below(bytes.count)
                 switch rng.below(3) {
