@@ -31,6 +31,19 @@ public struct AWQOptions: Sendable {
     public var quantizer: (@Sendable (LinearRole, Int, [Float], Int, Int, [Float]) throws -> [Float])?
 
     public init() {}
+
+    /// The integer grid nearest a GGUF type (`Q4_K_M`, `IQ4_XS`...): its bits, asymmetric, groups
+    /// of its sub-block (16 for Q2_K, Q3_K and Q6_K; 32 otherwise).
+    public static func grid(nearest typeName: String) -> AffineQuantizer.Options {
+        let upper = typeName.uppercased()
+        let name = upper.hasPrefix("IQ") ? String(upper.dropFirst()) : upper
+        let bits = name.dropFirst().prefix { $0.isNumber }
+        var grid = AffineQuantizer.Options()
+        grid.bits = min(8, max(2, Int(bits) ?? 4))
+        grid.groupSize = ["Q2", "Q3", "Q6"].contains { name.hasPrefix($0 + "_K") } ? 16 : 32
+        grid.symmetric = false
+        return grid
+    }
 }
 
 /// The smoothing pairs of a llama block: a preceding operation whose output channels take 1/s

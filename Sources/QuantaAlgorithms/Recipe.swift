@@ -86,7 +86,10 @@ public struct Recipe: Sendable, Equatable {
         public init(data: String) { self.data = data }
     }
 
+    /// A scheme's method suffix.
     static let methods = ["rtn", "gptq"]
+    /// The recipe's method: AWQ rescales whole blocks, so it is the recipe's, never one tensor's.
+    static let recipeMethods = ["rtn", "gptq", "awq"]
 
     /// The output: `gguf`, or a checkpoint folder layout (`CheckpointLayouts`).
     public var format = "gguf"
@@ -94,7 +97,8 @@ public struct Recipe: Sendable, Equatable {
     public var preset: String?
     public var defaultScheme: RecipeScheme?
     public var rules: [Rule] = []
-    /// rtn or gptq.
+    /// rtn, gptq or awq (the whole model rescaled by AWQ before each tensor is rounded as its
+    /// scheme says; GGUF only).
     public var method = "rtn"
     public var damp = 0.01
     public var actOrder = false
@@ -224,6 +228,13 @@ struct RecipeParser {
             throw fail(node("default"), gguf ? "\(scheme) is an integer grid: add format: gptq, mlx or compressed-tensors" : "\(scheme) is a GGUF type; a \(recipe.format) recipe takes grids such as w4g128")
         }
         if recipe.defaultScheme == .skip { throw fail(node("default"), "the default scheme cannot be skip") }
+        if recipe.method == "awq" {
+            guard gguf else { throw fail(node("method"), "AWQ recipes write GGUF (a \(recipe.format) folder takes rtn or gptq)") }
+            let solved = ([recipe.defaultScheme].compactMap { $0 } + recipe.rules.map(\.scheme)).first {
+                if case .type(_, "gptq"?) = $0 { true } else { false }
+            }
+            if let solved { throw fail(node("method"), "an AWQ recipe rounds every tensor; \(solved) asks for GPTQ") }
+        }
         let ruleNodes: [Node] = if case let .sequence(rules)? = node("rules") { Array(rules) } else { [] }
         for (rule, ruleNode) in zip(recipe.rules, ruleNodes) where rule.scheme != .skip && rule.scheme.isGrid == gguf {
             let at = (ruleNode.mapping?.first { $0.key.string == "scheme" }?.value) ?? ruleNode
@@ -274,8 +285,8 @@ struct RecipeParser {
                     switch field {
                     case "name":
                         let text = try string(v, "method name")
-                        guard Recipe.methods.contains(text) else {
-                            throw fail(v, "method '\(text)' is not available in recipes (\(Recipe.methods.joined(separator: ", ")))")
+                        guard Recipe.recipeMethods.contains(text) else {
+                            throw fail(v, "method '\(text)' is not available in recipes (\(Recipe.recipeMethods.joined(separator: ", ")))")
                         }
                         recipe.method = text
                     case "damp":

@@ -354,4 +354,38 @@ extension SequentialAWQ {
         return (GGUFExport(source: ReplacedSource(source, replaced: replaced), preset: preset, options: options, importance: importance,
                            threads: threads, quantizer: quantizer), maxDamp)
     }
+
+    /// The model AWQ makes for one GGUF type, unrounded: every block's pairs searched with that
+    /// type's rounding (and the importance of the rescaled inputs), the scales folded into the
+    /// norms and the preceding linears, no clipping, so it computes what the original does up to
+    /// float rounding. Returns a source reading the folded fp32 weights and the importance matrix
+    /// of the rescaled inputs; sensitivity analysis measures `TYPE+awq` on it.
+    public static func transformed(source: ModelSource, type: GGMLType, sequences: [[Int32]], awq: AWQOptions, threads: Int,
+                                   progress: ((Int, Int) -> Void)? = nil) throws -> (source: ModelSource, importance: ImportanceMatrix) {
+        let config = source.config
+        let specs = config.architecture.tensors(config)
+        var awq = awq
+        awq.clip = false
+        awq.keepGram = false
+        let searchThreads = threads
+        awq.quantizer = { _, _, values, rows, columns, importance in
+            guard columns % type.blockSize == 0 else { return values }
+            let encoded = try Quantization.quantize(type, values, rowLength: columns, importance: importance, threads: searchThreads)
+            return try encoded.withUnsafeBytes { try Quantization.dequantize(type, $0, count: rows * columns) }
+        }
+        var replaced: [String: [Float]] = [:], sums: [ImatrixExport.Sums] = []
+        let head = try run(source: source, sequences: sequences, options: awq, threads: threads, onBlock: { l, weights, report in
+            sums += report.sums
+            for spec in specs where spec.layer == l {
+                switch spec.role {
+                case .attentionNorm: replaced[spec.ggufName] = weights.attentionNorm
+                case .ffnNorm: replaced[spec.ggufName] = weights.ffnNorm
+                default: if let role = spec.role.linear { replaced[spec.ggufName] = weights[linear: role] }
+                }
+            }
+        }, progress: progress)
+        let importance = ImatrixExport.matrix(sums + (head.map { [$0] } ?? []), config: config, dataset: "", chunks: sequences.count,
+                                              chunkSize: sequences.first?.count ?? 0)
+        return (ReplacedSource(source, replaced: replaced), importance)
+    }
 }

@@ -47,6 +47,10 @@ public enum MixedPrecision {
         let minimumBits = constraints.minType.map { SensitivityCandidate(type: $0).bitsPerWeight } ?? 0
         let parsed = candidates.compactMap { name in SensitivityCandidate(name: name).map { (name, $0) } }
             .filter { $0.1.bitsPerWeight >= minimumBits - 1e-9 }
+        let awq = parsed.filter { $0.1.method == .awq }.count
+        guard awq == 0 || awq == parsed.count else {
+            throw QuantaError(.invalidArgument, "--candidates", "AWQ rescales whole blocks: give only TYPE+awq candidates, or none")
+        }
         // Groups: tied tensors together, every other tensor alone.
         var groups: [[Int]] = []
         var tiedGroup: [Int: Int] = [:]
@@ -99,6 +103,7 @@ public enum MixedPrecision {
         choices.sort { table.tensors.firstIndex(of: $0.0)! < table.tensors.firstIndex(of: $1.0)! }
         var recipe = recipe(choices)
         recipe.format = format
+        if awq > 0 { recipe.method = "awq" }
         return MixResult(recipe: recipe, choices: choices, bytes: allocation.bytes, predictedDrift: allocation.drift, exact: allocation.exact)
     }
 
@@ -107,9 +112,10 @@ public enum MixedPrecision {
         var counts: [String: Int] = [:]
         for (_, c) in choices { counts[c, default: 0] += 1 }
         let common = counts.max { $0.value != $1.value ? $0.value < $1.value : $0.key > $1.key }?.key ?? "Q8_0"
-        var recipe = Recipe(defaultScheme: RecipeScheme(common))
+        func scheme(_ label: String) -> RecipeScheme? { SensitivityCandidate(name: label)?.scheme ?? RecipeScheme(label) }
+        var recipe = Recipe(defaultScheme: scheme(common))
         for (name, candidate) in choices where candidate != common {
-            recipe.rules.append(.init(pattern: Recipe.exact(name), scheme: RecipeScheme(candidate) ?? .skip))
+            recipe.rules.append(.init(pattern: Recipe.exact(name), scheme: scheme(candidate) ?? .skip))
         }
         return recipe
     }

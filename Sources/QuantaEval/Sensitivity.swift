@@ -16,8 +16,9 @@ import Glibc
 /// type's blocks with the statistics' Gram matrices (`Q4_K+gptq`); or an integer grid of the
 /// checkpoint layouts (`w4g128`, `w3g64:asym`), rounded to nearest or solved by GPTQ
 /// (`w4g128+gptq`), measured on the decoder's linears only (the layouts keep the rest in f16).
+/// `TYPE+awq` is the type rounded in the model AWQ makes for it (`SequentialAWQ.transformed`).
 public struct SensitivityCandidate: Sendable, Hashable, CustomStringConvertible {
-    public enum Method: String, Sendable { case rtn, gptq }
+    public enum Method: String, Sendable { case rtn, gptq, awq }
     public enum Storage: Sendable, Hashable {
         case gguf(GGMLType)
         case grid(GridScheme)
@@ -35,16 +36,18 @@ public struct SensitivityCandidate: Sendable, Hashable, CustomStringConvertible 
         self.method = method
     }
 
-    /// Parses `TYPE`, `TYPE+gptq` (a ggml type Quanta writes), `wBgG[:asym]` or `wBgG[:asym]+gptq`; nil otherwise.
+    /// Parses `TYPE`, `TYPE+gptq`, `TYPE+awq` (a ggml type Quanta writes), `wBgG[:asym]` or `wBgG[:asym]+gptq`; nil otherwise.
     public init?(name: String) {
         let parts = name.split(separator: "+", maxSplits: 1, omittingEmptySubsequences: false).map(String.init)
         let method: Method
         switch parts.count == 2 ? parts[1].lowercased() : "rtn" {
         case "rtn": method = .rtn
         case "gptq": method = .gptq
+        case "awq": method = .awq
         default: return nil
         }
         if let grid = GridScheme(parts[0]) {
+            guard method != .awq else { return nil }
             self.init(grid: grid, method: method)
             return
         }
@@ -62,13 +65,13 @@ public struct SensitivityCandidate: Sendable, Hashable, CustomStringConvertible 
         case let .gguf(type): type.name
         case let .grid(grid): grid.description
         }
-        return method == .rtn ? base : base + "+gptq"
+        return method == .rtn ? base : base + "+" + method.rawValue
     }
 
-    /// The recipe scheme that writes this candidate.
+    /// The recipe scheme that writes this candidate (AWQ is the recipe's method, not a scheme's).
     public var scheme: RecipeScheme {
         switch storage {
-        case let .gguf(type): .type(type, method: method.rawValue)
+        case let .gguf(type): .type(type, method: method == .awq ? nil : method.rawValue)
         case let .grid(grid): .grid(grid, method: method.rawValue)
         }
     }
@@ -94,6 +97,8 @@ public final class SensitivityAnalysis {
     public let threads: Int
     /// The quantizable tensors (llama-quantize's rules), in llama.cpp's order.
     public let tensors: [SourceTensor]
+    /// Calibration windows and search settings for `TYPE+awq` candidates.
+    public var awq: (sequences: [[Int32]], options: AWQOptions)?
 
     public init(source: ModelSource, importance: ImportanceMatrix?, statistics: StatisticsFile?, threads: Int) throws {
         self.source = source
@@ -117,7 +122,24 @@ public final class SensitivityAnalysis {
                     reuse: SensitivityTable? = nil, progress: ((Int, Int) -> Void)? = nil) throws -> SensitivityTable {
         var table = SensitivityTable(key: key, tensors: tensors.map(\.name))
         if let reuse, reuse.key == key, reuse.tensors == table.tensors { table = reuse }
-        let missing = candidates.filter { table.kld[$0.description] == nil }
+        var missing = candidates.filter { table.kld[$0.description] == nil }
+        guard !missing.isEmpty else { return table }
+        // Each TYPE+awq candidate is TYPE measured on the model AWQ makes for TYPE.
+        for candidate in missing where candidate.method == .awq {
+            guard let awq, let type = candidate.type else {
+                throw QuantaError(.invalidArgument, "candidate \(candidate)", "AWQ candidates need calibration windows (--stats)")
+            }
+            var options = awq.options
+            options.grid = AWQOptions.grid(nearest: type.name)
+            let (transformed, rescaled) = try SequentialAWQ.transformed(source: source, type: type, sequences: awq.sequences, awq: options, threads: threads)
+            let plain = SensitivityCandidate(type: type)
+            let measured = try SensitivityAnalysis(source: transformed, importance: rescaled, statistics: nil, threads: threads)
+                .run(chunks: chunks, firstScored: firstScored, candidates: [plain], key: key, progress: progress)
+            table.candidates.append(candidate.description)
+            table.kld[candidate.description] = measured.kld[plain.description]
+            table.proxy[candidate.description] = measured.proxy[plain.description]
+        }
+        missing.removeAll { $0.method == .awq }
         guard !missing.isEmpty else { return table }
         guard let T = chunks.first?.count, T > firstScored + 1, chunks.allSatisfy({ $0.count == T }) else {
             throw QuantaError(.invalidArgument, "sensitivity slice", "needs equal chunks longer than \(firstScored + 1) tokens")
@@ -231,7 +253,7 @@ public final class SensitivityAnalysis {
     func quantizer(_ candidate: SensitivityCandidate) throws -> TensorQuantizer? {
         guard candidate.type != nil else { return nil }
         switch candidate.method {
-        case .rtn: return RoundToNearest(importance: importance, threads: threads)
+        case .rtn, .awq: return RoundToNearest(importance: importance, threads: threads)
         case .gptq:
             guard let statistics, let importance else {
                 throw QuantaError(.invalidArgument, "candidate \(candidate)", "GPTQ candidates need statistics with Gram matrices (--stats)")

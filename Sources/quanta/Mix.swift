@@ -124,7 +124,11 @@ extension Quantize {
     func allocate(_ model: ModelSource, importance: ImportanceMatrix?, statistics: StatisticsFile?, options: QuantizationOptions) throws -> ResolvedRecipe {
         let candidates = try SensitivityCandidate.list(mix.candidates ?? SensitivityCandidate.defaults.map(\.description).joined(separator: ","))
         if let grid = candidates.first(where: { $0.type == nil }) {
-            throw ValidationError("--candidates: \(grid) is an integer grid; for GGUF give ggml types (or use --format gptq, mlx or compressed-tensors)")
+            throw QuantaError(.invalidArgument, "--candidates", "\(grid) is an integer grid; for GGUF give ggml types (or use --format gptq, mlx or compressed-tensors)")
+        }
+        let awq = candidates.filter { $0.method == .awq }.count
+        guard awq == 0 || awq == candidates.count else {
+            throw QuantaError(.invalidArgument, "--candidates", "AWQ rescales whole blocks: give only TYPE+awq candidates, or none")
         }
         let (analysis, table) = try sensitivityTable(model, importance: importance, statistics: statistics, candidates: candidates)
         let constraints = try mixConstraints()
@@ -179,12 +183,19 @@ extension Quantize {
                                          addBOS: .auto, importance: importance)
         let cached = try mix.sensitivity.flatMap { FileSystem.kind(of: $0) == .file ? try SensitivityTable.read($0) : nil }
         let analysis = try SensitivityAnalysis(source: model, importance: importance, statistics: statistics, threads: threads)
+        analysis.awq = try awqWindows(candidates, model: model, statistics: statistics)
         let bar = ProgressBar(enabled: !json || verbose, verbose: verbose)
         let table = try analysis.run(chunks: slice.chunks, firstScored: mix.sliceContext / 2, candidates: candidates,
                                      key: slice.key, reuse: cached) { done, total in bar.update(done, of: total, "sensitivity (tensor x candidate)") }
         bar.finish()
         if let path = mix.sensitivity { try table.write(path) }
         return (analysis, table)
+    }
+
+    /// What `TYPE+awq` candidates search on: the statistics' calibration windows, replayed.
+    func awqWindows(_ candidates: [SensitivityCandidate], model: ModelSource, statistics: StatisticsFile?) throws -> (sequences: [[Int32]], options: AWQOptions)? {
+        guard candidates.contains(where: { $0.method == .awq }), let statistics else { return nil }
+        return (try statistics.provenance.replay(tokenizer: try model.tokenizer(), statisticsPath: statistics.path), AWQOptions())
     }
 
     func mixConstraints() throws -> MixConstraints {

@@ -86,7 +86,7 @@ extension Quantize {
         let importance = statistics?.importanceMatrix(config: model.config)
         let candidates = try SensitivityCandidate.list(mix.candidates ?? Self.gridCandidates(layout, gptq: statistics != nil))
         if let gguf = candidates.first(where: { $0.grid == nil }) {
-            throw ValidationError("--candidates: \(gguf) is a GGUF type; a \(layout.name) folder takes integer grids such as w4g128")
+            throw QuantaError(.invalidArgument, "--candidates", "\(gguf) is a GGUF type; a \(layout.name) folder takes integer grids such as w4g128")
         }
         let (analysis, table) = try sensitivityTable(model, importance: importance, statistics: statistics, candidates: candidates)
         let config = model.config

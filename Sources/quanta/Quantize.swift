@@ -133,17 +133,11 @@ struct Quantize: ParsableCommand {
 
     /// AWQ's options. With GGUF output the search rounds to the integer grid nearest the preset's
     /// type: its bits, asymmetric, groups of its sub-block (16 for Q2_K, Q3_K, Q6_K; 32 otherwise).
-    var awqOptions: AWQOptions {
+    var awqOptions: AWQOptions { awqOptions(preset: preset) }
+
+    func awqOptions(preset: GGUFPreset) -> AWQOptions {
         var awq = AWQOptions()
-        awq.grid = grid
-        if format == .gguf {
-            let upper = preset.rawValue.uppercased()
-            let name = upper.hasPrefix("IQ") ? String(upper.dropFirst()) : upper
-            let bits = name.dropFirst().prefix { $0.isNumber }
-            awq.grid.bits = min(8, max(2, Int(bits) ?? 4))
-            awq.grid.groupSize = ["Q2", "Q3", "Q6"].contains { name.hasPrefix($0 + "_K") } ? 16 : 32
-            awq.grid.symmetric = false
-        }
+        awq.grid = format == .gguf ? AWQOptions.grid(nearest: preset.rawValue) : grid
         // The k-quant quantizers search their own ranges, and GPTQ spreads the rounding error:
         // clipping first made both worse here (Q4_K mean KLD 0.003374 with it, 0.003294 without).
         awq.clip = format != .gguf && method != .awqGPTQ
@@ -251,10 +245,20 @@ struct Quantize: ParsableCommand {
             }
             var export = GGUFExport(source: model, preset: preset, options: options,
                                     importance: matrix, threads: threads, allowRequantize: allowRequantize, quantizer: quantizer)
-            if method.isAWQ {
+            let recipeAWQ = resolved?.recipe.method == "awq"
+            if method.isAWQ || recipeAWQ {
                 let bar = ProgressBar(enabled: !json || verbose, verbose: verbose)
-                let (sequences, data) = try awqSequences(model)
-                (export, maxDamp) = try SequentialAWQ.gguf(source: model, preset: preset, options: options, sequences: sequences, awq: awqOptions,
+                let sequences: [[Int32]], data: String
+                if recipeAWQ, let c = resolved?.recipe.calibration {
+                    (sequences, data) = (try self.sequences(Calibration(path: c.data, samples: c.samples, length: c.sequenceLength, seed: c.seed),
+                                                            tokenizer: try model.tokenizer()), c.data)
+                } else {
+                    guard self.data != nil || stats != nil else {
+                        throw QuantaError(.invalidArgument, mix.recipe ?? "allocation", "an AWQ recipe needs --stats (its calibration text is run again) or a calibration section")
+                    }
+                    (sequences, data) = try awqSequences(model)
+                }
+                (export, maxDamp) = try SequentialAWQ.gguf(source: model, preset: preset, options: options, sequences: sequences, awq: awqOptions(preset: preset),
                                                            gptq: method == .awqGPTQ ? solver : nil, threads: threads) { done, total in
                     bar.update(done, of: total, method == .awqGPTQ ? "blocks (AWQ + GPTQ)" : "blocks (AWQ)")
                 }

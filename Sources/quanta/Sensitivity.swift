@@ -1,4 +1,5 @@
 import ArgumentParser
+import QuantaAlgorithms
 import QuantaCalibration
 import QuantaCore
 import QuantaEval
@@ -30,7 +31,7 @@ struct Sensitivity: ParsableCommand {
     @Option(help: "Statistics from `quanta calibrate` (importance matrix; with --hessian full, the proxy and +gptq candidates).") var stats: String?
     @Option(help: "Importance matrix (llama-imatrix GGUF or .dat) instead of --stats.") var imatrix: String?
     @Option(help: "Text for the slice (default: the statistics' calibration text).") var eval: String?
-    @Option(help: "Comma-separated candidates: GGUF types (rounded with the importance matrix) or TYPE+gptq.")
+    @Option(help: "Comma-separated candidates: GGUF types (rounded with the importance matrix), TYPE+gptq (GPTQ through the blocks, needs --stats with Gram matrices), TYPE+awq (rounded in the model AWQ makes for the type, needs --stats), integer grids wBgG[:asym] and wBgG+gptq (decoder linears only).")
     var candidates: String = SensitivityCandidate.defaults.map(\.description).joined(separator: ",")
     @Option(help: "Tokens per chunk of the slice.") var ctx: Int = 256
     @Option(help: "Chunks in the slice.") var chunks: Int = 8
@@ -58,6 +59,9 @@ struct Sensitivity: ParsableCommand {
             let wanted = try SensitivityCandidate.list(candidates)
             let cached = try out.flatMap { FileSystem.kind(of: $0) == .file ? try SensitivityTable.read($0) : nil }
             let analysis = try SensitivityAnalysis(source: source, importance: importance, statistics: statistics, threads: threads)
+            if let statistics, wanted.contains(where: { $0.method == .awq }) {
+                analysis.awq = (try statistics.provenance.replay(tokenizer: try source.tokenizer(), statisticsPath: statistics.path), AWQOptions())
+            }
             let bar = ProgressBar(enabled: !json, verbose: false)
             let start = monotonicSeconds()
             let table = try analysis.run(chunks: slice.chunks, firstScored: ctx / 2, candidates: wanted, key: slice.key, reuse: cached) { done, total in

@@ -60,7 +60,9 @@ final class RecipeTests: XCTestCase {
         XCTAssertEqual(error("default: Q4_K\nrule: []\n"),
                        "r.yaml:2:1: recipe: unknown key 'rule' (expected format, preset, default, rules, method, calibration)")
         XCTAssertEqual(error("preset: Q4_K_M\ndefault: Q4_K\n"), "r.yaml:1:1: give preset (llama-quantize's rules) or default (one scheme), one of them")
-        XCTAssertEqual(error("default: Q4_K\nmethod: {name: awq}\n"), "r.yaml:2:16: method 'awq' is not available in recipes (rtn, gptq)")
+        XCTAssertEqual(error("default: Q4_K\nmethod: {name: smoothquant}\n"), "r.yaml:2:16: method 'smoothquant' is not available in recipes (rtn, gptq, awq)")
+        XCTAssertEqual(error("default: Q4_K+gptq\nmethod: {name: awq}\n"), "r.yaml:2:9: an AWQ recipe rounds every tensor; Q4_K+gptq asks for GPTQ")
+        XCTAssertEqual(error("format: mlx\ndefault: w4g64\nmethod: {name: awq}\n"), "r.yaml:3:9: AWQ recipes write GGUF (a mlx folder takes rtn or gptq)")
         XCTAssertEqual(error("default: Q4_K\ncalibration: {samples: 3}\n"), "r.yaml:2:14: calibration needs data (a text file)")
         XCTAssertEqual(error(""), "r.yaml: the recipe is empty")
         XCTAssertEqual(error("default: '+'\n"), "r.yaml:1:10: default: unknown scheme '+' (a ggml type Quanta writes such as Q4_K, a grid such as w4g128 or w3g64:asym, either with +gptq or +rtn, or skip)")

@@ -1,3 +1,4 @@
+import QuantaAlgorithms
 import QuantaCore
 import QuantaIO
 import TestSupport
@@ -96,5 +97,58 @@ final class MixCommandTests: XCTestCase {
         XCTAssertEqual(run.status, 64)
         XCTAssertTrue(run.stderr.contains("allocation: the budget of"), run.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/small.gguf"))
+    }
+
+    /// `TYPE+awq` candidates are measured on the model AWQ makes for the type: the head and the
+    /// embedding, which AWQ does not rescale, keep the plain type's drift, the linears change. An
+    /// allocation among them writes an AWQ recipe (plain types, `method: awq`) that reproduces
+    /// the file, and mixing AWQ and plain candidates is refused.
+    func testAWQCandidatesAndAWQRecipes() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let stats = folder + "/stats.h5", mixed = folder + "/mix.gguf", again = folder + "/again.gguf", recipe = folder + "/r.yaml"
+        let cache = folder + "/sens.h5"
+        var run = try quanta(["calibrate", TestSupport.austenModel, "--data", TestSupport.path("Calibration/calib-wiki.txt"), "--samples", "4",
+                              "--seq-len", "64", "--hessian", "diag", "--out", stats])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        run = try quanta(["sensitivity", TestSupport.austenModel, "--stats", stats, "--ctx", "64", "--chunks", "2", "--candidates", "Q3_K,Q3_K+awq",
+                          "--out", cache, "--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let tensors = try XCTUnwrap(JSONParser.parse(Array(run.stdout.utf8))["tensors"]?.arrayValue)
+        var changed = 0
+        for tensor in tensors {
+            let plain = try XCTUnwrap(tensor["kld"]?["Q3_K"]?.doubleValue), awq = try XCTUnwrap(tensor["kld"]?["Q3_K+awq"]?.doubleValue)
+            let name = try XCTUnwrap(tensor["name"]?.stringValue)
+            if name == "output.weight" || name == "token_embd.weight" {
+                XCTAssertEqual(awq, plain, accuracy: plain * 1e-4, name)
+            } else if abs(awq - plain) > plain * 1e-3 {
+                changed += 1
+            }
+        }
+        XCTAssertGreaterThan(changed, 10, "AWQ rescales the linears")
+        XCTAssertEqual(tensors.count, 44)
+
+        run = try quanta(["quantize", TestSupport.austenModel, mixed, "--target-bpw", "4.5", "--stats", stats, "--slice-ctx", "64", "--slice-chunks", "2",
+                          "--candidates", "Q3_K+awq,Q6_K+awq", "--sensitivity", cache])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        run = try quanta(["inspect", mixed, "--json"])
+        let metadata = try XCTUnwrap(JSONParser.parse(Array(run.stdout.utf8))["metadata"])
+        let text = try XCTUnwrap(metadata["quanta.recipe"]?.stringValue ?? metadata["quanta.recipe"]?["value"]?.stringValue, run.stdout)
+        let parsed = try Recipe.parse(text, file: "embedded")
+        XCTAssertEqual(parsed.method, "awq")
+        XCTAssertFalse(text.contains("+awq"), text)
+        XCTAssertNotNil(metadata["quanta.awq.calibration"], "the AWQ run's own record")
+        try TestSupport.write(Array(text.utf8), to: recipe)
+        run = try quanta(["quantize", TestSupport.austenModel, again, "--recipe", recipe, "--stats", stats])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        // The same tensors; only the allocation's prediction (quanta.mix.*) is not in the recipe's file.
+        let (a, b) = (try GGUFFile(file: MappedFile(path: mixed)), try GGUFFile(file: MappedFile(path: again)))
+        XCTAssertEqual(a.tensors.map(\.name), b.tensors.map(\.name))
+        XCTAssertEqual(a.tensors.map(\.type), b.tensors.map(\.type))
+        XCTAssertTrue(zip(a.tensors, b.tensors).allSatisfy { a.rawBytes($0.0).elementsEqual(b.rawBytes($0.1)) }, "tensor bytes differ")
+
+        run = try quanta(["quantize", TestSupport.austenModel, folder + "/both.gguf", "--target-bpw", "4.5", "--stats", stats, "--slice-ctx", "64",
+                          "--slice-chunks", "2", "--candidates", "Q3_K,Q4_K+awq"])
+        XCTAssertEqual(run.status, 64)
+        XCTAssertEqual(run.stderr, "quanta: error: --candidates: AWQ rescales whole blocks: give only TYPE+awq candidates, or none\n")
     }
 }
