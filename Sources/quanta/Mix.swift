@@ -218,7 +218,7 @@ extension Quantize {
         for (a, b) in zip(before, after) where a.type != b.type {
             recipe.rules.append(.init(pattern: Recipe.exact(b.name), scheme: b.quantized ? .type(b.type, method: nil) : .skip))
         }
-        recipe.method = method == .gptq ? "gptq" : "rtn"
+        recipe.method = method == .gptq ? "gptq" : method == .awq ? "awq" : "rtn"
         recipe.damp = damp
         recipe.actOrder = actOrder
         if let data {

@@ -279,7 +279,8 @@ struct Quantize: ParsableCommand {
             }
             if let resolved {
                 stamp(&export, resolved.recipe, mix: resolved.mix)
-            } else if !method.isAWQ {
+            } else if !method.isAWQ || (method == .awq && !duoScaling && !noGroupedValuePair) {
+                // A recipe has no AWQ + GPTQ and no AWQ search options: those files carry quanta.awq.* only.
                 stamp(&export, try recipe(model, preset: preset, options: options, importance: matrix), mix: nil)
             }
             if dryRun {
