@@ -24,13 +24,17 @@ case "$mode" in
   --check)
     out=$(mktemp -d /tmp/quanta-report-XXXXXX)
     trap 'rm -rf "$out"' EXIT
-    "$Q" "${args[@]}" --out "$out"
+    # The committed sensitivity table is reused when the calibration gives the same importance
+    # matrix (it is keyed by the weights', text's and importance's checksums); otherwise it is measured again.
+    mkdir "$out/cache" && cp Reports/austen-llama/cache/*.h5 "$out/cache/" 2>/dev/null || true
+    "$Q" "${args[@]}" --out "$out" --sensitivity-cache "$out/cache"
     "$Q" gate "$out/report.json" --baseline Reports/austen-llama/report.json --max-regression 5% \
       --junit "$out/junit.xml" --summary "$out/summary.md" > /dev/null || { cat "$out/summary.md"; exit 1; }
     echo "report gate: every row within 5% of Reports/austen-llama/report.json"
     ;;
   ""|--screenshot)
-    "$Q" "${args[@]}" --out Reports/austen-llama
+    mkdir -p Reports/austen-llama/cache
+    "$Q" "${args[@]}" --out Reports/austen-llama --sensitivity-cache Reports/austen-llama/cache
     if [ "$mode" = "--screenshot" ]; then
       command -v chromium >/dev/null || sudo_apt=1
       if [ -n "${sudo_apt:-}" ]; then DEBIAN_FRONTEND=noninteractive apt-get install -y --no-install-recommends chromium >&2; fi

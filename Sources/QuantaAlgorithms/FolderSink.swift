@@ -22,11 +22,16 @@ public enum FolderSink {
         guard mkdir(temporary, 0o755) == 0 else {
             throw QuantaError(.io, temporary, "cannot create folder: \(String(cString: strerror(errno)))")
         }
+        // An interruption removes what was placed in the folder, then the folder.
+        var slots = [TemporaryFiles.register(folder: temporary)]
+        defer { slots.forEach(TemporaryFiles.unregister) }
         do {
+            slots.append(TemporaryFiles.register(file: temporary + "/model.safetensors"))
             try SafetensorsWriter.write(tensors, metadata: metadata, to: temporary + "/model.safetensors")
             var files = json.map { ($0.name, Array(($0.json.serialized(indent: 2) + "\n").utf8)) }
             for copy in copies { files.append((copy.name, try FileSystem.read(copy.from))) }
             for (name, bytes) in files {
+                slots.append(TemporaryFiles.register(file: temporary + "/" + name))
                 let writer = try AtomicFileWriter(path: temporary + "/" + name)
                 try writer.write(bytes)
                 try writer.commit()

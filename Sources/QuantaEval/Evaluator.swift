@@ -38,11 +38,12 @@ public struct Evaluator {
     }
 
     /// Evaluates `text`; `progress(chunk, chunks)` after each batch.
-    public func run(text: String, baseline: Baseline? = nil, saveLogits: LogitsSink? = nil,
+    /// `source` names the text in errors (its file).
+    public func run(text: String, source: String = "text", baseline: Baseline? = nil, saveLogits: LogitsSink? = nil,
                     progress: ((Int, Int) -> Void)? = nil) throws -> EvaluationResult {
         let start = monotonicSeconds()
         let tokens = model.tokenizer.encode(text)
-        let chunks = try protocolSettings.chunks(of: tokens, bos: model.tokenizer.bosID)
+        let chunks = try protocolSettings.chunks(of: tokens, bos: model.tokenizer.bosID, source: source)
         let vocab = model.config.vocabSize
         if case let .model(base) = baseline, base.config.vocabSize != vocab {
             throw QuantaError(.invalidArgument, base.path, "vocabulary of \(base.config.vocabSize) differs from the model's \(vocab)")

@@ -25,10 +25,10 @@ public struct PerplexityProtocol: Sendable {
     /// Scored predictions per chunk.
     public var scoredPerChunk: Int { context - 1 - firstScored }
 
-    /// The chunks of `tokens` (already tokenized, without BOS), cut as llama.cpp does.
-    public func chunks(of tokens: [Int32], bos: Int32?) throws -> [[Int32]] {
+    /// The chunks of `tokens` (already tokenized, without BOS), cut as llama.cpp does; errors name `source`.
+    public func chunks(of tokens: [Int32], bos: Int32?, source: String = "text") throws -> [[Int32]] {
         if addBOS && bos == nil { throw QuantaError(.invalidArgument, "BOS", "the tokenizer has no BOS token") }
-        return try SequentialChunks.cut(tokens, context: context, limit: chunks, bos: addBOS ? bos : nil, source: "text")
+        return try SequentialChunks.cut(tokens, context: context, limit: chunks, bos: addBOS ? bos : nil, source: source)
     }
 }
 

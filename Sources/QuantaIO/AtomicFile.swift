@@ -11,13 +11,16 @@ public final class AtomicFileWriter {
     public let path: String
     private let temporaryPath: String
     private var handle: UnsafeMutablePointer<FILE>?
+    private var slot: TemporaryFiles.Slot?
     /// Bytes written so far.
     public private(set) var offset: Int = 0
 
     public init(path: String) throws {
         self.path = path
         self.temporaryPath = path + ".tmp-\(getpid())"
+        slot = TemporaryFiles.register(file: temporaryPath)
         guard let handle = fopen(temporaryPath, "wb") else {
+            TemporaryFiles.unregister(slot)
             throw QuantaError(.io, path, "cannot create: \(String(cString: strerror(errno)))")
         }
         setvbuf(handle, nil, _IOFBF, 1 << 20)
@@ -71,20 +74,27 @@ public final class AtomicFileWriter {
         let closed = fclose(handle) == 0
         guard flushed && closed else {
             unlink(temporaryPath)
+            TemporaryFiles.unregister(slot)
             throw QuantaError(.io, path, "cannot finish writing: \(String(cString: strerror(errno)))")
         }
         guard rename(temporaryPath, path) == 0 else {
             let reason = String(cString: strerror(errno))
             unlink(temporaryPath)
+            TemporaryFiles.unregister(slot)
             throw QuantaError(.io, path, "cannot rename the finished file into place: \(reason)")
         }
+        TemporaryFiles.unregister(slot)
+        slot = nil
     }
 
     /// Removes the temporary file; the destination is left untouched.
     public func abandon() {
-        if let handle { fclose(handle) }
-        handle = nil
+        guard let handle else { return }
+        fclose(handle)
+        self.handle = nil
         unlink(temporaryPath)
+        TemporaryFiles.unregister(slot)
+        slot = nil
     }
 
     deinit { abandon() }

@@ -46,6 +46,7 @@ public final class HDF5Store {
 
     public let path: String
     private let temporaryPath: String?
+    private var slot: TemporaryFiles.Slot?
     private var file: hid_t
 
     public init(path: String, mode: Mode) throws {
@@ -59,10 +60,14 @@ public final class HDF5Store {
             temporaryPath = nil
         case .create:
             let temporary = path + ".tmp-\(getpid())"
+            slot = TemporaryFiles.register(file: temporary)
             file = H5Fcreate(temporary, quanta_H5F_ACC_TRUNC(), quanta_H5P_DEFAULT(), quanta_H5P_DEFAULT())
             temporaryPath = temporary
         }
-        guard file >= 0 else { throw QuantaError(.io, path, "HDF5 cannot open the file") }
+        guard file >= 0 else {
+            TemporaryFiles.unregister(slot)
+            throw QuantaError(.io, path, "HDF5 cannot open the file")
+        }
     }
 
     /// Closes the file; a store being created is renamed onto `path` only now.
@@ -71,6 +76,7 @@ public final class HDF5Store {
         let status = H5Fclose(file)
         file = -1
         guard status >= 0 else { throw QuantaError(.io, path, "HDF5 failed to close the file") }
+        defer { TemporaryFiles.unregister(slot) }
         if let temporaryPath {
             guard rename(temporaryPath, path) == 0 else {
                 unlink(temporaryPath)
@@ -83,6 +89,7 @@ public final class HDF5Store {
         if file >= 0 {
             H5Fclose(file)
             if let temporaryPath { unlink(temporaryPath) }
+            TemporaryFiles.unregister(slot)
         }
     }
 

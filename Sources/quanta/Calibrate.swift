@@ -61,6 +61,9 @@ struct Calibrate: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
+            for (option, path) in [("--out", out), ("--export-imatrix", exportImatrix)] {
+                if let path { try FileSystem.checkOutput(path, option: option, inputs: [model, data]) }
+            }
             let start = monotonicSeconds()
             let source = try openModelSource(model)
             let tokenizer = try source.tokenizer()

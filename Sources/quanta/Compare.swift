@@ -42,6 +42,8 @@ struct Compare: ParsableCommand {
     @Option(help: "Report folder (report.json, report.md, report.html).") var out: String?
     @Option(help: "Folder for statistics, baselines and outputs (default: a temporary folder, removed at the end).") var work: String?
     @Option(help: "Write the units of work and their commands to this JSON file, run nothing.") var plan: String?
+    @Option(name: .customLong("sensitivity-cache"), help: "Folder keeping mixed schemes' sensitivity tables (sensitivity-SET.h5) across runs; a table is reused when it was measured on the same weights, text and importance.")
+    var sensitivityCache: String?
     @Option(help: "Run shard I of N (I from 0); `auto/N` takes I from SLURM_ARRAY_TASK_ID or JOB_COMPLETION_INDEX.") var shard: String?
     @Flag(help: "Print report.json on stdout.") var json = false
 
@@ -51,6 +53,9 @@ struct Compare: ParsableCommand {
         guard out != nil || json || plan != nil else { throw ValidationError("give --out DIR, --json or --plan FILE") }
         for r in runtimeList where r != "fp32" && r != "llamacpp" { throw ValidationError("--runtimes: '\(r)' is not fp32 or llamacpp") }
         if shard != nil { _ = try shardIndex() }
+        if let sensitivityCache, FileSystem.kind(of: sensitivityCache) != .folder {
+            throw ValidationError("--sensitivity-cache \(sensitivityCache) is not a folder")
+        }
     }
 
     var runtimeList: [String] { runtimes.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) } }

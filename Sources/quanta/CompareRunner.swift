@@ -94,7 +94,7 @@ struct CompareRunner {
             done += 1
         }
         for (c, calibration) in calibrations.enumerated() {
-            let path = FileSystem.join(scratch, "sensitivity-\(c).h5")
+            let path = sensitivityPath(c)
             guard FileSystem.kind(of: path) == .file else { continue }
             let table = try SensitivityTable.read(path)
             report.sensitivity.append(.init(calibration: calibration.name, tensors: table.tensors,
@@ -104,6 +104,13 @@ struct CompareRunner {
         bar.finish()
         report.sortRows()
         return report
+    }
+
+    /// The sensitivity table of calibration set `c`: in `--sensitivity-cache` (kept across runs,
+    /// reused when it matches the weights, text and importance) or in the scratch folder.
+    func sensitivityPath(_ c: Int) -> String {
+        guard let cache = command.sensitivityCache, calibrations.indices.contains(c) else { return FileSystem.join(scratch, "sensitivity-\(c).h5") }
+        return FileSystem.join(cache, "sensitivity-\(calibrations[c].name).h5")
     }
 
     /// Quantizes one unit and evaluates the output on every text and runtime.
@@ -119,7 +126,7 @@ struct CompareRunner {
         for argument in spec.arguments {
             switch argument {
             case "{stats}": arguments.append(stats)
-            case "{sensitivity}": arguments.append(FileSystem.join(scratch, "sensitivity-\(unit.calibration ?? -1).h5"))
+            case "{sensitivity}": arguments.append(sensitivityPath(unit.calibration ?? -1))
             case "{size}": arguments.append(String(try presetSize(spec.sizeOf!, stats: stats)))
             default: arguments.append(argument)
             }

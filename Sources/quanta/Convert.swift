@@ -23,6 +23,7 @@ struct Convert: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
+            try FileSystem.checkOutput(output, option: "OUT", inputs: [input], folder: true)
             let bar = ProgressBar(enabled: !json, verbose: false)
             let progress = { (index: Int, count: Int, name: String) in bar.update(index, of: count, name) }
             let summary = FileSystem.kind(of: input) == .folder

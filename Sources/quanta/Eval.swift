@@ -14,8 +14,10 @@ struct Eval: ParsableCommand {
             replaced by BOS (when BOS is used), and the predictions in the second half of each chunk are \
             scored. With --baseline (a model) or --baseline-logits (a file from --save-logits) it also \
             reports the KL divergence (mean, median, p99, max), the same-top-token rate, RMS Δp, Δppl and \
-            the ppl ratio. MODEL and BASE are Hugging Face folders or GGUF files (quantized tensors are \
-            dequantized, so this measures weight error only).
+            the ppl ratio. MODEL and BASE are Hugging Face folders, quantized checkpoint folders or GGUF files. \
+            With --runtime fp32 (the default) quantized tensors are dequantized and the forward pass runs in \
+            fp32, so this measures weight error only; --runtime llamacpp also reproduces llama.cpp's CPU \
+            runtime (activations quantized inside the dot products, K/V in f16).
             """
     )
 
@@ -41,16 +43,24 @@ struct Eval: ParsableCommand {
         if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1") }
         guard baseline == nil || baselineLogits == nil else { throw ValidationError("give --baseline or --baseline-logits, not both") }
         guard topK >= 0 else { throw ValidationError("--top-k must be 0 or more") }
+        guard topK == 0 || saveLogits != nil else { throw ValidationError("--top-k applies to --save-logits; give --save-logits FILE or drop --top-k") }
     }
 
     func run() throws {
         try reportingFailures {
+            if let saveLogits {
+                try FileSystem.checkOutput(saveLogits, option: "--save-logits", inputs: [model, text] + [baseline, baselineLogits].compactMap { $0 })
+            }
             let bytes = try FileSystem.read(text)
             guard let content = String(validating: bytes, as: UTF8.self) else {
                 throw QuantaError.malformed(text, "is not valid UTF-8")
             }
             let subject = try DecoderModel(path: model)
             subject.runtime = runtime
+            let trained = subject.config.maxPositionEmbeddings
+            if trained > 0 && ctx > trained {
+                printError("quanta: warning: --ctx \(ctx) exceeds the \(trained) positions \(model) was trained on (max_position_embeddings); its numbers there mean little")
+            }
             let bos = addBOS == .auto ? subject.tokenizer.addBOS : addBOS == .yes
             let settings = PerplexityProtocol(context: ctx, chunks: chunks, addBOS: bos, batch: batch ?? max(1, 2048 / ctx))
             var reference: Baseline?
@@ -62,7 +72,7 @@ struct Eval: ParsableCommand {
             if let baselineLogits { reference = .logits(try BaselineLogits(path: baselineLogits)) }
             let bar = ProgressBar(enabled: !json, verbose: false)
             let result = try Evaluator(model: subject, protocol: settings)
-                .run(text: content, baseline: reference, saveLogits: saveLogits.map { LogitsSink(path: $0, topK: topK) }) { done, total in
+                .run(text: content, source: text, baseline: reference, saveLogits: saveLogits.map { LogitsSink(path: $0, topK: topK) }) { done, total in
                     bar.update(done, of: total, "chunks")
                 }
             bar.finish()
@@ -73,6 +83,7 @@ struct Eval: ParsableCommand {
     func report(_ r: EvaluationResult, bos: Bool) -> JSONValue {
         var members: [(String, JSONValue)] = [
             ("model", .string(model)), ("text", .string(text)), ("ctx", .integer(Int64(ctx))), ("chunks", .integer(Int64(r.chunks))),
+            ("chunks_requested", chunks.map { .integer(Int64($0)) } ?? .null),
             ("add_bos", .bool(bos)), ("runtime", .string(runtime.rawValue)), ("text_tokens", .integer(Int64(r.textTokens))), ("scored_tokens", .integer(Int64(r.scoredTokens))),
             ("perplexity", .number(r.perplexity)), ("perplexity_error", .number(r.perplexityError)), ("mean_nll", .number(r.meanNLL)),
             ("seconds", .number((r.seconds * 1000).rounded() / 1000)),
@@ -90,7 +101,8 @@ struct Eval: ParsableCommand {
     }
 
     func lines(_ r: EvaluationResult, bos: Bool) -> String {
-        var out = ["\(model) on \(text) (\(runtime.rawValue) runtime): \(r.textTokens) tokens, \(r.chunks) chunks of \(ctx) (BOS \(bos ? "on" : "off")), \(r.scoredTokens) scored, \(fixed(r.seconds, 2)) s",
+        let short = chunks.map { $0 > r.chunks ? " (--chunks \($0) asked for more than the text holds)" : "" } ?? ""
+        var out = ["\(model) on \(text) (\(runtime.rawValue) runtime): \(r.textTokens) tokens, \(r.chunks) chunks of \(ctx)\(short) (BOS \(bos ? "on" : "off")), \(r.scoredTokens) scored, \(fixed(r.seconds, 2)) s",
                    "PPL = \(fixed(r.perplexity, 4)) +/- \(fixed(r.perplexityError, 5))"]
         if let d = r.drift {
             out += ["baseline PPL = \(fixed(d.baselinePerplexity, 4)), delta = \(fixed(d.deltaPerplexity, 4)), ratio = \(fixed(d.perplexityRatio, 6))",

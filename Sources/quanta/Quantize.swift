@@ -182,6 +182,10 @@ struct Quantize: ParsableCommand {
 
     func run() throws {
         try reportingFailures {
+            if !dryRun {
+                try FileSystem.checkOutput(output, option: "OUT", inputs: [source, imatrix, stats, data, mix.recipe, mix.eval].compactMap { $0 },
+                                           folder: format != .gguf)
+            }
             if format != .gguf { return try writeCheckpoint() }
             var options = QuantizationOptions()
             options.tensorTypes = tensorTypes.map { rule in
@@ -309,7 +313,7 @@ struct Quantize: ParsableCommand {
         let bpw = Double(tensorBytes * 8) / Double(max(parameters, 1))
         if json {
             var members: [(String, JSONValue)] = [
-                ("source", .string(source)), ("output", dryRun ? .null : .string(output)), ("preset", .string(preset.rawValue)),
+                ("source", .string(source)), ("output", .string(output)), ("preset", .string(preset.rawValue)),
                 ("dry_run", .bool(dryRun)), ("tensor_count", .integer(Int64(plan.count))), ("parameter_count", .integer(Int64(parameters))),
                 ("source_bytes", .integer(Int64(sourceBytes))), ("file_bytes", .integer(Int64(fileBytes))),
                 ("bits_per_weight", .number((bpw * 10000).rounded() / 10000)),

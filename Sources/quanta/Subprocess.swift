@@ -39,6 +39,8 @@ struct Subprocess {
         let start = monotonicSeconds()
         let spawned = posix_spawn(&pid, executable, &actions, nil, argv, environ)
         guard spawned == 0 else { throw QuantaError(.io, executable, "cannot start: \(String(cString: strerror(spawned)))") }
+        let child = TemporaryFiles.register(process: pid)  // an interrupted comparison stops its child too
+        defer { TemporaryFiles.unregister(child) }
         var status: Int32 = 0
         var usage = rusage()
         while wait4(pid, &status, 0, &usage) < 0 {

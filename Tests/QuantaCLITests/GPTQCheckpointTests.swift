@@ -96,6 +96,6 @@ final class GPTQCheckpointTests: XCTestCase {
         XCTAssertEqual(fake.stderr, "quanta: error: \(folder)/fake.h5: not an HDF5 file\n")
         let taken = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, output, "--format", "gptq", "--method", "gptq", "--stats", stats])
         XCTAssertEqual(taken.status, 64)
-        XCTAssertEqual(taken.stderr, "quanta: error: \(output): already exists; choose a new output folder\n")
+        XCTAssertEqual(taken.stderr, "quanta: error: OUT \(output): already exists; choose a new output folder\n")
     }
 }

@@ -148,7 +148,7 @@ final class QuantizeCommandTests: XCTestCase {
         try FileManager.default.createDirectory(atPath: folder + "/taken", withIntermediateDirectories: true)
         let taken = try quanta(["convert", TestSupport.golden("pure-Q4_0.gguf"), folder + "/taken"])
         XCTAssertEqual(taken.status, 64)
-        XCTAssertEqual(taken.stderr, "quanta: error: \(folder)/taken: already exists; choose a new output folder\n")
+        XCTAssertEqual(taken.stderr, "quanta: error: OUT \(folder)/taken: already exists; choose a new output folder\n")
         let noTokenizer = folder + "/no-tokenizer"
         try FileManager.default.createDirectory(atPath: noTokenizer, withIntermediateDirectories: true)
         for name in ["config.json", "model.safetensors"] {
