@@ -70,7 +70,7 @@ public struct Evaluator {
                         nllSum += nll
                         nll2Sum += nll * nll
                         count += 1
-                        try saveLogits?.add(position: position, logprobs: UnsafeBufferPointer(start: ours, count: vocab))
+                        try saveLogits?.add(position: position, logprobs: UnsafeBufferPointer(start: ours, count: vocab), target: target)
                         if drift != nil {
                             var kld = 0.0, baseTarget = 0.0, sameTop = false
                             let ourRow = UnsafeBufferPointer(start: ours, count: vocab)

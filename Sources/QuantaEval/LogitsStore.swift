@@ -3,11 +3,14 @@ import QuantaIO
 
 /// Baseline log-probabilities in an HDF5 file: the chunk tokens, and per scored position either
 /// every log-probability (`logprobs`, float32 [positions, vocab]) or the top K
-/// (`topk_logprobs`, `topk_ids`) plus the log of the remaining mass (`rest_logprob`).
+/// (`topk_logprobs`, `topk_ids`), the log of the remaining mass (`rest_logprob`) and the exact
+/// log-probability of the position's target token (`target_logprob`, float64).
 ///
-/// With top-K storage the KL divergence is computed over K+1 outcomes (the K tokens and "the
-/// rest"); by the log-sum inequality this never exceeds the full KLD, and it misses at most the
-/// divergence inside the tail, which the stored rest mass bounds.
+/// With top-K storage the perplexity, Δp and same-top statistics are exact (the target's and the
+/// top token's log-probabilities are stored). The KL divergence is computed over K+1 outcomes
+/// (the K tokens and "the rest"): by the log-sum inequality it is a lower bound of the full KLD,
+/// short by exactly the tail's own divergence, the rest mass times KL between the two models'
+/// distributions over the tokens outside the top K.
 public final class LogitsSink {
     public let path: String
     public let topK: Int
@@ -15,6 +18,7 @@ public final class LogitsSink {
     private var full: [Float] = []
     private var ids: [Int64] = []
     private var rest: [Double] = []
+    private var targets: [Double] = []
     private var tokens: [Int64] = []
     private var attributes: [(String, HDF5Attribute)] = []
 
@@ -32,7 +36,7 @@ public final class LogitsSink {
                       ("add_bos", .int64(p.addBOS ? 1 : 0)), ("vocab", .int64(Int64(vocab))), ("top_k", .int64(Int64(topK)))]
     }
 
-    func add(position: Int, logprobs: UnsafeBufferPointer<Double>) throws {
+    func add(position: Int, logprobs: UnsafeBufferPointer<Double>, target: Int) throws {
         if topK <= 0 {
             for v in logprobs { full.append(Float(v)) }
             return
@@ -45,6 +49,7 @@ public final class LogitsSink {
             mass += exp(logprobs[i])
         }
         rest.append(log(max(1 - mass, 1e-300)))
+        targets.append(logprobs[target])
     }
 
     func finish() throws {
@@ -56,6 +61,7 @@ public final class LogitsSink {
             try store.write("topk_logprobs", full, shape: [rest.count, topK])
             try store.write("topk_ids", ids, shape: [rest.count, topK])
             try store.write("rest_logprob", rest, shape: [rest.count])
+            try store.write("target_logprob", targets, shape: [targets.count])
         }
         try store.close()
     }
@@ -70,6 +76,8 @@ public final class BaselineLogits {
     let logprobs: [Float]
     let ids: [Int64]
     let rest: [Double]
+    /// Top-K files: the target token's exact log-probability per position.
+    let targets: [Double]
     let context: Int
     let addBOS: Bool
 
@@ -94,15 +102,20 @@ public final class BaselineLogits {
             logprobs = try store.read("topk_logprobs", as: Float.self).storage
             ids = try store.read("topk_ids", as: Int64.self).storage
             rest = try store.read("rest_logprob", as: Double.self).storage
+            guard try store.datasetNames().contains("target_logprob") else {
+                throw QuantaError.malformed(path, "has top-K log-probabilities without target_logprob (written by an older Quanta, whose baseline perplexity was wrong); save the baseline again")
+            }
+            targets = try store.read("target_logprob", as: Double.self).storage
         } else {
             logprobs = try store.read("logprobs", as: Float.self).storage
             ids = []
             rest = []
+            targets = []
         }
         let width = topK > 0 ? Int(topK) : Int(vocab)
         let positions = logprobs.count / width
-        guard logprobs.count % width == 0, topK == 0 || (ids.count == logprobs.count && rest.count == positions) else {
-            throw QuantaError.malformed(path, "\(logprobs.count) log-probabilities, \(ids.count) ids and \(rest.count) rest values do not form positions of \(width)")
+        guard logprobs.count % width == 0, topK == 0 || (ids.count == logprobs.count && rest.count == positions && targets.count == positions) else {
+            throw QuantaError.malformed(path, "\(logprobs.count) log-probabilities, \(ids.count) ids, \(rest.count) rest and \(targets.count) target values do not form positions of \(width)")
         }
         if let bad = ids.firstIndex(where: { $0 < 0 || $0 >= vocab }) {
             throw QuantaError.malformed(path, "topk_ids[\(bad)] = \(ids[bad]) is outside the vocabulary of \(vocab)")
@@ -136,17 +149,14 @@ public final class BaselineLogits {
         var argOurs = 0
         for i in 0..<ours.count where ours[i] > ours[argOurs] { argOurs = i }
         let base = position * topK
-        var kld = 0.0, massOurs = 0.0, targetLogprob: Double?
+        var kld = 0.0, massOurs = 0.0
         for k in 0..<topK {
             let i = Int(ids[base + k]), t = Double(logprobs[base + k])
             kld += klTerm(base: t, ours: ours[i])
             massOurs += exp(ours[i])
-            if i == target { targetLogprob = t }
         }
-        let restTheirs = rest[position]
-        kld += klTerm(base: restTheirs, ours: log(max(1 - massOurs, 1e-300)))
-        // A target outside the stored top K gets the rest mass as an upper bound.
-        return (kld, targetLogprob ?? restTheirs, argOurs == Int(ids[base]))
+        kld += klTerm(base: rest[position], ours: log(max(1 - massOurs, 1e-300)))
+        return (kld, targets[position], argOurs == Int(ids[base]))
     }
 }
 

@@ -31,7 +31,7 @@ struct Eval: ParsableCommand {
     @Option(help: "Baseline model for drift statistics.") var baseline: String?
     @Option(name: .customLong("baseline-logits"), help: "Baseline log-probabilities saved with --save-logits.") var baselineLogits: String?
     @Option(name: .customLong("save-logits"), help: "Save this model's log-probabilities (HDF5) for later --baseline-logits runs.") var saveLogits: String?
-    @Option(name: .customLong("top-k"), help: "With --save-logits: keep only the top K log-probabilities per position plus the rest's mass (0 = all).") var topK: Int = 0
+    @Option(name: .customLong("top-k"), help: "With --save-logits: keep only the top K log-probabilities per position, the rest's mass and the target's log-probability (0 = all). Runs against such a file have exact PPL, Δp and same-top; their KLD is a lower bound, short by the divergence among the tokens outside the top K, weighted by their baseline mass.") var topK: Int = 0
     @Option(name: .customLong("add-bos"), help: "BOS at the start of each chunk: auto follows the model's tokenizer (add_bos_token).") var addBOS: BOS = .auto
     @Option(help: "fp32: weight error only. llamacpp: also quantize activations inside the dot products and keep K/V in f16, as llama.cpp's CPU backend does when it runs the file.")
     var runtime: Runtime = .fp32

@@ -5,8 +5,8 @@ import TestSupport
 import XCTest
 
 final class LogitsStoreTests: XCTestCase {
-    /// Top-K baselines give a KLD that never exceeds the full one and comes close to it;
-    /// a baseline from other tokens is refused.
+    /// Top-K baselines give a KLD that never exceeds the full one and comes close to it, and
+    /// the exact baseline perplexity, Δp and same-top rate; a baseline from other tokens is refused.
     func testTopKBaselineBoundsTheFullKLD() throws {
         let folder = try TestSupport.temporaryFolder()
         let text = try String(contentsOfFile: TestSupport.path("Calibration/austen-persuasion-eval.txt"), encoding: .utf8)
@@ -30,6 +30,11 @@ final class LogitsStoreTests: XCTestCase {
         XCTAssertLessThanOrEqual(t.meanKLD, e.meanKLD * (1 + 1e-6), "top-K KLD is a lower bound")
         XCTAssertGreaterThan(t.meanKLD, e.meanKLD * 0.5)
         XCTAssertEqual(t.sameTopPercent, e.sameTopPercent, accuracy: 1e-9)
+        // The target's own log-probability is stored: everything but the KLD is exact with any K.
+        XCTAssertEqual(t.baselinePerplexity, full.perplexity, accuracy: full.perplexity * 1e-6)
+        XCTAssertEqual(t.rmsDeltaPPercent, e.rmsDeltaPPercent, accuracy: e.rmsDeltaPPercent * 1e-5)
+        XCTAssertEqual(t.perplexityRatio, e.perplexityRatio, accuracy: 1e-7)
+        XCTAssertEqual(t.correlation, e.correlation, accuracy: 1e-7)
 
         let shifted = Evaluator(model: base, protocol: PerplexityProtocol(context: 128, chunks: 6, addBOS: false, batch: 3))
         XCTAssertThrowsError(try shifted.run(text: text, baseline: .logits(BaselineLogits(path: folder + "/full.h5")))) { error in
