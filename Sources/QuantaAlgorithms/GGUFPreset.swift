@@ -8,6 +8,7 @@ public enum GGUFPreset: String, CaseIterable, Sendable {
     case q2_K = "Q2_K", q3_K_S = "Q3_K_S", q3_K_M = "Q3_K_M", q3_K_L = "Q3_K_L"
     case q4_K_S = "Q4_K_S", q4_K_M = "Q4_K_M", q5_K_S = "Q5_K_S", q5_K_M = "Q5_K_M", q6_K = "Q6_K"
     case iq4_NL = "IQ4_NL", iq4_XS = "IQ4_XS"
+    case tq1_0 = "TQ1_0", tq2_0 = "TQ2_0"
 
     /// A preset by name (case-insensitive); pure type names map to their preset
     /// ("Q4_K" is Q4_K_M, "Q3_K" Q3_K_M, "Q5_K" Q5_K_M, as llama-quantize accepts them).
@@ -40,6 +41,8 @@ public enum GGUFPreset: String, CaseIterable, Sendable {
         case .q6_K: .q6_K
         case .iq4_NL: .iq4_NL
         case .iq4_XS: .iq4_XS
+        case .tq1_0: .tq1_0
+        case .tq2_0: .tq2_0
         }
     }
 
@@ -65,6 +68,8 @@ public enum GGUFPreset: String, CaseIterable, Sendable {
         case .iq4_NL: 25
         case .iq4_XS: 30
         case .bf16: 32
+        case .tq1_0: 36
+        case .tq2_0: 37
         }
     }
 

@@ -148,7 +148,11 @@ public struct QuantizationPlanner {
                 type = .q6_K
             }
         } else if name == "token_embd.weight" {
-            if let t = options.tokenEmbeddingType { type = t }
+            if let t = options.tokenEmbeddingType {
+                type = t
+            } else if ftype == .tq1_0 || ftype == .tq2_0 {
+                type = .q4_K
+            }
         } else if name.contains("attn_v.weight") {
             switch ftype {
             case .q2_K: type = gqa >= 4 ? .q4_K : .q3_K

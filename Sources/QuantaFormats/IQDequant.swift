@@ -196,6 +196,4 @@ extension GGMLFormat {
     public static let iq3_S = GGMLFormat(.iq3_S, activation: .q8_K, quantize: nil, dequantize: IQDequant.iq3s)
     public static let iq1_S = GGMLFormat(.iq1_S, activation: .q8_K, requiresImportance: true, quantize: nil, dequantize: IQDequant.iq1s)
     public static let iq1_M = GGMLFormat(.iq1_M, activation: .q8_K, quantize: nil, dequantize: IQDequant.iq1m)
-    public static let tq1_0 = GGMLFormat(.tq1_0, activation: .q8_K, quantize: nil, dequantize: IQDequant.tq1)
-    public static let tq2_0 = GGMLFormat(.tq2_0, activation: .q8_K, quantize: nil, dequantize: IQDequant.tq2)
 }

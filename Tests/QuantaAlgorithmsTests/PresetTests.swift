@@ -19,7 +19,7 @@ final class PresetTests: XCTestCase {
 
     func check(model: String, tensors: [(name: String, dimensions: [Int], type: GGMLType)], heads: Int, kvHeads: Int, layers: Int) throws {
         let table = try PresetTests.expected()[model]!
-        XCTAssertEqual(table.count, 16)
+        XCTAssertEqual(table.count, 18)
         for (presetName, expected) in table.sorted(by: { $0.key < $1.key }) {
             let preset = try XCTUnwrap(GGUFPreset(name: presetName))
             let planner = try QuantizationPlanner(preset: preset, options: QuantizationOptions(), headCount: heads, kvHeadCount: kvHeads, layerCount: layers)

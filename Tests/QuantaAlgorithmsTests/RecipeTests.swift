@@ -1,5 +1,6 @@
 import QuantaAlgorithms
 import QuantaCore
+import TestSupport
 import XCTest
 
 final class RecipeTests: XCTestCase {
@@ -137,15 +138,7 @@ final class RecipeFuzzTests: XCTestCase {
         var rng = SeededGenerator(seed: 2026)
         var parsed = 0, failed = 0
         for round in 0..<3000 {
-            var bytes = bases[round % 2]
-            for _ in 0..<(1 + rng.below(4)) {
-                let i = rng.below(bytes.count)
-                switch rng.below(3) {
-                case 0: bytes[i] = alphabet[rng.below(alphabet.count)]
-                case 1: bytes.remove(at: i)
-                default: bytes.insert(alphabet[rng.below(alphabet.count)], at: i)
-                }
-            }
+            let bytes = TestSupport.mutated(bases[round % 2], alphabet: alphabet, edits: 4, rng: &rng)
             do {
                 _ = try Recipe.parse(String(decoding: bytes, as: UTF8.self), file: "f.yaml")
                 parsed += 1

@@ -34,7 +34,7 @@ final class GoldenTests: XCTestCase {
     }
 
     func testPureTypes() throws {
-        for type in ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS"] {
+        for type in ["Q8_0", "Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q2_K", "Q3_K", "Q4_K", "Q5_K", "Q6_K", "IQ4_NL", "IQ4_XS", "TQ1_0", "TQ2_0"] {
             try check(type, golden: "pure-\(type).gguf", importance: nil)
         }
     }

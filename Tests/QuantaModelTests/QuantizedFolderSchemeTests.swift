@@ -66,15 +66,7 @@ final class QuantizedFolderSchemeTests: XCTestCase {
         var rng = SeededGenerator(seed: 11)
         var read = 0, refused = 0
         for round in 0..<600 {
-            var bytes = Array([Self.gptq, Self.mlx, Self.ct][round % 3].utf8)
-            for _ in 0..<(1 + rng.below(3)) {
-                let i = rng.below(bytes.count)
-                switch rng.below(3) {
-                case 0: bytes[i] = alphabet[rng.below(alphabet.count)]
-                case 1: bytes.remove(at: i)
-                default: bytes.insert(alphabet[rng.below(alphabet.count)], at: i)
-                }
-            }
+            let bytes = TestSupport.mutated(Array([Self.gptq, Self.mlx, Self.ct][round % 3].utf8), alphabet: alphabet, edits: 3, rng: &rng)
             do {
                 let scheme = try QuantizedFolderScheme(model(String(decoding: bytes, as: UTF8.self)))
                 for path in ["model.layers.0.self_attn.q_proj", "model.layers.1.mlp.down_proj", ""] { _ = scheme?.kind(of: path) }

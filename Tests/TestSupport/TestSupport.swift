@@ -136,6 +136,23 @@ public enum TestSupport {
 public typealias SplitMix64 = SeededGenerator
 
 extension TestSupport {
+    /// `bytes` after 1 to `edits` random edits, each replacing, deleting or inserting one byte
+    /// (replacements and insertions drawn from `alphabet`): the fuzz tests' mutator.
+    public static func mutated(_ bytes: [UInt8], alphabet: [UInt8], edits: Int, rng: inout SeededGenerator) -> [UInt8] {
+        var bytes = bytes
+        for _ in 0..<(1 + rng.below(edits)) where !bytes.isEmpty {
+            let i = rng.below(bytes.count)
+            switch rng.below(3) {
+            case 0: bytes[i] = alphabet[rng.below(alphabet.count)]
+            case 1: bytes.remove(at: i)
+            default: bytes.insert(alphabet[rng.below(alphabet.count)], at: i)
+            }
+        }
+        return bytes
+    }
+}
+
+extension TestSupport {
     /// The oracle venv's Python when it has mlx and mlx-lm, or a skip that says how to get them.
     public static func mlxPython() throws -> String {
         let python = try python()
