@@ -42,8 +42,7 @@ public struct CheckpointSettings: Sendable {
 
     /// The modules whose grid differs from `grid` (nil: kept in f16), in order.
     public var overrides: [(prefix: String, grid: GridScheme?)] {
-        let base = GridScheme(bits: grid.bits, groupSize: grid.groupSize, symmetric: grid.symmetric)
-        return modules.filter { $0.grid != base }
+        modules.filter { $0.grid != GridScheme(grid) }
     }
 }
 

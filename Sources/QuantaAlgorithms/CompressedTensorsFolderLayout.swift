@@ -76,7 +76,7 @@ public struct CompressedTensorsFolderLayout: CheckpointLayout {
             .object([("format", .string("pack-quantized")), ("input_activations", .null), ("output_activations", .null),
                      ("targets", .array(targets.map { .string($0) })), ("weights", weights(grid))])
         }
-        let base = GridScheme(bits: s.grid.bits, groupSize: s.grid.groupSize, symmetric: s.grid.symmetric)
+        let base = GridScheme(s.grid)
         var groups: [(String, JSONValue)] = [], ignore = ["lm_head"]
         if s.overrides.isEmpty {
             groups = [("group_0", group(["Linear"], base))]

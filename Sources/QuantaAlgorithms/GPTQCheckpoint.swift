@@ -60,8 +60,7 @@ public enum GPTQCheckpoint {
                 }
                 if layout.fusesLinears, let set = FusedLinears.set(of: GPTQCheckpoint.prefix(spec)) {
                     let key = set.parent + "." + set.fused
-                    let base = GridScheme(bits: grid.bits, groupSize: grid.groupSize, symmetric: grid.symmetric)
-                    let grid: Assignment = switch assignment ?? .grid(base, gptq: false) {
+                    let grid: Assignment = switch assignment ?? .grid(GridScheme(grid), gptq: false) {
                     case .keep: .keep
                     case let .grid(g, _): .grid(g, gptq: false)
                     }
@@ -77,7 +76,7 @@ public enum GPTQCheckpoint {
         func modules(_ specs: [TensorSpec]) -> [(prefix: String, grid: GridScheme?)] {
             guard !assigned.isEmpty else { return [] }
             return specs.filter(GPTQCheckpoint.quantizes).map { spec in
-                (GPTQCheckpoint.prefix(spec), plan(spec, calibrated: false).map { GridScheme(bits: $0.grid.bits, groupSize: $0.grid.groupSize, symmetric: $0.grid.symmetric) })
+                (GPTQCheckpoint.prefix(spec), plan(spec, calibrated: false).map { GridScheme($0.grid) })
             }
         }
     }
@@ -130,14 +129,7 @@ public enum GPTQCheckpoint {
             let (rows, columns) = (tensor.shape[0], tensor.shape[1])
             let layer: SolvedLinear
             if gptq, let statistics {
-                guard let input = statistics.input(feeding: spec.ggufName) else {
-                    throw QuantaError.malformed(statistics.path, "no statistics for the input of '\(spec.ggufName)'")
-                }
-                guard let factorization = try cache.factorization(input.name, layer: input.layer, {
-                    try statistics.gram(input).map { try GPTQ.factorize(gram: $0, columns: input.columns, options: options.solver) }
-                }) else {
-                    throw QuantaError(.invalidArgument, statistics.path, "has no Gram matrix for \(input.name); GPTQ needs `quanta calibrate --hessian full`")
-                }
+                let factorization = try cache.requiredFactorization(feeding: spec.ggufName, columns: columns, statistics: statistics, options: options.solver)
                 layer = try solve(tensor.storage, rows: rows, factorization: factorization, options: tensorOptions, threads: threads)
             } else {
                 layer = try round(tensor.storage, rows: rows, columns: columns, options: tensorOptions)
@@ -229,7 +221,7 @@ public enum GPTQCheckpoint {
         var options = Options()
         options.grid = grid
         let layer = try factorization.map { try solve(w, rows: rows, factorization: $0, options: options, threads: threads) }
-            ?? round(w, rows: rows, columns: columns, options: options)
+            ?? solvedLinear(w, rows: rows, columns: columns, grid: grid)
         return options.layout.decode(layer)
     }
 

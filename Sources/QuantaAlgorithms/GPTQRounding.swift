@@ -30,14 +30,12 @@ public struct GPTQRounding: TensorQuantizer {
     public func quantize(_ tensor: PlannedTensor, _ values: UnsafeBufferPointer<Float>) throws -> [UInt8] {
         do {
             guard let format = BlockFormats.format(tensor.type), format.codec != nil, tensor.dimensions.count == 2,
-                  let input = statistics.input(feeding: tensor.name), input.columns == tensor.dimensions[0],
-                  let factorization = try cache.factorization(input.name, layer: input.layer, {
-                      try statistics.gram(input).map { try GPTQ.factorize(gram: $0, columns: input.columns, options: options) }
-                  }) else {
+                  let (factorization, tokens) = try cache.factorization(feeding: tensor.name, columns: tensor.dimensions[0],
+                                                                        statistics: statistics, options: options) else {
                 return try fallback.quantize(tensor, values)
             }
             return try GPTQRounding.solve(values, type: tensor.type, rows: tensor.dimensions[1], factorization: factorization,
-                                          tokens: input.tokens, threads: threads)
+                                          tokens: tokens, threads: threads)
         } catch let error as QuantaError {
             throw error.within("tensor '\(tensor.name)'")
         }
@@ -98,3 +96,28 @@ final class ErrorLock: @unchecked Sendable {
 #if canImport(Glibc)
 import Glibc
 #endif
+
+extension FactorizationCache {
+    /// The factorization of the Gram matrix of the input that multiplies `tensor` (a GGUF name,
+    /// `columns` wide) in `statistics`, made once per input of a layer, with the input's token
+    /// count; nil when no such input is recorded or it has no Gram matrix.
+    public func factorization(feeding tensor: String, columns: Int, statistics: StatisticsFile,
+                              options: GPTQOptions) throws -> (factorization: GPTQ.Factorization, tokens: Int)? {
+        guard let input = statistics.input(feeding: tensor), input.columns == columns,
+              let factorization = try factorization(input.name, layer: input.layer, {
+                  try statistics.gram(input).map { try GPTQ.factorize(gram: $0, columns: columns, options: options) }
+              }) else { return nil }
+        return (factorization, input.tokens)
+    }
+
+    /// The same for a GPTQ solve that has no fallback: an error naming the statistics file when
+    /// the input or its Gram matrix is missing.
+    public func requiredFactorization(feeding tensor: String, columns: Int, statistics: StatisticsFile,
+                                      options: GPTQOptions) throws -> GPTQ.Factorization {
+        if let found = try factorization(feeding: tensor, columns: columns, statistics: statistics, options: options) { return found.factorization }
+        guard let input = statistics.input(feeding: tensor), input.columns == columns else {
+            throw QuantaError.malformed(statistics.path, "no statistics for the input of '\(tensor)'")
+        }
+        throw QuantaError(.invalidArgument, statistics.path, "has no Gram matrix for \(input.name); GPTQ needs `quanta calibrate --hessian full`")
+    }
+}

@@ -15,6 +15,11 @@ public struct GridScheme: Sendable, Hashable, CustomStringConvertible {
         self.symmetric = symmetric
     }
 
+    /// The grid of quantizer options (their static-groups and clipping settings aside).
+    public init(_ options: AffineQuantizer.Options) {
+        self.init(bits: options.bits, groupSize: options.groupSize, symmetric: options.symmetric)
+    }
+
     /// Parses `wBITSgGROUP` with an optional `:sym` or `:asym`; nil when the text is not one
     /// (bits outside 2...8, a group size neither positive nor -1).
     public init?(_ text: String) {
@@ -46,10 +51,4 @@ public struct GridScheme: Sendable, Hashable, CustomStringConvertible {
 
     /// Groups of a weight with `columns` input columns.
     public func groups(columns: Int) -> Int { groupSize > 0 ? (columns + groupSize - 1) / groupSize : 1 }
-
-    /// Whether `layout` stores this grid for a weight `[rows, columns]`.
-    public func fits(_ layout: CheckpointLayout, rows: Int, columns: Int) -> Bool {
-        guard (try? layout.check(options, actOrder: false)) != nil else { return false }
-        return layout.byteCount(rows: rows, columns: columns, grid: self) != nil
-    }
 }

@@ -223,9 +223,12 @@ struct RecipeParser {
         guard case let .mapping(map) = root else { return }
         func node(_ key: String) -> Node? { map.first { $0.key.string == key }?.value }
         let gguf = recipe.format == "gguf"
+        func misplaced(_ scheme: RecipeScheme) -> String {
+            gguf ? "\(scheme) is an integer grid: add format: gptq, mlx or compressed-tensors" : "\(scheme) is a GGUF type; a \(recipe.format) recipe takes grids such as w4g128"
+        }
         if !gguf, recipe.preset != nil { throw fail(node("preset"), "a \(recipe.format) recipe takes default: wBITSgGROUP, not a preset") }
         if let scheme = recipe.defaultScheme, scheme != .skip, scheme.isGrid == gguf {
-            throw fail(node("default"), gguf ? "\(scheme) is an integer grid: add format: gptq, mlx or compressed-tensors" : "\(scheme) is a GGUF type; a \(recipe.format) recipe takes grids such as w4g128")
+            throw fail(node("default"), misplaced(scheme))
         }
         if recipe.defaultScheme == .skip { throw fail(node("default"), "the default scheme cannot be skip") }
         if recipe.method == "awq" {
@@ -238,7 +241,7 @@ struct RecipeParser {
         let ruleNodes: [Node] = if case let .sequence(rules)? = node("rules") { Array(rules) } else { [] }
         for (rule, ruleNode) in zip(recipe.rules, ruleNodes) where rule.scheme != .skip && rule.scheme.isGrid == gguf {
             let at = (ruleNode.mapping?.first { $0.key.string == "scheme" }?.value) ?? ruleNode
-            throw fail(at, gguf ? "\(rule.scheme) is an integer grid: add format: gptq, mlx or compressed-tensors" : "\(rule.scheme) is a GGUF type; a \(recipe.format) recipe takes grids such as w4g128")
+            throw fail(at, misplaced(rule.scheme))
         }
     }
 

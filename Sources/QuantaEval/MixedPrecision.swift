@@ -47,10 +47,7 @@ public enum MixedPrecision {
         let minimumBits = constraints.minType.map { SensitivityCandidate(type: $0).bitsPerWeight } ?? 0
         let parsed = candidates.compactMap { name in SensitivityCandidate(name: name).map { (name, $0) } }
             .filter { $0.1.bitsPerWeight >= minimumBits - 1e-9 }
-        let awq = parsed.filter { $0.1.method == .awq }.count
-        guard awq == 0 || awq == parsed.count else {
-            throw QuantaError(.invalidArgument, "--candidates", "AWQ rescales whole blocks: give only TYPE+awq candidates, or none")
-        }
+        let awq = try SensitivityCandidate.allAWQ(parsed.map(\.1))
         // Groups: tied tensors together, every other tensor alone.
         var groups: [[Int]] = []
         var tiedGroup: [Int: Int] = [:]
@@ -103,7 +100,7 @@ public enum MixedPrecision {
         choices.sort { table.tensors.firstIndex(of: $0.0)! < table.tensors.firstIndex(of: $1.0)! }
         var recipe = recipe(choices)
         recipe.format = format
-        if awq > 0 { recipe.method = "awq" }
+        if awq { recipe.method = "awq" }
         return MixResult(recipe: recipe, choices: choices, bytes: allocation.bytes, predictedDrift: allocation.drift, exact: allocation.exact)
     }
 

@@ -84,6 +84,16 @@ public struct SensitivityCandidate: Sendable, Hashable, CustomStringConvertible 
         }
     }
 
+    /// Whether `candidates` are all `TYPE+awq`; throws when they mix AWQ and other candidates
+    /// (AWQ rescales whole blocks, so one allocation takes one or the other).
+    public static func allAWQ(_ candidates: [SensitivityCandidate]) throws -> Bool {
+        let awq = candidates.filter { $0.method == .awq }.count
+        guard awq == 0 || awq == candidates.count else {
+            throw QuantaError(.invalidArgument, "--candidates", "AWQ rescales whole blocks: give only TYPE+awq candidates, or none")
+        }
+        return awq > 0
+    }
+
     /// The default set: the k-quants, IQ4_XS and Q8_0.
     public static let defaults: [SensitivityCandidate] = [.q2_K, .q3_K, .iq4_XS, .q4_K, .q5_K, .q6_K, .q8_0].map { SensitivityCandidate(type: $0) }
 }
@@ -235,15 +245,8 @@ public final class SensitivityAnalysis {
                 guard let statistics else {
                     throw QuantaError(.invalidArgument, "candidate \(candidate)", "GPTQ candidates need statistics with Gram matrices (--stats)")
                 }
-                guard let input = statistics.input(feeding: tensor.name), input.columns == columns else {
-                    throw QuantaError(.invalidArgument, "candidate \(candidate)", "no statistics for the input of '\(tensor.name)'")
-                }
-                factorization = try factorizations.factorization(input.name, layer: input.layer) {
-                    try statistics.gram(input).map { try GPTQ.factorize(gram: $0, columns: columns, options: GPTQOptions()) }
-                }
-                guard factorization != nil else {
-                    throw QuantaError(.invalidArgument, statistics.path, "has no Gram matrix for \(input.name); GPTQ candidates need `quanta calibrate --hessian full`")
-                }
+                factorization = try factorizations.requiredFactorization(feeding: tensor.name, columns: columns, statistics: statistics,
+                                                                         options: GPTQOptions())
             }
             return try GPTQCheckpoint.decodedLinear(values, rows: rows, columns: columns, grid: grid.options, factorization: factorization,
                                                     threads: threads)

@@ -36,12 +36,19 @@ public struct QuantizedFolderScheme: Sendable, Equatable {
 
     /// The kind of the modules no entry names.
     public let kind: Kind
-    /// Per-module kinds (nil: stored unquantized), the first match winning.
-    let overrides: [(match: Match, kind: Kind?)]
+    /// A per-module entry: the modules it names and their kind (nil: stored unquantized).
+    struct Override: Sendable, Equatable {
+        let match: Match
+        let kind: Kind?
 
-    public static func == (a: Self, b: Self) -> Bool {
-        a.kind == b.kind && a.overrides.map(\.match) == b.overrides.map(\.match) && a.overrides.map(\.kind) == b.overrides.map(\.kind)
+        init(_ match: Match, _ kind: Kind?) {
+            self.match = match
+            self.kind = kind
+        }
     }
+
+    /// Per-module kinds, the first match winning.
+    let overrides: [Override]
 
     public init?(_ model: ModelFolder) throws {
         let json = model.files.configJSON
@@ -58,11 +65,11 @@ public struct QuantizedFolderScheme: Sendable, Equatable {
                 return .mlx(bits: bits, groupSize: group)
             }
             let base = try kind(mlx, "quantization")
-            var overrides: [(Match, Kind?)] = []
+            var overrides: [Override] = []
             for (name, entry) in mlx.objectValue ?? [] {
                 switch entry {
-                case .object: overrides.append((.exact(name), try kind(entry, "quantization.\(name)")))
-                case .bool(false): overrides.append((.exact(name), nil))
+                case .object: overrides.append(Override(.exact(name), try kind(entry, "quantization.\(name)")))
+                case .bool(false): overrides.append(Override(.exact(name), nil))
                 default: continue
                 }
             }
@@ -72,10 +79,10 @@ public struct QuantizedFolderScheme: Sendable, Equatable {
             guard ct["format"]?.stringValue == "pack-quantized", !groups.isEmpty, groups.count <= 4096 else {
                 throw QuantaError.unsupported(file, "quantization_config \(ct.serialized()) is not a pack-quantized int scheme Quanta reads (groups of 4 or 8 bits, group or channel)")
             }
-            var overrides: [(Match, Kind?)] = []
+            var overrides: [Override] = []
             for name in ct["ignore"]?.arrayValue ?? [] {
                 guard let name = name.stringValue else { continue }
-                overrides.append((name.hasPrefix("re:") ? .prefix(String(name.dropFirst(3))) : .exact(name), nil))
+                overrides.append(Override(name.hasPrefix("re:") ? .prefix(String(name.dropFirst(3))) : .exact(name), nil))
             }
             for (groupName, group) in groups {
                 guard let weights = group["weights"], let bits = weights["num_bits"]?.intValue, CompressedTensorsLayout.supportedBits.contains(bits),
@@ -90,12 +97,12 @@ public struct QuantizedFolderScheme: Sendable, Equatable {
                 for target in targets {
                     guard let target = target.stringValue else { throw QuantaError.malformed(file, "config group \(groupName): targets must be strings") }
                     let match: Match = target == "Linear" ? .all : target.hasPrefix("re:") ? .prefix(String(target.dropFirst(3))) : .exact(target)
-                    overrides.append((match, .compressedTensors(bits: bits, groupSize: size)))
+                    overrides.append(Override(match, .compressedTensors(bits: bits, groupSize: size)))
                 }
             }
             // Names and regexes before the class-name target, as vLLM matches them.
-            let named = overrides.filter { $0.0 != .all }, classWide = overrides.filter { $0.0 == .all }
-            self.init(kind: classWide.first?.1 ?? named.first { $0.1 != nil }?.1 ?? .compressedTensors(bits: 4, groupSize: nil), overrides: named)
+            let named = overrides.filter { $0.match != .all }, classWide = overrides.filter { $0.match == .all }
+            self.init(kind: classWide.first?.kind ?? named.first { $0.kind != nil }?.kind ?? .compressedTensors(bits: 4, groupSize: nil), overrides: named)
         } else if let awq = json["quantization_config"], awq["quant_method"]?.stringValue == "awq" {
             guard awq["bits"]?.intValue == AWQLayout.bits, let group = awq["group_size"]?.intValue, group > 0, group <= 1 << 20,
                   (awq["version"]?.stringValue ?? "gemm").lowercased() == "gemm" else {
@@ -109,15 +116,15 @@ public struct QuantizedFolderScheme: Sendable, Equatable {
             if let format = gptq["checkpoint_format"]?.stringValue, format != "gptq" {
                 throw QuantaError.unsupported(file, "GPTQ checkpoint_format '\(format)' is not read (gptq v1 is)")
             }
-            var overrides: [(Match, Kind?)] = []
+            var overrides: [Override] = []
             for (key, entry) in gptq["dynamic"]?.objectValue ?? [] {
                 let negative = key.hasPrefix("-:")
                 let pattern = key.hasPrefix("-:") || key.hasPrefix("+:") ? String(key.dropFirst(2)) : key
                 guard (try? Regex(pattern)) != nil else { throw QuantaError.malformed(file, "dynamic key '\(key)' is not a regular expression Quanta reads") }
-                if negative { overrides.append((.prefix(pattern), nil)); continue }
+                if negative { overrides.append(Override(.prefix(pattern), nil)); continue }
                 let b = entry["bits"]?.intValue ?? bits
                 guard GPTQLayout.supportedBits.contains(b) else { throw QuantaError.unsupported(file, "dynamic '\(key)': bits \(b) is not read (2, 3, 4 or 8)") }
-                overrides.append((.prefix(pattern), .gptq(bits: b)))
+                overrides.append(Override(.prefix(pattern), .gptq(bits: b)))
             }
             self.init(kind: .gptq(bits: bits), overrides: overrides)
         } else {
@@ -125,7 +132,7 @@ public struct QuantizedFolderScheme: Sendable, Equatable {
         }
     }
 
-    init(kind: Kind, overrides: [(match: Match, kind: Kind?)]) {
+    init(kind: Kind, overrides: [Override]) {
         self.kind = kind
         self.overrides = overrides
     }

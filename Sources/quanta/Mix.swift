@@ -126,10 +126,7 @@ extension Quantize {
         if let grid = candidates.first(where: { $0.type == nil }) {
             throw QuantaError(.invalidArgument, "--candidates", "\(grid) is an integer grid; for GGUF give ggml types (or use --format gptq, mlx or compressed-tensors)")
         }
-        let awq = candidates.filter { $0.method == .awq }.count
-        guard awq == 0 || awq == candidates.count else {
-            throw QuantaError(.invalidArgument, "--candidates", "AWQ rescales whole blocks: give only TYPE+awq candidates, or none")
-        }
+        _ = try SensitivityCandidate.allAWQ(candidates)  // before the measurements, not after
         let (analysis, table) = try sensitivityTable(model, importance: importance, statistics: statistics, candidates: candidates)
         let constraints = try mixConstraints()
         let quantizable = Set(analysis.tensors.map(\.name))

@@ -61,7 +61,7 @@ extension Quantize {
 
     /// The recipe a checkpoint run without one embeds: its grid, method and calibration.
     func checkpointRecipe() -> Recipe {
-        var recipe = Recipe(defaultScheme: .grid(GridScheme(bits: grid.bits, groupSize: grid.groupSize, symmetric: grid.symmetric), method: nil))
+        var recipe = Recipe(defaultScheme: .grid(GridScheme(grid), method: nil))
         recipe.format = format.rawValue
         recipe.method = method == .gptq ? "gptq" : "rtn"
         recipe.damp = damp

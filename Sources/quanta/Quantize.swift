@@ -175,6 +175,11 @@ struct Quantize: ParsableCommand {
         let seed: UInt64
     }
 
+    /// A recipe's calibration section as the windows it samples.
+    func calibration(_ c: Recipe.Calibration) -> Calibration {
+        Calibration(path: c.data, samples: c.samples, length: c.sequenceLength, seed: c.seed)
+    }
+
     func sequences(_ c: Calibration, tokenizer: BPETokenizer) throws -> [[Int32]] {
         try CalibrationSampler.randomWindows(samples: c.samples, length: c.length, seed: c.seed)
             .sequences(CalibrationData(path: c.path), tokenizer: tokenizer, bos: tokenizer.addBOS ? tokenizer.bosID : nil)
@@ -226,7 +231,7 @@ struct Quantize: ParsableCommand {
                     quantizer = MixedQuantizer(gptqTensors: resolved.gptq, gptq: GPTQRounding(statistics: statistics, importance: matrix, options: solver,
                                                                                                threads: threads), rounding: rounding)
                 } else if let c = resolved.recipe.calibration {
-                    calibration = Calibration(path: c.data, samples: c.samples, length: c.sequenceLength, seed: c.seed)
+                    calibration = self.calibration(c)
                 } else {
                     throw QuantaError(.invalidArgument, mix.recipe ?? "allocation", "GPTQ tensors need --stats (with Gram matrices) or the recipe's calibration section")
                 }
@@ -254,7 +259,7 @@ struct Quantize: ParsableCommand {
                 let bar = ProgressBar(enabled: !json || verbose, verbose: verbose)
                 let sequences: [[Int32]], data: String
                 if recipeAWQ, let c = resolved?.recipe.calibration {
-                    (sequences, data) = (try self.sequences(Calibration(path: c.data, samples: c.samples, length: c.sequenceLength, seed: c.seed),
+                    (sequences, data) = (try self.sequences(self.calibration(c),
                                                             tokenizer: try model.tokenizer()), c.data)
                 } else {
                     guard self.data != nil || stats != nil else {
@@ -383,7 +388,7 @@ extension Quantize {
                 guard let c = mixed.recipe.calibration else {
                     throw QuantaError(.invalidArgument, mix.recipe ?? "allocation", "GPTQ tensors need --stats (with Gram matrices) or the recipe's calibration section")
                 }
-                sequential = Calibration(path: c.data, samples: c.samples, length: c.sequenceLength, seed: c.seed)
+                sequential = calibration(c)
             }
         } else if !method.isAWQ {
             settings.recipe = checkpointRecipe().yaml

@@ -49,12 +49,8 @@ struct SchemeSpec: Equatable {
                 if head == "rtn" { return SchemeSpec(name: text, method: "rtn", format: "gguf", calibrated: false, arguments: [preset.rawValue], sizeOf: nil) }
                 return SchemeSpec(name: text, method: head, format: "gguf", calibrated: true, arguments: [options[0], "--method", head, "--stats", "{stats}"], sizeOf: nil)
             }
-            let grid = options[0]
-            guard grid.hasPrefix("w"), let g = grid.firstIndex(of: "g"), let bits = Int(grid[grid.index(after: grid.startIndex)..<g]),
-                  let group = Int(grid[grid.index(after: g)...]) else {
-                throw bad("expected a GGUF type or wBITSgGROUP (w4g128, w3g-1)")
-            }
-            var arguments = ["--format", "gptq", "--method", head, "--bits", String(bits), "--group-size", String(group)]
+            guard let grid = GridScheme(options[0]) else { throw bad("expected a GGUF type or wBITSgGROUP (w4g128, w3g-1)") }
+            var arguments = ["--format", "gptq", "--method", head, "--bits", String(grid.bits), "--group-size", String(grid.groupSize)]
             for option in options.dropFirst() {
                 switch option {
                 case "act-order", "asym", "sym", "mse", "static-groups": arguments.append("--" + option)
