@@ -186,14 +186,3 @@ enum IQDequant {
         }
     }
 }
-
-// Read-only for now: ggml needs an importance matrix to write IQ2_XXS, IQ2_XS and IQ1_S.
-extension GGMLFormat {
-    public static let iq2_XXS = GGMLFormat(.iq2_XXS, activation: .q8_K, requiresImportance: true, quantize: nil, dequantize: IQDequant.iq2xxs)
-    public static let iq2_XS = GGMLFormat(.iq2_XS, activation: .q8_K, requiresImportance: true, quantize: nil, dequantize: IQDequant.iq2xs)
-    public static let iq2_S = GGMLFormat(.iq2_S, activation: .q8_K, quantize: nil, dequantize: IQDequant.iq2s)
-    public static let iq3_XXS = GGMLFormat(.iq3_XXS, activation: .q8_K, quantize: nil, dequantize: IQDequant.iq3xxs)
-    public static let iq3_S = GGMLFormat(.iq3_S, activation: .q8_K, quantize: nil, dequantize: IQDequant.iq3s)
-    public static let iq1_S = GGMLFormat(.iq1_S, activation: .q8_K, requiresImportance: true, quantize: nil, dequantize: IQDequant.iq1s)
-    public static let iq1_M = GGMLFormat(.iq1_M, activation: .q8_K, quantize: nil, dequantize: IQDequant.iq1m)
-}
