@@ -32,6 +32,8 @@ public struct GGUFExport {
     public let quantizer: TensorQuantizer
     /// Allow requantizing tensors that are already quantized (lossy twice).
     public let allowRequantize: Bool
+    /// The importance matrix the quantizer uses (checked against the types that need one).
+    public let importance: ImportanceMatrix?
     /// Metadata the output gets besides the source's (see `GGUFSink.extra` and `late`).
     public var extraMetadata: [(key: String, value: GGUFValue)] = []
     public var lateMetadata: (() -> [(key: String, value: GGUFValue)])?
@@ -46,6 +48,7 @@ public struct GGUFExport {
         self.options = options
         self.quantizer = quantizer ?? RoundToNearest(importance: importance, threads: threads)
         self.allowRequantize = allowRequantize
+        self.importance = importance
     }
 
     var sink: GGUFSink {
@@ -66,11 +69,28 @@ public struct GGUFExport {
                 throw QuantaError(.invalidArgument, "\(source.path): tensor '\(tensor.name)'",
                                   "is already \(tensor.sourceType.name); requantizing loses precision twice (pass --allow-requantize to do it anyway)")
             }
-            guard BlockFormats.format(tensor.type)?.canQuantize == true else {
+            guard let format = BlockFormats.format(tensor.type), format.canQuantize else {
                 throw QuantaError.unsupported("tensor '\(tensor.name)'", "Quanta cannot write \(tensor.type.name)")
             }
+            try checkImportance(tensor, format)
         }
         return plan
+    }
+
+    /// llama-quantize's refusals, before any work: a block tensor of a very low-bit type
+    /// (`tensor_requires_imatrix`) needs an importance matrix with an entry for it, and so does
+    /// any tensor of a type ggml cannot write without one (where ggml would abort).
+    func checkImportance(_ tensor: PlannedTensor, _ format: any BlockFormat) throws {
+        let lowBit: Set<GGMLType> = [.iq3_XXS, .iq2_XXS, .iq2_XS, .iq2_S, .iq1_M, .iq1_S]
+        let outside = tensor.name == "token_embd.weight" || tensor.name == "output.weight"
+        guard format.requiresImportance || (lowBit.contains(tensor.type) && !outside),
+              importance?.importance(for: tensor.name) == nil else { return }
+        let context = "tensor '\(tensor.name)' (\(tensor.type.name))"
+        if importance == nil {
+            throw QuantaError(.invalidArgument, context, "this quantization requires an importance matrix (--imatrix FILE)")
+        }
+        let hint = outside ? "; choose another type for it with --\(tensor.name == "output.weight" ? "output-tensor-type" : "token-embedding-type")" : ""
+        throw QuantaError(.invalidArgument, context, "the importance matrix has no entry for it, and \(tensor.type.name) needs one\(hint)")
     }
 
     /// The size of the file `run` would write.

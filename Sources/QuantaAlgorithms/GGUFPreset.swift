@@ -8,6 +8,8 @@ public enum GGUFPreset: String, CaseIterable, Sendable {
     case q2_K = "Q2_K", q3_K_S = "Q3_K_S", q3_K_M = "Q3_K_M", q3_K_L = "Q3_K_L"
     case q4_K_S = "Q4_K_S", q4_K_M = "Q4_K_M", q5_K_S = "Q5_K_S", q5_K_M = "Q5_K_M", q6_K = "Q6_K"
     case iq4_NL = "IQ4_NL", iq4_XS = "IQ4_XS"
+    case iq1_S = "IQ1_S", iq1_M = "IQ1_M", iq2_XXS = "IQ2_XXS", iq2_XS = "IQ2_XS", iq2_S = "IQ2_S", iq2_M = "IQ2_M"
+    case iq3_XXS = "IQ3_XXS", iq3_XS = "IQ3_XS", iq3_S = "IQ3_S", iq3_M = "IQ3_M"
     case tq1_0 = "TQ1_0", tq2_0 = "TQ2_0"
 
     /// A preset by name (case-insensitive); pure type names map to their preset
@@ -22,6 +24,13 @@ public enum GGUFPreset: String, CaseIterable, Sendable {
             guard let preset = GGUFPreset(rawValue: upper) else { return nil }
             self = preset
         }
+    }
+
+    /// The preset a file of `type` alone (`--pure`) is labelled with: the one named after the
+    /// type when its base type is that type, else the first with that base type (IQ2_S: IQ2_M).
+    public static func pure(_ type: GGMLType) -> GGUFPreset? {
+        if let named = GGUFPreset(name: type.name), named.defaultType == type { return named }
+        return allCases.first { $0.defaultType == type }
     }
 
     public var defaultType: GGMLType {
@@ -41,6 +50,13 @@ public enum GGUFPreset: String, CaseIterable, Sendable {
         case .q6_K: .q6_K
         case .iq4_NL: .iq4_NL
         case .iq4_XS: .iq4_XS
+        case .iq1_S: .iq1_S
+        case .iq1_M: .iq1_M
+        case .iq2_XXS: .iq2_XXS
+        case .iq2_XS, .iq2_S: .iq2_XS  // llama-quantize's IQ2_S mix is ggml IQ2_XS at its base
+        case .iq2_M: .iq2_S
+        case .iq3_XXS: .iq3_XXS
+        case .iq3_XS, .iq3_S, .iq3_M: .iq3_S
         case .tq1_0: .tq1_0
         case .tq2_0: .tq2_0
         }
@@ -65,13 +81,27 @@ public enum GGUFPreset: String, CaseIterable, Sendable {
         case .q5_K_S: 16
         case .q5_K_M: 17
         case .q6_K: 18
+        case .iq2_XXS: 19
+        case .iq2_XS: 20
+        case .iq3_XS: 22
+        case .iq3_XXS: 23
+        case .iq1_S: 24
         case .iq4_NL: 25
+        case .iq3_S: 26
+        case .iq3_M: 27
+        case .iq2_S: 28
+        case .iq2_M: 29
         case .iq4_XS: 30
+        case .iq1_M: 31
         case .bf16: 32
         case .tq1_0: 36
         case .tq2_0: 37
         }
     }
+
+    /// The presets of 1-2 bits per weight that share llama-quantize's low-bit rules (token
+    /// embeddings Q2_K or IQ3_S, output Q5_K, attn_v and the first eighth of ffn_down raised).
+    var isLowBit: Bool { [.iq1_S, .iq1_M, .iq2_XXS, .iq2_XS, .iq2_S, .iq2_M].contains(self) }
 
     /// Whether llama-quantize applies its per-tensor rules (only for quantized defaults).
     var hasRules: Bool { ![.f32, .f16, .bf16].contains(defaultType) }

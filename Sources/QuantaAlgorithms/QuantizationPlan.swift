@@ -139,23 +139,42 @@ public struct QuantizationPlanner {
     func ruleType(_ name: String, _ dimensions: [Int], _ state: inout State) -> (GGMLType, GGMLType?) {
         var type = preset.defaultType
         let ftype = preset
+        let lowBit = ftype.isLowBit, raised: GGMLType = [.iq2_S, .iq2_M].contains(ftype) ? .iq3_S : .q2_K
         if name == "output.weight" || (!state.hasOutput && name == "token_embd.weight") {
             if let t = options.outputTensorType {
                 type = t
             } else if dimensions[0] % type.blockSize != 0 {
                 type = .q8_0
+            } else if lowBit || ftype == .iq3_XXS {
+                type = .q5_K
             } else if type != .q8_0 {
                 type = .q6_K
             }
         } else if name == "token_embd.weight" {
             if let t = options.tokenEmbeddingType {
                 type = t
+            } else if lowBit {
+                type = raised
+            } else if ftype == .iq3_XXS {
+                type = .iq3_S
             } else if ftype == .tq1_0 || ftype == .tq2_0 {
                 type = .q4_K
+            }
+        } else if lowBit {
+            if name.contains("attn_v.weight") {
+                type = gqa >= 4 ? .q4_K : raised
+                state.iAttentionV += 1
+            } else if name.contains("ffn_down") {
+                if state.iFFNDown < state.layers / 8 { type = raised }
+                state.iFFNDown += 1
+            } else if name.contains("attn_output.weight") {
+                if ftype == .iq1_S || ftype == .iq1_M { type = .iq2_XXS } else if raised == .iq3_S { type = .iq3_S }
             }
         } else if name.contains("attn_v.weight") {
             switch ftype {
             case .q2_K: type = gqa >= 4 ? .q4_K : .q3_K
+            case .iq3_XXS: type = gqa >= 4 ? .q4_K : options.hasImportance ? .iq3_XXS : .iq3_S
+            case .iq3_XS where gqa >= 4, .iq3_S where gqa >= 4, .iq3_M: type = .q4_K
             case .iq4_NL where gqa >= 4, .iq4_XS where gqa >= 4: type = .q5_K
             case .q3_K_M: type = state.iAttentionV < 2 ? .q5_K : .q4_K
             case .q3_K_L: type = .q5_K
@@ -165,11 +184,15 @@ public struct QuantizationPlanner {
             default: break
             }
             state.iAttentionV += 1
+        } else if name.contains("attn_k.weight") || name.contains("attn_q.weight") {
+            if ftype == .iq3_XS { type = .iq3_XXS } else if ftype == .iq3_XXS { type = .iq2_S }
         } else if name.contains("ffn_down") {
             let (i, n) = (state.iFFNDown, state.layers)
             switch ftype {
             case .q2_K: type = .q3_K
+            case .iq3_XXS where !options.hasImportance: type = i < n / 8 ? .q4_K : .q3_K
             case .q3_K_M: type = i < n / 16 ? .q5_K : .q4_K
+            case .iq3_M where i < n / 8: type = .q4_K
             case .q3_K_L: type = .q5_K
             case .q4_K_M where QuantizationPlanner.useMoreBits(i, n): type = .q6_K
             case .iq4_NL where i < n / 8 && !options.hasImportance, .iq4_XS where i < n / 8 && !options.hasImportance: type = .q5_K
@@ -183,21 +206,22 @@ public struct QuantizationPlanner {
         } else if name.contains("attn_output.weight") {
             switch ftype {
             case .q2_K: type = .q3_K
-            case .q3_K_M: type = .q4_K
+            case .iq3_XXS: type = .iq3_S
+            case .q3_K_M, .iq3_M: type = .q4_K
             case .q3_K_L: type = .q5_K
             default: break
             }
         } else if name.contains("attn_qkv.weight") {
             switch ftype {
-            case .q3_K_M, .q3_K_L: type = .q4_K
+            case .q3_K_M, .q3_K_L, .iq3_M: type = .q4_K
             case .q4_K_M: type = .q5_K
             case .q5_K_M: type = .q6_K
             default: break
             }
-        } else if name.contains("ffn_gate") {
-            state.iFFNGate += 1
-        } else if name.contains("ffn_up") {
-            state.iFFNUp += 1
+        } else if name.contains("ffn_gate") || name.contains("ffn_up") {
+            let i = name.contains("ffn_gate") ? state.iFFNGate : state.iFFNUp
+            if ftype == .iq3_XS && i >= state.layers / 8 && i < 7 * state.layers / 8 { type = .iq3_XXS }
+            if name.contains("ffn_gate") { state.iFFNGate += 1 } else { state.iFFNUp += 1 }
         }
         guard dimensions[0] % type.blockSize != 0 else { return (type, nil) }
         let requested = type

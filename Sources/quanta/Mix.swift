@@ -77,7 +77,7 @@ struct ResolvedRecipe {
         if let name = recipe.preset {
             base = GGUFPreset(name: name)!
         } else {
-            guard case let .type(type, _)? = recipe.defaultScheme, let preset = GGUFPreset(name: type.name) else {
+            guard case let .type(type, _)? = recipe.defaultScheme, let preset = GGUFPreset.pure(type) else {
                 throw QuantaError(.invalidArgument, "recipe", "the default scheme must be a GGUF type with a llama-quantize file type")
             }
             base = preset

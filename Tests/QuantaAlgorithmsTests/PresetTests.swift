@@ -19,10 +19,13 @@ final class PresetTests: XCTestCase {
 
     func check(model: String, tensors: [(name: String, dimensions: [Int], type: GGMLType)], heads: Int, kvHeads: Int, layers: Int) throws {
         let table = try PresetTests.expected()[model]!
-        XCTAssertEqual(table.count, 18)
+        XCTAssertEqual(table.count, 28)
         for (presetName, expected) in table.sorted(by: { $0.key < $1.key }) {
             let preset = try XCTUnwrap(GGUFPreset(name: presetName))
-            let planner = try QuantizationPlanner(preset: preset, options: QuantizationOptions(), headCount: heads, kvHeadCount: kvHeads, layerCount: layers)
+            // The IQ1-IQ3 and TQ rows were made with --imatrix (the golden README), the others without.
+            var options = QuantizationOptions()
+            options.hasImportance = ["IQ1", "IQ2", "IQ3", "TQ"].contains { presetName.hasPrefix($0) }
+            let planner = try QuantizationPlanner(preset: preset, options: options, headCount: heads, kvHeadCount: kvHeads, layerCount: layers)
             let plan = try planner.plan(tensors)
             XCTAssertEqual(plan.count, expected.count, "\(model) \(presetName)")
             var mismatches: [String] = []
