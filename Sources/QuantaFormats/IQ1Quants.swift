@@ -30,16 +30,18 @@ enum IQ1Quants {
         let pairs: UnsafeMutablePointer<Float>, sumx: UnsafeMutablePointer<Float>, sumw: UnsafeMutablePointer<Float>
         let xp: UnsafeMutablePointer<Float>, xm: UnsafeMutablePointer<Float>
         let index: UnsafeMutablePointer<Int>
+        /// IQ1_M: per sorted position and level, the 8 terms its 4 delta pairs add (`terms(j, level)`).
+        let terms: UnsafeMutablePointer<Float>
 
         static func with(_ body: (Work) -> Void) {
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * 32 + 2 + 6) { floats in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * 32 + 2 + 6 + 16 * 3 * 8) { floats in
                 withUnsafeTemporaryAllocation(of: Int.self, capacity: 4) { ints in
                     let pairs = floats.baseAddress!, sumx = pairs + 64, sumw = sumx + 33, xp = sumw + 33, xm = xp + 3
                     for j in 0..<3 {
                         xp[j] = plus[j]
                         xm[j] = minus[j]
                     }
-                    body(Work(pairs: pairs, sumx: sumx, sumw: sumw, xp: xp, xm: xm, index: ints.baseAddress!))
+                    body(Work(pairs: pairs, sumx: sumx, sumw: sumw, xp: xp, xm: xm, index: ints.baseAddress!, terms: xm + 3))
                 }
             }
         }
@@ -213,35 +215,42 @@ enum IQ1Quants {
             sortedPairs(xb, blockSize, pairs)
             var bestScore = -Float.greatestFiniteMagnitude, scale = max
             var besti1 = -1, besti2 = -1, bestK = -1
+            // ggml adds, per sorted position in order, w·v·x and w·v² for the value v of each delta
+            // pair (0: +,+ 1: +,- 2: -,+ 3: -,-; the first 8 values take the first delta); the
+            // products depend only on position and level, so they are formed once here.
+            let terms = work.terms
+            for j in 0..<blockSize {
+                let i = sortedIndex(pairs, j), w = weight[i], first = i < blockSize / 2
+                for level in 0..<3 {
+                    let p = xp[level], m = xm[level]
+                    let px = w * p * xb[i], mx = w * m * xb[i], pp = w * p * p, mm = w * m * m
+                    let t = terms + 8 * (3 * j + level)
+                    t[0] = px; t[1] = first ? px : mx; t[2] = first ? mx : px; t[3] = mx
+                    t[4] = pp; t[5] = first ? pp : mm; t[6] = first ? mm : pp; t[7] = mm
+                }
+            }
+            // Four splits (i1, i2...i2+3) at a time, each summed in ggml's order; lanes are the 8 terms.
+            let rows = UnsafeRawPointer(terms)
+            @inline(__always) func row(_ j: Int, _ i1: Int, _ i2: Int) -> SIMD8<Float> {
+                rows.loadUnaligned(fromByteOffset: 32 * (3 * j + (j < i1 ? 0 : j < i2 ? 1 : 2)), as: SIMD8<Float>.self)
+            }
             for i1 in 0...blockSize {
-                for i2 in i1...blockSize {
-                    // sums for the 4 delta pairs, accumulated in ggml's order: sorted position, then k
-                    var qx0: Float = 0, qx1: Float = 0, qx2: Float = 0, qx3: Float = 0
-                    var q20: Float = 0, q21: Float = 0, q22: Float = 0, q23: Float = 0
+                for i2 in stride(from: i1, through: blockSize, by: 4) {
+                    var s0 = SIMD8<Float>(), s1 = SIMD8<Float>(), s2 = SIMD8<Float>(), s3 = SIMD8<Float>()
                     for j in 0..<blockSize {
-                        let i = sortedIndex(pairs, j)
-                        let level = j < i1 ? 0 : j < i2 ? 1 : 2
-                        let w = weight[i], p = xp[level], m = xm[level]
-                        let px = w * p * xb[i], mx = w * m * xb[i], pp = w * p * p, mm = w * m * m
-                        if i < blockSize / 2 {
-                            qx0 += px; qx1 += px; qx2 += mx; qx3 += mx
-                            q20 += pp; q21 += pp; q22 += mm; q23 += mm
-                        } else {
-                            qx0 += px; qx2 += px; qx1 += mx; qx3 += mx
-                            q20 += pp; q22 += pp; q21 += mm; q23 += mm
+                        s0 += row(j, i1, i2)
+                        s1 += row(j, i1, i2 + 1)
+                        s2 += row(j, i1, i2 + 2)
+                        s3 += row(j, i1, i2 + 3)
+                    }
+                    for lane in 0..<min(4, blockSize + 1 - i2) {
+                        let sums = lane == 0 ? s0 : lane == 1 ? s1 : lane == 2 ? s2 : s3
+                        for k in 0..<4 where sums[k + 4] > 0 && sums[k] * sums[k] > bestScore * sums[k + 4] {
+                            scale = sums[k] / sums[k + 4]
+                            bestScore = scale * sums[k]
+                            besti1 = i1; besti2 = i2 + lane; bestK = k
                         }
                     }
-                    @inline(__always) func consider(_ k: Int, _ sumqx: Float, _ sumq2: Float) {
-                        if sumq2 > 0 && sumqx * sumqx > bestScore * sumq2 {
-                            scale = sumqx / sumq2
-                            bestScore = scale * sumqx
-                            besti1 = i1; besti2 = i2; bestK = k
-                        }
-                    }
-                    consider(0, qx0, q20)
-                    consider(1, qx1, q21)
-                    consider(2, qx2, q22)
-                    consider(3, qx3, q23)
                 }
             }
             if besti1 < 0 || besti2 < 0 || bestK < 0 {
