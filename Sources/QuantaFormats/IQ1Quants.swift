@@ -30,7 +30,7 @@ enum IQ1Quants {
         let pairs: UnsafeMutablePointer<Float>, sumx: UnsafeMutablePointer<Float>, sumw: UnsafeMutablePointer<Float>
         let xp: UnsafeMutablePointer<Float>, xm: UnsafeMutablePointer<Float>
         let index: UnsafeMutablePointer<Int>
-        /// IQ1_M: per sorted position and level, the 8 terms its 4 delta pairs add (`terms(j, level)`).
+        /// IQ1_M: per sorted position j and level, the 8 terms its 4 delta pairs add, at 8 * (3j + level).
         let terms: UnsafeMutablePointer<Float>
 
         static func with(_ body: (Work) -> Void) {
