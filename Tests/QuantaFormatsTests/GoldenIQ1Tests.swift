@@ -63,7 +63,6 @@ extension GoldenTests {
                 norm += a * a
             }
             let relative = (error / norm).squareRoot()
-            print("\(type.name) importance \(weights != nil): relative RMS error \(relative)")
             XCTAssertLessThan(relative, bound, "\(type.name) importance \(weights != nil)")
         }
     }
