@@ -81,6 +81,37 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertEqual(number(runtime, "perplexity"), 31.1489, accuracy: 31.1489 * 0.003)
     }
 
+    /// The low-bit presets quantized with the golden importance matrix (llama-imatrix on
+    /// calib-wiki), weight-only drift at fp32 against the F32 model: the golden README's
+    /// "Weight-only drift of the low-bit presets" table.
+    func testLowBitPresetsDrift() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let common = ["--text", EvalCommandTests.persuasion, "--ctx", "256", "--chunks", "40", "--add-bos", "yes", "--batch", "8"]
+        _ = try eval([TestSupport.austenModel] + common + ["--save-logits", folder + "/f32.h5"])
+        let expected: [(preset: String, ppl: Double, mean: Double, p99: Double, same: Double, median: Double, max: Double, rms: Double)] = [
+            ("IQ3_M", 75.342139, 0.005877, 0.030379, 93.209, 0.003894, 0.148634, 1.401),
+            ("IQ3_XXS", 75.775893, 0.009423, 0.046577, 91.752, 0.006554, 0.157278, 1.804),
+            ("IQ2_M", 75.462306, 0.013475, 0.066799, 90.315, 0.009309, 0.235211, 2.131),
+        ]
+        for row in expected {
+            let file = folder + "/\(row.preset).gguf"
+            let q = try TestSupport.run(try TestSupport.quantaExecutable(), ["quantize", TestSupport.austenModel, file, row.preset,
+                                                                            "--imatrix", TestSupport.golden("austen-imatrix.gguf")])
+            XCTAssertEqual(q.status, 0, q.stderr)
+            let drift = try eval([file] + common + ["--baseline-logits", folder + "/f32.h5"])
+            // Same tensor bytes as llama-quantize (QuantizeCommandTests); what remains is the fp32
+            // forward pass's summation order against ggml's: PPL to 6 significant digits, mean
+            // and median KLD to the last printed digit, the tails (p99, max) to under 1 %.
+            XCTAssertEqual(number(drift, "perplexity"), row.ppl, accuracy: row.ppl * 1e-5, row.preset)
+            XCTAssertEqual(number(drift, "drift", "mean_kld"), row.mean, accuracy: 1.5e-6, row.preset)
+            XCTAssertEqual(number(drift, "drift", "median_kld"), row.median, accuracy: 5e-6, row.preset)
+            XCTAssertEqual(number(drift, "drift", "p99_kld"), row.p99, accuracy: row.p99 * 0.01, row.preset)
+            XCTAssertEqual(number(drift, "drift", "max_kld"), row.max, accuracy: row.max * 0.005, row.preset)
+            XCTAssertEqual(number(drift, "drift", "same_top_percent"), row.same, accuracy: 0.025, "\(row.preset): one token of 5080 is 0.0197 %")
+            XCTAssertEqual(number(drift, "drift", "rms_delta_p_percent"), row.rms, accuracy: 0.0015, row.preset)
+        }
+    }
+
     func testErrors() throws {
         let missing = try TestSupport.run(try TestSupport.quantaExecutable(), ["eval", TestSupport.austenModel, "--text", "/nonexistent.txt"])
         XCTAssertEqual(missing.status, 66)

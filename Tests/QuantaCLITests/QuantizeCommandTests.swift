@@ -71,6 +71,41 @@ final class QuantizeCommandTests: XCTestCase {
         XCTAssertEqual(oracle.split(separator: "\n").map(String.init), ["57 4096 3839 gpt2 0 6", "['F32', 'Q4_K', 'Q6_K']"])
     }
 
+    /// The low-bit presets with the golden importance matrix: every tensor of the whole model
+    /// byte-identical with llama-quantize's file (the sha256 of all tensor data in file order,
+    /// Tests/Fixtures/llama-quantize-low-bit-sha256.tsv), and llama-quantize's refusals without one.
+    func testLowBitPresetsEqualLlamaQuantize() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let text = try String(contentsOfFile: TestSupport.path("Tests/Fixtures/llama-quantize-low-bit-sha256.tsv"), encoding: .utf8)
+        let rows = text.split(separator: "\n").map { $0.split(separator: "\t").map(String.init) }
+        XCTAssertEqual(rows.map { $0[0] }, ["IQ1_S", "IQ1_M", "IQ2_XXS", "IQ2_XS", "IQ2_S", "IQ2_M", "IQ3_XXS", "IQ3_XS", "IQ3_S", "IQ3_M"])
+        for row in rows {
+            let output = folder + "/\(row[0]).gguf"
+            let run = try quanta(["quantize", TestSupport.austenModel, output, row[0], "--imatrix", TestSupport.golden("austen-imatrix.gguf")])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let file = try GGUFFile(path: output)
+            var hash = SHA256()
+            for tensor in file.tensors { hash.update(file.rawBytes(tensor)) }
+            XCTAssertEqual(SHA256.hex(hash.finalize()), row[1], "\(row[0]): tensor bytes differ from llama-quantize's")
+            let types = try presetTypes("austen", row[0])
+            XCTAssertEqual(Dictionary(uniqueKeysWithValues: file.tensors.map { ($0.name, $0.type.name) }), types, row[0])
+        }
+
+        let output = folder + "/refused.gguf"
+        var run = try quanta(["quantize", TestSupport.austenModel, output, "IQ3_XXS"])
+        XCTAssertEqual(run.status, 64, run.stderr)
+        XCTAssertTrue(run.stderr.contains("tensor 'blk.0.attn_k.weight' (IQ2_S): this quantization requires an importance matrix (--imatrix FILE)"), run.stderr)
+        run = try quanta(["quantize", TestSupport.austenModel, output, "IQ2_XXS", "--pure", "--imatrix", TestSupport.golden("austen-imatrix.gguf")])
+        XCTAssertEqual(run.status, 64, run.stderr)
+        XCTAssertTrue(run.stderr.contains("tensor 'output.weight' (IQ2_XXS): the importance matrix has no entry for it, and IQ2_XXS needs one; "
+                                          + "choose another type for it with --output-tensor-type"), run.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: output), "refused before any work")
+        // IQ1_M needs no importance matrix for token_embd and output (ggml quantizes them without).
+        run = try quanta(["quantize", TestSupport.austenModel, output, "IQ1_M", "--pure", "--imatrix", TestSupport.golden("austen-imatrix.gguf")])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        try assertGoldenBytes(GGUFFile(path: output), prefix: "imatrix", expectMatches: 9)
+    }
+
     func testImportanceMatrixAndDryRun() throws {
         let folder = try TestSupport.temporaryFolder()
         let output = folder + "/austen-imatrix-Q4_K.gguf"

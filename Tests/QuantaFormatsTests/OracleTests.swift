@@ -57,7 +57,8 @@ final class OracleTests: XCTestCase {
         for type in GGMLType.allCases where Quantization.canDequantize(type) && ![.f64, .q8_1].contains(type) {
             let count = 4096
             if Quantization.canQuantize(type) {
-                result.append((type, try Quantization.quantize(type, rows, rowLength: 256), count))
+                let importance = Quantization.requiresImportance(type) ? [Float](repeating: 1, count: 256) : nil
+                result.append((type, try Quantization.quantize(type, rows, rowLength: 256, importance: importance), count))
                 continue
             }
             var bytes = (0..<(count / type.blockSize * type.bytesPerBlock)).map { _ in UInt8.random(in: 0...255, using: &generator) }
@@ -111,18 +112,26 @@ final class OracleTests: XCTestCase {
     }
 
     /// ggml's test-quantize-fns: synthetic data 0.1 + 2 cos(i + offset), error sqrt(Σd²)/n.
+    /// ggml skips the types that need an importance matrix; here they get uniform importance
+    /// and bounds set about 20 % above the errors measured when they were written.
     func testReconstructionErrorWithinGGMLThresholds() throws {
         let n = 32 * 128
         let data = (0..<n).map { Float(0.1) + 2 * cos(Float($0) + 0.1) }
         for type in Quantization.quantizableTypes {
-            let bytes = try Quantization.quantize(type, data, rowLength: n)
+            let importance = Quantization.requiresImportance(type) ? [Float](repeating: 1, count: n) : nil
+            let bytes = try Quantization.quantize(type, data, rowLength: n, importance: importance)
             let back = try bytes.withUnsafeBytes { try Quantization.dequantize(type, $0, count: n) }
             var sum = 0.0
             for (a, b) in zip(data, back) { sum += Double(a - b) * Double(a - b) }
             let error = Float(sum.squareRoot()) / Float(n)
             let limit: Float = switch type {
-            case .q2_K: 0.0075
-            case .q3_K: 0.0040
+            case .q2_K, .iq2_S: 0.0075  // ggml's MAX_QUANTIZATION_TOTAL_ERROR_2BITS
+            case .q3_K, .iq3_S: 0.0040  // _3BITS
+            case .iq3_XXS: 0.0050  // _3BITS_XXS
+            case .iq2_XXS: 0.0090  // measured 0.00741
+            case .iq2_XS: 0.0080  // 0.00651
+            case .iq1_S: 0.0120  // 0.00975
+            case .iq1_M: 0.0150  // 0.01220
             case .tq1_0, .tq2_0: 0.01  // ggml's MAX_QUANTIZATION_TOTAL_ERROR_TERNARY
             default: 0.002
             }
