@@ -226,12 +226,15 @@ public final class SensitivityAnalysis {
     }
 
     /// The values `tensor` decodes to as `candidate`; nil when the candidate cannot store it
-    /// (blocks or groups that do not divide its rows; a grid on a tensor other than a decoder linear).
+    /// (blocks or groups that do not divide its rows; a type ggml writes only with importance
+    /// weights, on a tensor the importance matrix has no entry for; a grid on a tensor other than
+    /// a decoder linear).
     func restore(_ tensor: SourceTensor, _ values: [Float], _ candidate: SensitivityCandidate, _ quantizer: TensorQuantizer?,
                  factorizations: FactorizationCache) throws -> [Float]? {
         switch candidate.storage {
         case let .gguf(type):
             guard tensor.dimensions[0] % type.blockSize == 0, let quantizer else { return nil }
+            if Quantization.requiresImportance(type) && importance?.importance(for: tensor.name) == nil { return nil }
             let planned = PlannedTensor(name: tensor.name, dimensions: tensor.dimensions, sourceType: tensor.type, type: type)
             let bytes = try values.withUnsafeBufferPointer { try quantizer.quantize(planned, $0) }
             return try bytes.withUnsafeBytes { try Quantization.dequantize(type, $0, count: values.count) }

@@ -210,8 +210,14 @@ extension Quantize {
         plain.pure = options.pure
         plain.hasImportance = importance != nil
         var recipe = options.pure ? Recipe(defaultScheme: .type(preset.defaultType, method: nil)) : Recipe(preset: preset.rawValue)
-        let before = try GGUFExport(source: model, preset: preset, options: plain, importance: importance, threads: 1).plan()
-        let after = try GGUFExport(source: model, preset: preset, options: options, importance: importance, threads: 1).plan()
+        let c = model.config
+        func plan(_ options: QuantizationOptions) throws -> [PlannedTensor] {
+            try QuantizationPlanner(preset: preset, options: options, headCount: c.headCount, kvHeadCount: c.kvHeadCount,
+                                    layerCount: c.layerCount).plan(model.tensors)
+        }
+        var with = options
+        with.hasImportance = importance != nil
+        let before = try plan(plain), after = try plan(with)
         for (a, b) in zip(before, after) where a.type != b.type {
             recipe.rules.append(.init(pattern: Recipe.exact(b.name), scheme: b.quantized ? .type(b.type, method: nil) : .skip))
         }

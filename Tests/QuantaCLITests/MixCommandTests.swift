@@ -52,6 +52,27 @@ final class MixCommandTests: XCTestCase {
         XCTAssertLessThan(try XCTUnwrap(down["kld"]?["Q8_0"]?.doubleValue), measured / 10)
     }
 
+    /// A type ggml writes only with importance weights is a candidate wherever the importance
+    /// matrix has an entry (the decoder's linears), and absent for the others (llama-imatrix
+    /// records nothing for token_embd and output).
+    func testImportanceOnlyCandidates() throws {
+        let run = try quanta(["sensitivity", TestSupport.austenModel, "--imatrix", TestSupport.golden("austen-imatrix.gguf"),
+                              "--eval", TestSupport.path("Calibration/calib-c4.txt"), "--ctx", "64", "--chunks", "2",
+                              "--candidates", "IQ2_XXS,Q4_K", "--json"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let tensors = try XCTUnwrap(JSONParser.parse(Array(run.stdout.utf8))["tensors"]?.arrayValue)
+        XCTAssertEqual(tensors.count, 6 * 7 + 2)
+        for tensor in tensors {
+            let name = try XCTUnwrap(tensor["name"]?.stringValue)
+            let low = tensor["kld"]?["IQ2_XXS"]?.doubleValue, k = try XCTUnwrap(tensor["kld"]?["Q4_K"]?.doubleValue, name)
+            if name.hasPrefix("blk.") {
+                XCTAssertGreaterThan(try XCTUnwrap(low, name), k, "\(name): 2.06 bits drift more than 4.5")
+            } else {
+                XCTAssertNil(low, name)
+            }
+        }
+    }
+
     /// The recipe a plain run embeds writes the same file again.
     func testEmbeddedRecipeReproducesThePlainRun() throws {
         let folder = try TestSupport.temporaryFolder()

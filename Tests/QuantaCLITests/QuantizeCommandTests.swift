@@ -100,6 +100,12 @@ final class QuantizeCommandTests: XCTestCase {
         XCTAssertTrue(run.stderr.contains("tensor 'output.weight' (IQ2_XXS): the importance matrix has no entry for it, and IQ2_XXS needs one; "
                                           + "choose another type for it with --output-tensor-type"), run.stderr)
         XCTAssertFalse(FileManager.default.fileExists(atPath: output), "refused before any work")
+        // How the golden file was made: those two given types the importance matrix does not need.
+        run = try quanta(["quantize", TestSupport.austenModel, output, "IQ2_XXS", "--pure", "--imatrix", TestSupport.golden("austen-imatrix.gguf"),
+                          "--token-embedding-type", "q2_K", "--output-tensor-type", "q5_K"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        try assertGoldenBytes(GGUFFile(path: output), prefix: "imatrix", expectMatches: 9)
+        try FileManager.default.removeItem(atPath: output)
         // IQ1_M needs no importance matrix for token_embd and output (ggml quantizes them without).
         run = try quanta(["quantize", TestSupport.austenModel, output, "IQ1_M", "--pure", "--imatrix", TestSupport.golden("austen-imatrix.gguf")])
         XCTAssertEqual(run.status, 0, run.stderr)
