@@ -110,6 +110,21 @@ final class EvalCommandTests: XCTestCase {
             XCTAssertEqual(number(drift, "drift", "same_top_percent"), row.same, accuracy: 0.025, "\(row.preset): one token of 5080 is 0.0197 %")
             XCTAssertEqual(number(drift, "drift", "rms_delta_p_percent"), row.rms, accuracy: 0.0015, row.preset)
         }
+
+        // llama.cpp running the IQ3_M file (activations in Q8_K blocks), without BOS as that file's
+        // F32 GGUF tokenizer says: `llama-perplexity -m IQ3_M.gguf -f austen-persuasion-eval.txt -c 256
+        // --chunks 40 -t 2 --kl-divergence-base BASE --kl-divergence` gave PPL(Q) 75.270070, mean KLD
+        // 0.005974, p99 0.031692, RMS Δp 1.403 %, same top 93.150 % (base PPL 75.1269).
+        let noBOS = ["--text", EvalCommandTests.persuasion, "--ctx", "256", "--chunks", "40", "--add-bos", "no", "--batch", "8"]
+        let base = try eval([TestSupport.austenModel] + noBOS + ["--save-logits", folder + "/f32-nobos.h5"])
+        XCTAssertEqual(number(base, "perplexity"), 75.1269, accuracy: 75.1269 * 1e-5)
+        let runtime = try eval([folder + "/IQ3_M.gguf"] + noBOS + ["--baseline-logits", folder + "/f32-nobos.h5", "--runtime", "llamacpp"])
+        XCTAssertEqual(number(runtime, "perplexity"), 75.270070, accuracy: 75.270070 * 0.002)
+        XCTAssertEqual(number(runtime, "drift", "mean_kld"), 0.005974, accuracy: 0.005974 * 0.05)
+        XCTAssertEqual(number(runtime, "drift", "p99_kld"), 0.031692, accuracy: 0.031692 * 0.05)
+        XCTAssertEqual(number(runtime, "drift", "rms_delta_p_percent"), 1.403, accuracy: 1.403 * 0.05)
+        XCTAssertEqual(number(runtime, "drift", "same_top_percent"), 93.150, accuracy: 93.150 * 0.05)
+        XCTAssertGreaterThan(number(runtime, "drift", "mean_kld"), 0.005877 * 1.01, "activation rounding adds to the weights' 0.005877")
     }
 
     func testErrors() throws {
