@@ -12,8 +12,13 @@ import Glibc
 
 // Quantization throughput per type, in MB/s of fp32 input, on real weights.
 // Usage: quanta-bench [MODEL_FOLDER ...] [--threads N] [--repeat R]
+//        quanta-bench versus [--runs N] --command CMD [--command CMD ...]   (see Versus.swift)
 // Prints, per model and type: the single-thread reference path, the threaded path used by
 // `quanta quantize`, and their ratio, all measured in this run.
+
+if CommandLine.arguments.dropFirst().first == "versus" {
+    exit(Versus.run(Array(CommandLine.arguments.dropFirst(2))))
+}
 
 var folders: [String] = []
 var threads = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))

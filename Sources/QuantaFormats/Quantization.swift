@@ -33,23 +33,51 @@ public enum Quantization {
         if format.requiresImportance && importance == nil {
             throw QuantaError(.invalidArgument, type.name, "\(type.name) requires an importance matrix")
         }
-        // ggml's block quantizers assume finite input; NaN or infinity would make them trap or write garbage.
-        for i in 0..<(rows * rowLength) where !x[i].isFinite {
-            throw QuantaError(.invalidArgument, "row \(i / rowLength), column \(i % rowLength)", "holds \(x[i]), not a finite number")
-        }
+        // ggml's block quantizers assume finite input; NaN or infinity would make them trap or write
+        // garbage. Each worker checks its rows before quantizing them; the first bad value is reported.
         nonisolated(unsafe) let source = x
         nonisolated(unsafe) let destination = y.assumingMemoryBound(to: UInt8.self)
         nonisolated(unsafe) let weights = importance
         let workers = max(1, min(threads, rows))
         let chunk = (rows + workers - 1) / max(workers, 1)
+        let firstBad = UnsafeMutablePointer<Int>.allocate(capacity: workers)
+        defer { firstBad.deallocate() }
+        firstBad.initialize(repeating: -1, count: workers)
+        nonisolated(unsafe) let bad = firstBad
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
             let start = worker * chunk
             let end = min(rows, start + chunk)
+            guard start < end else { return }
+            if let at = firstNonFinite(source + start * rowLength, (end - start) * rowLength) {
+                bad[worker] = start * rowLength + at
+                return
+            }
             let scratch = QuantScratch()
-            for row in stride(from: start, to: end, by: 1) {
+            for row in start..<end {
                 format.quantizeRow(source + row * rowLength, destination + row * rowBytes, rowLength, importance: weights, scratch)
             }
         }
+        if let i = (0..<workers).lazy.map({ bad[$0] }).first(where: { $0 >= 0 }) {
+            throw QuantaError(.invalidArgument, "row \(i / rowLength), column \(i % rowLength)", "holds \(x[i]), not a finite number")
+        }
+    }
+
+    /// The index of the first NaN or infinity among `count` values, eight lanes at a time
+    /// (x * 0 is 0 for every finite x and NaN otherwise).
+    static func firstNonFinite(_ x: UnsafePointer<Float>, _ count: Int) -> Int? {
+        let raw = UnsafeRawPointer(x)
+        var i = 0
+        while i + 64 <= count {
+            var probe = SIMD8<Float>()
+            for k in stride(from: 0, to: 64, by: 8) { probe += raw.loadUnaligned(fromByteOffset: 4 * (i + k), as: SIMD8<Float>.self) * 0 }
+            if probe != SIMD8<Float>() { break }
+            i += 64
+        }
+        while i < count {
+            if !x[i].isFinite { return i }
+            i += 1
+        }
+        return nil
     }
 
     /// Quantizes an array of `values.count / rowLength` rows.

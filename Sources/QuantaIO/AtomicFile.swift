@@ -3,17 +3,30 @@ import Glibc
 #elseif canImport(Darwin)
 import Darwin
 #endif
+import Dispatch
 import QuantaCore
 
 /// Writes a file through a temporary sibling that is renamed over the destination only
-/// when `commit()` succeeds, so readers never see a partial output. Writes are buffered.
+/// when `commit()` succeeds, so readers never see a partial output. Writes are buffered; large
+/// arrays are written by a background queue while the caller produces the next one (at most one
+/// array in flight, so memory stays bounded), and every other operation waits for it first.
 public final class AtomicFileWriter {
     public let path: String
     private let temporaryPath: String
     private var handle: UnsafeMutablePointer<FILE>?
     private var slot: TemporaryFiles.Slot?
-    /// Bytes written so far.
+    /// Bytes written so far (including those still in flight).
     public private(set) var offset: Int = 0
+    private let queue = DispatchQueue(label: "quanta.atomic-file-writer")
+    private let inFlight = DispatchSemaphore(value: 1)
+    private let failure = FailureBox()
+
+    /// Arrays at least this large are written in the background.
+    static let backgroundBytes = 1 << 16
+
+    private final class FailureBox: @unchecked Sendable {
+        var message: String?
+    }
 
     public init(path: String) throws {
         self.path = path
@@ -27,18 +40,43 @@ public final class AtomicFileWriter {
         self.handle = handle
     }
 
-    /// Appends raw bytes.
+    /// Waits for the background write, and throws its failure.
+    private func drain() throws {
+        queue.sync {}
+        if let message = failure.message { throw QuantaError(.io, path, "write failed: \(message)") }
+    }
+
+    /// Appends raw bytes: small ones are copied and queued behind the background write, large
+    /// ones (typically a memory map's) wait for it and are written directly.
     public func write(_ raw: UnsafeRawBufferPointer) throws {
         guard let handle else { throw QuantaError(.io, path, "write after the file was closed") }
         guard raw.count > 0 else { return }
+        if raw.count < AtomicFileWriter.backgroundBytes { return try write(Array(raw.bindMemory(to: UInt8.self))) }
+        try drain()
         guard fwrite(raw.baseAddress, 1, raw.count, handle) == raw.count else {
             throw QuantaError(.io, path, "write failed: \(String(cString: strerror(errno)))")
         }
         offset += raw.count
     }
 
+    /// Appends `bytes` in the background (a large array waits until the previous large one is written).
     public func write(_ bytes: [UInt8]) throws {
-        try bytes.withUnsafeBytes { try write($0) }
+        guard let handle else { throw QuantaError(.io, path, "write after the file was closed") }
+        guard !bytes.isEmpty else { return }
+        let large = bytes.count >= AtomicFileWriter.backgroundBytes
+        if large { inFlight.wait() }
+        if let message = failure.message {
+            if large { inFlight.signal() }
+            throw QuantaError(.io, path, "write failed: \(message)")
+        }
+        nonisolated(unsafe) let file = handle
+        let (box, done) = (failure, inFlight)
+        queue.async {
+            let written = bytes.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+            if written != bytes.count && box.message == nil { box.message = String(cString: strerror(errno)) }
+            if large { done.signal() }
+        }
+        offset += bytes.count
     }
 
     /// Runs `produce`, which must append exactly `expected` bytes for `name`.
@@ -53,6 +91,7 @@ public final class AtomicFileWriter {
     /// Replaces bytes already written at `position` (the file's length is unchanged).
     public func overwrite(at position: Int, _ bytes: [UInt8]) throws {
         guard let handle else { throw QuantaError(.io, path, "write after the file was closed") }
+        try drain()
         guard position >= 0, position + bytes.count <= offset else {
             throw QuantaError(.invalidArgument, path, "overwrite of \(bytes.count) bytes at \(position) is outside the \(offset) written")
         }
@@ -69,6 +108,10 @@ public final class AtomicFileWriter {
     /// Flushes, closes and renames the temporary file onto `path`.
     public func commit() throws {
         guard let handle else { throw QuantaError(.io, path, "commit after the file was closed") }
+        do { try drain() } catch {
+            abandon()
+            throw error
+        }
         self.handle = nil
         let flushed = fflush(handle) == 0
         let closed = fclose(handle) == 0
@@ -90,6 +133,7 @@ public final class AtomicFileWriter {
     /// Removes the temporary file; the destination is left untouched.
     public func abandon() {
         guard let handle else { return }
+        queue.sync {}
         fclose(handle)
         self.handle = nil
         unlink(temporaryPath)
