@@ -41,6 +41,26 @@ final class Gemma3Tests: XCTestCase {
         return zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
     }
 
+    /// Settings Quanta does not run are refused naming the key, before any weight is read.
+    func testUnsupportedConfigsNameTheKey() throws {
+        let base = #""model_type": "gemma3_text", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32, "vocab_size": 4096"#
+        let cases = [
+            (#""final_logit_softcapping": 30.0"#, "final_logit_softcapping"),
+            (#""attn_logit_softcapping": 50.0"#, "attn_logit_softcapping"),
+            (#""hidden_activation": "silu""#, "hidden_activation"),
+            (#""layer_types": ["full_attention"]"#, "layer_types"),
+            (#""rope_scaling": {"rope_type": "yarn", "factor": 4.0}"#, "rope_scaling"),
+        ]
+        for (extra, key) in cases {
+            let folder = try TestSupport.temporaryFolder() + "/\(key)"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try "{\(base), \(extra)}".write(toFile: folder + "/config.json", atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try ModelFolder(path: folder), key) { error in
+                XCTAssertTrue("\(error)".contains("config.json: \(key)"), "\(error)")
+            }
+        }
+    }
+
     /// query_pre_attn_scalar 24 != head_dim 32: transformers' logits, and a GGUF refused because
     /// llama.cpp would scale attention by 1/sqrt(32).
     func testForwardWithQueryScalarAndRefusedGGUF() throws {
@@ -137,9 +157,10 @@ final class Gemma3Tests: XCTestCase {
 
     /// The F32 GGUF equals what llama.cpp's own converter writes for the same folder: every
     /// tensor (name, dimensions, type, bytes) and every `gemma3.*` and `tokenizer.*` key and
-    /// value. Needs a llama.cpp source tree in QUANTA_LLAMA_CPP (its convert_hf_to_gguf.py runs
+    /// value; and llama-quantize's Q4_K_M of that file equals Quanta's. Needs a llama.cpp source tree in QUANTA_LLAMA_CPP (its convert_hf_to_gguf.py runs
     /// with the oracle venv); the converter does not know the bundled tokenizer's pre-tokenizer
     /// hash, so the run tells it "gpt-2", the name Quanta writes for a ByteLevel pre-tokenizer.
+    /// The Q4_K_M part needs llama-quantize built in QUANTA_LLAMA_CPP/build/bin.
     func testGGUFEqualsLlamaCppConverter() throws {
         guard let tree = ProcessInfo.processInfo.environment["QUANTA_LLAMA_CPP"],
               FileManager.default.fileExists(atPath: tree + "/convert_hf_to_gguf.py") else {
@@ -173,5 +194,23 @@ final class Gemma3Tests: XCTestCase {
         }
         XCTAssertEqual(keys(a).map(\.key), keys(b).map(\.key))
         for (key, value) in keys(b) { XCTAssertEqual(a[key], value, key) }
+
+        // Q4_K_M: llama-quantize on the converter's file and Quanta on the folder pick the same
+        // type for every tensor (rows of 64 send the k-quants to their fallbacks) and write the same bytes.
+        let llamaQuantize = tree + "/build/bin/llama-quantize"
+        guard FileManager.default.isExecutableFile(atPath: llamaQuantize) else {
+            throw XCTSkip("\(llamaQuantize) is not built: the Q4_K_M comparison is skipped")
+        }
+        let q = folder + "-q4km.gguf", reference = folder + "-llamacpp-q4km.gguf"
+        XCTAssertEqual(try TestSupport.quanta(["quantize", folder, q, "Q4_K_M"]).status, 0)
+        let quantize = try TestSupport.run(llamaQuantize, [theirs, reference, "Q4_K_M"])
+        XCTAssertEqual(quantize.status, 0, quantize.stderr)
+        let mine = try GGUFFile(path: q), expected = try GGUFFile(path: reference)
+        XCTAssertEqual(mine.tensors.map(\.name), expected.tensors.map(\.name))
+        XCTAssertEqual(mine.tensors.map(\.type), expected.tensors.map(\.type))
+        XCTAssertEqual(Set(expected.tensors.map(\.type)), [.f32, .q5_0, .q8_0])
+        for (x, y) in zip(mine.tensors, expected.tensors) {
+            XCTAssertTrue(mine.rawBytes(x).elementsEqual(expected.rawBytes(y)), y.name)
+        }
     }
 }
