@@ -157,10 +157,11 @@ final class Gemma3Tests: XCTestCase {
 
     /// The F32 GGUF equals what llama.cpp's own converter writes for the same folder: every
     /// tensor (name, dimensions, type, bytes) and every `gemma3.*` and `tokenizer.*` key and
-    /// value; and llama-quantize's Q4_K_M of that file equals Quanta's. Needs a llama.cpp source tree in QUANTA_LLAMA_CPP (its convert_hf_to_gguf.py runs
+    /// value; llama-perplexity on Quanta's file agrees with Quanta's eval; and llama-quantize's
+    /// Q4_K_M of the converter's file equals Quanta's. Needs a llama.cpp source tree in QUANTA_LLAMA_CPP (its convert_hf_to_gguf.py runs
     /// with the oracle venv); the converter does not know the bundled tokenizer's pre-tokenizer
     /// hash, so the run tells it "gpt-2", the name Quanta writes for a ByteLevel pre-tokenizer.
-    /// The Q4_K_M part needs llama-quantize built in QUANTA_LLAMA_CPP/build/bin.
+    /// The last two parts need llama-perplexity and llama-quantize built in QUANTA_LLAMA_CPP/build/bin.
     func testGGUFEqualsLlamaCppConverter() throws {
         guard let tree = ProcessInfo.processInfo.environment["QUANTA_LLAMA_CPP"],
               FileManager.default.fileExists(atPath: tree + "/convert_hf_to_gguf.py") else {
@@ -194,6 +195,22 @@ final class Gemma3Tests: XCTestCase {
         }
         XCTAssertEqual(keys(a).map(\.key), keys(b).map(\.key))
         for (key, value) in keys(b) { XCTAssertEqual(a[key], value, key) }
+
+        // llama.cpp runs Quanta's file as Quanta does (sliding pattern, attention scale, RoPE bases
+        // and scaling, norms): llama-perplexity's PPL within 1e-4 relative of Quanta's fp32 eval.
+        let perplexity = tree + "/build/bin/llama-perplexity"
+        if FileManager.default.isExecutableFile(atPath: perplexity) {
+            let text = try TestSupport.temporaryFolder() + "/eval.txt"
+            try String(try String(contentsOfFile: TestSupport.path("Calibration/austen-persuasion-eval.txt"), encoding: .utf8).prefix(4000))
+                .write(toFile: text, atomically: true, encoding: .utf8)
+            let run = try TestSupport.run(perplexity, ["-m", ours, "-f", text, "-c", "64", "--chunks", "8", "-b", "64", "-t", "2"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let final = (run.stdout + run.stderr).components(separatedBy: "Final estimate: PPL = ").last?.split(separator: " ").first
+            let theirs = try XCTUnwrap(final.flatMap { Double($0) }, run.stderr)
+            let settings = PerplexityProtocol(context: 64, chunks: 8, addBOS: false, batch: 4)
+            let mine = try Evaluator(model: DecoderModel(path: ours), protocol: settings).run(text: String(contentsOfFile: text, encoding: .utf8))
+            XCTAssertEqual(mine.perplexity, theirs, accuracy: theirs * 1e-4)
+        }
 
         // Q4_K_M: llama-quantize on the converter's file and Quanta on the folder pick the same
         // type for every tensor (rows of 64 send the k-quants to their fallbacks) and write the same bytes.
