@@ -61,6 +61,7 @@ public struct GGUFExport {
     /// The per-tensor plan in output order.
     public func plan() throws -> [PlannedTensor] {
         let c = source.config
+        try c.architecture.checkGGUF(c)
         let planner = try QuantizationPlanner(preset: preset, options: options, headCount: c.headCount,
                                               kvHeadCount: c.kvHeadCount, layerCount: c.layerCount)
         let plan = try planner.plan(source.tensors)

@@ -6,7 +6,8 @@ import QuantaModel
 /// `quanta convert`: a GGUF of a supported architecture, or a quantized checkpoint folder (GPTQ
 /// v1, MLX affine), to a Hugging Face folder (fp32 safetensors, config.json, tokenizer files).
 /// Quantized tensors are dequantized; from a GGUF, q/k rows are put back in the HF rotate-half
-/// order and a file without output.weight becomes a model with tied embeddings.
+/// order, Gemma's norm weights lose the 1 llama.cpp's converter added, and a file without
+/// output.weight becomes a model with tied embeddings.
 public enum HuggingFaceExport {
     public struct Summary: Sendable {
         public let tensorCount: Int
@@ -41,6 +42,7 @@ public enum HuggingFaceExport {
                     values = try RopeLayout.interleave(values, rows: spec.shape[0], columns: spec.shape.count > 1 ? spec.shape[1] : 1,
                                                        heads: heads, inverse: true)
                 }
+                if spec.ggufOffset != 0 { values = values.map { $0 - spec.ggufOffset } }
                 try values.withUnsafeBytes { try writer.write($0) }
                 progress?(index + 1, source.file.tensors.count, info.name)
             })

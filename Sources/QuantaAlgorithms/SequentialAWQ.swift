@@ -240,8 +240,8 @@ extension GPTQCheckpoint {
             reports.append(report)
             for spec in specs where spec.layer == l {
                 switch spec.role {
-                case .attentionNorm: replaced[spec.hfName] = weights.attentionNorm
-                case .ffnNorm: replaced[spec.hfName] = weights.ffnNorm
+                case .attentionNorm: replaced[spec.hfName] = weights.attentionNorm.map { $0 - spec.ggufOffset }
+                case .ffnNorm: replaced[spec.hfName] = weights.ffnNorm.map { $0 - spec.ggufOffset }
                 default:
                     guard let role = spec.role.linear, quantizes(spec) else { continue }
                     let (rows, columns) = (spec.shape[0], spec.shape[1])

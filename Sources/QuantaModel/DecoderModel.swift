@@ -75,10 +75,12 @@ final class Workspace {
     deinit { for b in buffers { b.deallocate() } }
 }
 
-/// A decoder-only transformer of any registered architecture (llama, mistral, qwen2, qwen3), in
-/// fp32: whole causal sequences, no KV cache, every matrix product through OpenBLAS sgemm,
-/// attention batched per head. The block is the Llama block with the options the family's
-/// config turns on (q/k/v biases, per-head q/k RMSNorm, a sliding window). One forward pass at a
+/// A decoder-only transformer of any registered architecture (llama, mistral, qwen2, qwen3,
+/// gemma3), in fp32: whole causal sequences, no KV cache, every matrix product through OpenBLAS
+/// sgemm, attention batched per head. The block is the Llama block with the options the family's
+/// config turns on (q/k/v biases, per-head q/k RMSNorm, a sliding window on all or some layers
+/// with their own RoPE base, scaled embeddings, GeGLU, post-attention and post-feed-forward
+/// norms, the attention scale of `query_pre_attn_scalar`). One forward pass at a
 /// time per model (activation buffers are reused between passes).
 public final class DecoderModel: @unchecked Sendable {
     private let workspace = Workspace()
@@ -90,6 +92,8 @@ public final class DecoderModel: @unchecked Sendable {
     public let path: String
     private let cosTable: [Float]
     private let sinTable: [Float]
+    /// The rotary tables of the sliding-window layers when their base differs (`ropeLocalTheta`).
+    private let localTables: (cos: [Float], sin: [Float])?
     private let maxPositions: Int
 
     public init(config: ModelConfig, weights: DecoderWeights, tokenizer: BPETokenizer, path: String, maxPositions: Int = 4096) {
@@ -98,18 +102,11 @@ public final class DecoderModel: @unchecked Sendable {
         self.tokenizer = tokenizer
         self.path = path
         self.maxPositions = maxPositions
-        // Rotary angles pos * theta^(-2i/d), computed in Double.
-        let half = config.headDim / 2
-        var cosTable = [Float](repeating: 0, count: maxPositions * half), sinTable = cosTable
-        for pos in 0..<maxPositions {
-            for i in 0..<half {
-                let angle = Double(pos) * pow(Double(Float(config.ropeTheta)), -2 * Double(i) / Double(config.headDim))
-                cosTable[pos * half + i] = Float(cos(angle))
-                sinTable[pos * half + i] = Float(sin(angle))
-            }
+        (cosTable, sinTable) = DecoderModel.rotaryTables(theta: config.ropeTheta, factor: config.ropeLinearFactor,
+                                                         headDim: config.headDim, positions: maxPositions)
+        localTables = config.ropeLocalTheta.map {
+            DecoderModel.rotaryTables(theta: $0, factor: nil, headDim: config.headDim, positions: maxPositions)
         }
-        self.cosTable = cosTable
-        self.sinTable = sinTable
         // Quanta divides the work among cores itself; OpenBLAS's own threads would only contend.
         openblas_set_num_threads(1)
     }
@@ -138,12 +135,30 @@ public final class DecoderModel: @unchecked Sendable {
         self.init(config: source.config, weights: weights, tokenizer: try source.tokenizer(), path: source.path)
     }
 
-    /// Rotates `count` rows of `heads` heads (row stride `stride`) for positions 0..<count.
-    private func rope(_ x: UnsafeMutablePointer<Float>, count: Int, heads: Int, stride: Int) {
+    /// Rotary angles pos / factor * theta^(-2i/d) (`factor` nil: no scaling), computed in Double:
+    /// their cosines and sines `[positions, headDim / 2]`.
+    static func rotaryTables(theta: Double, factor: Double?, headDim: Int, positions: Int) -> (cos: [Float], sin: [Float]) {
+        let half = headDim / 2
+        var cosTable = [Float](repeating: 0, count: positions * half), sinTable = cosTable
+        for pos in 0..<positions {
+            let p = factor.map { Double(pos) / $0 } ?? Double(pos)
+            for i in 0..<half {
+                let angle = p * pow(Double(Float(theta)), -2 * Double(i) / Double(headDim))
+                cosTable[pos * half + i] = Float(cos(angle))
+                sinTable[pos * half + i] = Float(sin(angle))
+            }
+        }
+        return (cosTable, sinTable)
+    }
+
+    /// Rotates `count` rows of `heads` heads (row stride `stride`) for positions 0..<count, with
+    /// the sliding-window layers' tables when `local` (and they differ).
+    private func rope(_ x: UnsafeMutablePointer<Float>, count: Int, heads: Int, stride: Int, local: Bool = false) {
         let hd = config.headDim, half = hd / 2
+        let (cosines, sines) = local ? localTables ?? (cosTable, sinTable) : (cosTable, sinTable)
         for t in 0..<count {
-            let c = cosTable.withUnsafeBufferPointer { $0.baseAddress! + (t % maxPositions) * half }
-            let s = sinTable.withUnsafeBufferPointer { $0.baseAddress! + (t % maxPositions) * half }
+            let c = cosines.withUnsafeBufferPointer { $0.baseAddress! + (t % maxPositions) * half }
+            let s = sines.withUnsafeBufferPointer { $0.baseAddress! + (t % maxPositions) * half }
             for h in 0..<heads {
                 let v = x + t * stride + h * hd
                 switch weights.ropeLayout {
@@ -170,13 +185,13 @@ public final class DecoderModel: @unchecked Sendable {
     /// Causal attention of one sequence: heads split across cores, each head's products on
     /// single-threaded BLAS (small products gain nothing from BLAS threads and lose to their wake-ups).
     private func attention(_ Q: UnsafeMutablePointer<Float>, _ K: UnsafeMutablePointer<Float>, _ V: UnsafeMutablePointer<Float>,
-                           _ A: UnsafeMutablePointer<Float>, T: Int, scale: Float) {
+                           _ A: UnsafeMutablePointer<Float>, T: Int, scale: Float, window: Int?) {
         let c = config
         let group = c.headCount / c.kvHeadCount
         let workers = min(Kernels.cores, c.headCount)
         let scores = workspace.buffer(11, workers * T * T)
         let block = attentionBlock
-        let window = c.slidingWindow ?? Int.max / 2
+        let window = window ?? Int.max / 2
         let roundProbabilities = runtime == .llamacpp
         nonisolated(unsafe) let (q, k, v, a, s) = (Q, K, V, A, scores)
         DispatchQueue.concurrentPerform(iterations: workers) { worker in
@@ -252,8 +267,8 @@ public final class DecoderModel: @unchecked Sendable {
         return try body(UnsafeBufferPointer(start: logits, count: rows * c.vocabSize))
     }
 
-    /// Writes the embeddings of `sequences` (equal lengths T) into `X` `[count * T, hiddenSize]`,
-    /// checking every token against the vocabulary first.
+    /// Writes the embeddings of `sequences` (equal lengths T) into `X` `[count * T, hiddenSize]`
+    /// (times sqrt(hiddenSize) when the config scales them), checking every token against the vocabulary first.
     public func embed(_ sequences: [[Int32]], into X: UnsafeMutablePointer<Float>) throws {
         let d = config.hiddenSize
         for (s, sequence) in sequences.enumerated() {
@@ -266,6 +281,10 @@ public final class DecoderModel: @unchecked Sendable {
             for sequence in sequences {
                 for token in sequence {
                     (X + row * d).update(from: e.baseAddress! + Int(token) * d, count: d)
+                    if config.scalesEmbeddings {
+                        let scale = Float(Double(d).squareRoot())
+                        for j in 0..<d { X[row * d + j] *= scale }
+                    }
                     row += 1
                 }
             }
@@ -300,7 +319,8 @@ public final class DecoderModel: @unchecked Sendable {
         let scratch = workspace.buffer(9, runtime == .llamacpp ? rows * max(d, f, c.qDim) : 1)
         let xb = UnsafeMutableBufferPointer(start: X, count: rows * d), hb = UnsafeMutableBufferPointer(start: H, count: rows * d)
         let ab = UnsafeMutableBufferPointer(start: A, count: rows * c.qDim), gb = UnsafeMutableBufferPointer(start: G, count: rows * f)
-        let scale = 1 / Float(c.headDim).squareRoot(), eps = Float(c.rmsNormEps)
+        let scale = 1 / Float(c.queryPreAttentionScalar ?? Double(c.headDim)).squareRoot(), eps = Float(c.rmsNormEps)
+        let slides = c.slides(layer: l)
         var hq: UnsafePointer<Float>
         if entry == .attention {
             layer.attentionNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: eps) }
@@ -337,8 +357,8 @@ public final class DecoderModel: @unchecked Sendable {
             let llamacpp = runtime == .llamacpp, workers = min(Kernels.cores, B)
             DispatchQueue.concurrentPerform(iterations: workers) { worker in
                 for s in stride(from: worker, to: B, by: workers) {
-                    rope(q + s * T * c.qDim, count: T, heads: c.headCount, stride: c.qDim)
-                    rope(k + s * T * c.kvDim, count: T, heads: c.kvHeadCount, stride: c.kvDim)
+                    rope(q + s * T * c.qDim, count: T, heads: c.headCount, stride: c.qDim, local: slides)
+                    rope(k + s * T * c.kvDim, count: T, heads: c.kvHeadCount, stride: c.kvDim, local: slides)
                     if llamacpp {
                         // llama.cpp keeps K and V in an f16 cache, and its f16 products take Q in f16.
                         ActivationQuantization.roundTrip(.f16, k + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
@@ -348,14 +368,22 @@ public final class DecoderModel: @unchecked Sendable {
                 }
             }
             for s in 0..<B {
-                attention(Q + s * T * c.qDim, K + s * T * c.kvDim, V + s * T * c.kvDim, A + s * T * c.qDim, T: T, scale: scale)
+                attention(Q + s * T * c.qDim, K + s * T * c.kvDim, V + s * T * c.kvDim, A + s * T * c.qDim, T: T, scale: scale,
+                          window: slides ? c.slidingWindow : nil)
             }
             observer?.linearInput(layer: l, role: .o, UnsafeBufferPointer(ab), rows: rows, columns: c.qDim)
             if stop == .o { return }
         }
         if entry == .attention || entry == .attentionOutput {
             let ao = linearInput(A, count: rows * c.qDim, rowLength: c.qDim, type: layer.types[.o], scratch: scratch)
-            layer.o.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, c.qDim, ao, c.qDim, $0.baseAddress!, c.qDim, X, d, accumulate: true, split: true) }
+            if let postNorm = layer.attentionPostNorm {  // Gemma 3: X += norm(o · A)
+                let P = workspace.buffer(12, rows * d)
+                layer.o.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, c.qDim, ao, c.qDim, $0.baseAddress!, c.qDim, P, d, split: true) }
+                postNorm.withUnsafeBufferPointer { Kernels.rmsNorm(P, $0.baseAddress!, P, rows: rows, n: d, eps: eps) }
+                for i in 0..<(rows * d) { X[i] += P[i] }
+            } else {
+                layer.o.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, c.qDim, ao, c.qDim, $0.baseAddress!, c.qDim, X, d, accumulate: true, split: true) }
+            }
         }
         if entry != .down {
             layer.ffnNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: eps) }
@@ -367,12 +395,22 @@ public final class DecoderModel: @unchecked Sendable {
             layer.gate.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, G, f, split: true) }
             hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.up], scratch: scratch)
             layer.up.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, U, f, split: true) }
-            Kernels.swiglu(G, U, count: rows * f)
+            switch c.activation {
+            case .silu: Kernels.swiglu(G, U, count: rows * f)
+            case .geluTanh: Kernels.geglu(G, U, count: rows * f)
+            }
             observer?.linearInput(layer: l, role: .down, UnsafeBufferPointer(gb), rows: rows, columns: f)
             if stop == .down { return }
         }
         let gd = linearInput(G, count: rows * f, rowLength: f, type: layer.types[.down], scratch: scratch)
-        layer.down.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, f, gd, f, $0.baseAddress!, f, X, d, accumulate: true, split: true) }
+        if let postNorm = layer.ffnPostNorm {  // Gemma 3: X += norm(down · G)
+            let P = workspace.buffer(12, rows * d)
+            layer.down.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, f, gd, f, $0.baseAddress!, f, P, d, split: true) }
+            postNorm.withUnsafeBufferPointer { Kernels.rmsNorm(P, $0.baseAddress!, P, rows: rows, n: d, eps: eps) }
+            for i in 0..<(rows * d) { X[i] += P[i] }
+        } else {
+            layer.down.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, f, gd, f, $0.baseAddress!, f, X, d, accumulate: true, split: true) }
+        }
         observer?.blockOutput(layer: l, UnsafeBufferPointer(xb), rows: rows, columns: d)
     }
 }

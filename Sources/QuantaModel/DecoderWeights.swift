@@ -12,6 +12,9 @@ public struct DecoderWeights: Sendable {
         /// Per-head RMSNorm weights of q and k (`headDim` values each; qwen3).
         public var qNorm: [Float]?, kNorm: [Float]?
         public var ffnNorm: [Float] = []
+        /// RMSNorm weights applied to the attention output and to the feed-forward output before
+        /// each residual add (Gemma 3; nil for other families).
+        public var attentionPostNorm: [Float]?, ffnPostNorm: [Float]?
         public var gate: [Float] = [], up: [Float] = [], down: [Float] = []
         /// Storage types of the linear weights (GGUF sources), for runtime emulation.
         public var types: [LinearRole: GGMLType] = [:]
@@ -55,7 +58,8 @@ public struct DecoderWeights: Sendable {
     public var outputType: GGMLType?
 
     /// Loads every tensor of `config`'s architecture with `load` (nil: the tensor is absent),
-    /// checking each size against the table. `gguf` chooses GGUF names over Hugging Face names.
+    /// checking each size against the table. `gguf` chooses GGUF names over Hugging Face names;
+    /// Hugging Face values get the spec's `ggufOffset`, so norms hold the multipliers either way.
     /// `include` picks the tensors to load (default: all); the others stay empty.
     static func load(_ config: ModelConfig, gguf: Bool, ropeLayout: RopeLayout, source: String,
                      include: (TensorSpec) -> Bool = { _ in true },
@@ -63,7 +67,8 @@ public struct DecoderWeights: Sendable {
         var weights = DecoderWeights(layers: Array(repeating: Layer(), count: config.layerCount), ropeLayout: ropeLayout)
         for spec in config.architecture.tensors(config) where include(spec) {
             let name = gguf ? spec.ggufName : spec.hfName
-            guard let (values, type) = try load(name) else { throw QuantaError.malformed(source, "missing tensor '\(name)'") }
+            guard var (values, type) = try load(name) else { throw QuantaError.malformed(source, "missing tensor '\(name)'") }
+            if !gguf && spec.ggufOffset != 0 { values = values.map { $0 + spec.ggufOffset } }
             guard values.count == spec.elementCount else {
                 throw QuantaError.malformed("\(source): tensor '\(name)'", "has \(values.count) values, the config implies \(spec.elementCount)")
             }
@@ -83,6 +88,8 @@ public struct DecoderWeights: Sendable {
             case let (.qNorm, l?): weights.layers[l].qNorm = values
             case let (.kNorm, l?): weights.layers[l].kNorm = values
             case let (.ffnNorm, l?): weights.layers[l].ffnNorm = values
+            case let (.attentionPostNorm, l?): weights.layers[l].attentionPostNorm = values
+            case let (.ffnPostNorm, l?): weights.layers[l].ffnPostNorm = values
             case let (.gate, l?): weights.layers[l].gate = values
             case let (.up, l?): weights.layers[l].up = values
             case let (.down, l?): weights.layers[l].down = values

@@ -121,6 +121,21 @@ enum Kernels {
         }
     }
 
+    /// gelu_tanh(gate) * up in place into `gate`, with PyTorch's tanh approximation
+    /// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (`gelu_pytorch_tanh`).
+    static func geglu(_ gate: UnsafeMutablePointer<Float>, _ up: UnsafePointer<Float>, count: Int) {
+        nonisolated(unsafe) let (g, u) = (gate, up)
+        let parts = count >= 1 << 16 ? cores : 1
+        let chunk = (count + parts - 1) / parts
+        let beta = Float(2 / Double.pi).squareRoot(), kappa: Float = 0.044715
+        DispatchQueue.concurrentPerform(iterations: parts) { part in
+            for i in (part * chunk)..<min(count, (part + 1) * chunk) {
+                let x = g[i]
+                g[i] = 0.5 * x * (1 + tanhf(beta * (x + kappa * x * x * x))) * u[i]
+            }
+        }
+    }
+
     static func add(_ x: UnsafeMutablePointer<Float>, _ bias: UnsafePointer<Float>, rows: Int, n: Int) {
         for r in 0..<rows { for j in 0..<n { x[r * n + j] += bias[j] } }
     }

@@ -26,7 +26,7 @@ public protocol ModelSource: AnyObject {
     /// GGUF metadata of the model (general, architecture, tokenizer).
     var metadata: [(key: String, value: GGUFValue)] { get }
     var tensors: [SourceTensor] { get }
-    /// The tensor as fp32 values in GGUF layout (q/k rows permuted for llama).
+    /// The tensor as fp32 values in GGUF layout (q/k rows permuted for llama, Gemma's norm weights + 1).
     func values(_ name: String) throws -> [Float]
     /// The stored bytes when they are already in GGUF layout, else nil.
     func storedBytes(_ name: String) throws -> UnsafeRawBufferPointer?
@@ -102,11 +102,12 @@ public final class HuggingFaceSource: ModelSource {
         if let heads = spec.ggufPermutationHeads {
             return try RopeLayout.interleave(tensor.storage, rows: spec.shape[0], columns: spec.shape.count == 2 ? spec.shape[1] : 1, heads: heads)
         }
+        if spec.ggufOffset != 0 { return tensor.storage.map { $0 + spec.ggufOffset } }
         return tensor.storage
     }
 
     public func storedBytes(_ name: String) throws -> UnsafeRawBufferPointer? {
-        guard let spec = specs[name], spec.ggufPermutationHeads == nil else { return nil }
+        guard let spec = specs[name], spec.ggufPermutationHeads == nil, spec.ggufOffset == 0 else { return nil }
         let info = try model.weights.info(spec.hfName)
         return info.shape.count == 1 && info.dtype != .f32 ? nil : try model.weights.rawBytes(spec.hfName)
     }

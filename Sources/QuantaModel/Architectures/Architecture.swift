@@ -4,7 +4,13 @@ import QuantaIO
 /// What a tensor is in a decoder: the seams between file names, the runtime, the plan and the
 /// observers all speak in roles.
 public enum TensorRole: String, Sendable, CaseIterable {
-    case embedding, attentionNorm, q, k, v, qBias, kBias, vBias, qNorm, kNorm, o, ffnNorm, gate, up, down, outputNorm, output
+    case embedding, attentionNorm, q, k, v, qBias, kBias, vBias, qNorm, kNorm, o, attentionPostNorm, ffnNorm, gate, up, down, ffnPostNorm
+    case outputNorm, output
+
+    /// An RMSNorm weight (these carry the architecture's `normWeightOffset`).
+    public var isNorm: Bool {
+        [.attentionNorm, .qNorm, .kNorm, .attentionPostNorm, .ffnNorm, .ffnPostNorm, .outputNorm].contains(self)
+    }
 
     /// The linear layer this tensor is the weight of, when it is one.
     public var linear: LinearRole? {
@@ -35,6 +41,9 @@ public struct TensorSpec: Sendable, Equatable {
     public let shape: [Int]
     /// Heads whose rotary halves llama.cpp interleaves in GGUF rows (llama's q and k); nil: same rows in both layouts.
     public let ggufPermutationHeads: Int?
+    /// Added to the Hugging Face values to get the GGUF values (1 for Gemma's norm weights,
+    /// which llama.cpp's converter stores as the multiplier 1 + w); 0 for every other tensor.
+    public var ggufOffset: Float = 0
 
     public var elementCount: Int { shape.reduce(1, *) }
 }
@@ -65,11 +74,15 @@ public protocol Architecture: Sendable {
     func ggufMetadata(_ config: ModelConfig) -> [(key: String, value: GGUFValue)]
     /// config.json members for `quanta convert` (GGUF to Hugging Face).
     func hfConfig(_ config: ModelConfig) -> [(String, JSONValue)]
+    /// Throws when llama.cpp would run a GGUF of `config` differently from the model itself
+    /// (a setting its GGUF metadata cannot carry).
+    func checkGGUF(_ config: ModelConfig) throws
 }
 
 extension Architecture {
     public var readsGGUF: Bool { true }
     public var ggufRopeLayout: RopeLayout { ggufArchitecture == "llama" ? .interleaved : .halves }
+    public func checkGGUF(_ config: ModelConfig) throws {}
 
     /// The HF config decoder shared by llama-like families (no biases, no q/k norm, no window).
     public func config(hf json: JSONValue, path: String) throws -> ModelConfig {
@@ -86,7 +99,7 @@ extension Architecture {
         func spec(_ role: TensorRole, _ layer: Int?, _ hf: String, _ gguf: String, _ shape: [Int], heads: Int? = nil) -> TensorSpec {
             let prefix = layer.map { ("model.layers.\($0).", "blk.\($0).") } ?? ("", "")
             return TensorSpec(role: role, layer: layer, hfName: prefix.0 + hf, ggufName: prefix.1 + gguf, shape: shape,
-                              ggufPermutationHeads: interleaved ? heads : nil)
+                              ggufPermutationHeads: interleaved ? heads : nil, ggufOffset: role.isNorm ? c.normWeightOffset : 0)
         }
         let d = c.hiddenSize, f = c.intermediateSize
         var specs = [spec(.embedding, nil, "model.embed_tokens.weight", "token_embd.weight", [c.vocabSize, d])]
@@ -105,10 +118,16 @@ extension Architecture {
                 specs.append(spec(.kNorm, l, "self_attn.k_norm.weight", "attn_k_norm.weight", [c.headDim]))
             }
             specs.append(spec(.o, l, "self_attn.o_proj.weight", "attn_output.weight", [d, c.qDim]))
-            specs.append(spec(.ffnNorm, l, "post_attention_layernorm.weight", "ffn_norm.weight", [d]))
+            if c.postNorms {  // Gemma's names: the pre-feed-forward norm is ffn_norm in GGUF
+                specs.append(spec(.attentionPostNorm, l, "post_attention_layernorm.weight", "post_attention_norm.weight", [d]))
+                specs.append(spec(.ffnNorm, l, "pre_feedforward_layernorm.weight", "ffn_norm.weight", [d]))
+            } else {
+                specs.append(spec(.ffnNorm, l, "post_attention_layernorm.weight", "ffn_norm.weight", [d]))
+            }
             specs.append(spec(.gate, l, "mlp.gate_proj.weight", "ffn_gate.weight", [f, d]))
             specs.append(spec(.up, l, "mlp.up_proj.weight", "ffn_up.weight", [f, d]))
             specs.append(spec(.down, l, "mlp.down_proj.weight", "ffn_down.weight", [d, f]))
+            if c.postNorms { specs.append(spec(.ffnPostNorm, l, "post_feedforward_layernorm.weight", "post_ffw_norm.weight", [d])) }
         }
         specs.append(spec(.outputNorm, nil, "model.norm.weight", "output_norm.weight", [d]))
         if !c.tieWordEmbeddings { specs.append(spec(.output, nil, "lm_head.weight", "output.weight", [c.vocabSize, d])) }

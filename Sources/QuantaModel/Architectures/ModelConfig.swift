@@ -28,10 +28,33 @@ public struct ModelConfig: Sendable, Equatable {
     /// Each position attends to at most this many positions (itself included): mistral's
     /// `sliding_window`, qwen's when `use_sliding_window` is true; nil for full causal attention.
     public var slidingWindow: Int?
+    /// Which decoder layers use `slidingWindow` (gemma3's `layer_types`, true for
+    /// "sliding_attention"); nil: every layer does.
+    public var slidingLayers: [Bool]?
+    /// RoPE base of the sliding-window layers (gemma3's `rope_local_base_freq`); nil: `ropeTheta`.
+    public var ropeLocalTheta: Double?
+    /// Linear RoPE scaling of the full-attention layers (positions divided by it); nil: none.
+    public var ropeLinearFactor: Double?
+    /// Added to the Hugging Face values of every RMSNorm weight to get the multiplier the norm
+    /// applies (Gemma's `x * (1 + w)`: 1); llama.cpp's converter stores the sums in GGUF.
+    public var normWeightOffset: Float = 0
+    /// Embeddings are multiplied by sqrt(hiddenSize) (Gemma).
+    public var scalesEmbeddings = false
+    /// The gated feed-forward activation.
+    public var activation: Activation = .silu
+    /// RMSNorms after attention and after the feed-forward network, before each residual add (Gemma 3).
+    public var postNorms = false
+    /// Attention scores are scaled by 1/sqrt of this (gemma3's `query_pre_attn_scalar`); nil: `headDim`.
+    public var queryPreAttentionScalar: Double?
     public var bosTokenIds: [Int] = []
     public var eosTokenIds: [Int] = []
     /// `dtype` (transformers 5) or `torch_dtype` (4.x), e.g. "float32".
     public var dtype: String?
+
+    /// Whether decoder layer `layer` attends through the sliding window.
+    public func slides(layer: Int) -> Bool {
+        slidingWindow != nil && (slidingLayers.map { layer < $0.count && $0[layer] } ?? true)
+    }
 
     public var qDim: Int { headCount * headDim }
     public var kvDim: Int { kvHeadCount * headDim }
@@ -43,11 +66,19 @@ public struct ModelConfig: Sendable, Equatable {
     public var expectedParameterCount: Int {
         let projections = 2 * hiddenSize * qDim + 2 * hiddenSize * kvDim
         let bias = attentionBias ? qDim + 2 * kvDim : 0
-        let norms = 2 * hiddenSize + (qkNorm ? 2 * headDim : 0)
+        let norms = (postNorms ? 4 : 2) * hiddenSize + (qkNorm ? 2 * headDim : 0)
         let layer = projections + bias + 3 * hiddenSize * intermediateSize + norms
         let embeddings = vocabSize * hiddenSize
         return embeddings * (tieWordEmbeddings ? 1 : 2) + layerCount * layer + hiddenSize
     }
+}
+
+/// The gated feed-forward activation: `act(gate) * up`.
+public enum Activation: String, Sendable {
+    /// x * sigmoid(x) (SwiGLU; `hidden_act` "silu").
+    case silu
+    /// 0.5 x (1 + tanh(sqrt(2/pi) (x + 0.044715 x^3))) (GeGLU; "gelu_pytorch_tanh").
+    case geluTanh
 }
 
 /// Reads the llama-family keys of a Hugging Face `config.json`; `path` names the file in errors.

@@ -1,0 +1,233 @@
+import Foundation
+import QuantaAlgorithms
+import QuantaCore
+import QuantaEval
+import QuantaIO
+import QuantaModel
+import TestSupport
+import XCTest
+
+/// Gemma 3 through the seams: tiny random models made by transformers' Gemma3ForCausalLM
+/// (`Scripts/gemma3_reference.py`: 7 layers, layer 5 global and the others sliding with a window
+/// of 4 over 8 tokens, head_dim 32 with 4 heads on hidden 64, linear RoPE scaling on the global
+/// layer), against its logits; then `quanta quantize` to GGUF, llama.cpp's converter, eval and convert.
+final class Gemma3Tests: XCTestCase {
+    static let ids: [Int32] = [5, 17, 300, 2048, 4095, 9, 9, 1000]
+    /// Largest |ours - transformers| allowed on logits of magnitude up to ~12.5 (measured: 5.7e-6
+    /// with query_pre_attn_scalar 24, 4.8e-6 with 32).
+    static let tolerance: Float = 5e-5
+
+    /// A model folder with `query_pre_attn_scalar` = `scalar` and transformers' logits at
+    /// columns 0, 97, ... of the 8 positions.
+    func reference(scalar: Int) throws -> (folder: String, logits: [Float]) {
+        let python = try TestSupport.python()
+        let probe = try TestSupport.run(python, ["-c", "import torch, transformers"])
+        guard probe.status == 0 else {
+            throw XCTSkip("torch and transformers absent from the oracle venv: run `bash Scripts/setup.sh --torch`")
+        }
+        let folder = try TestSupport.temporaryFolder() + "/gemma3-\(scalar)"
+        let run = try TestSupport.run(python, [TestSupport.path("Scripts/gemma3_reference.py"), folder,
+                                               TestSupport.austenModel + "/tokenizer.json", String(scalar)])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        return (folder, run.stdout.split(separator: " ").map { Float($0.trimmingCharacters(in: .whitespacesAndNewlines))! })
+    }
+
+    func sampled(_ logits: [Float]) -> [Float] {
+        (0..<8).flatMap { t in stride(from: 0, to: 4096, by: 97).map { logits[t * 4096 + $0] } }
+    }
+
+    func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
+        XCTAssertEqual(a.count, b.count)
+        return zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
+    }
+
+    /// Settings Quanta does not run are refused naming the key, before any weight is read.
+    func testUnsupportedConfigsNameTheKey() throws {
+        let base = #""model_type": "gemma3_text", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "head_dim": 32, "vocab_size": 4096"#
+        let cases = [
+            (#""final_logit_softcapping": 30.0"#, "final_logit_softcapping"),
+            (#""attn_logit_softcapping": 50.0"#, "attn_logit_softcapping"),
+            (#""hidden_activation": "silu""#, "hidden_activation"),
+            (#""layer_types": ["full_attention"]"#, "layer_types"),
+            (#""rope_scaling": {"rope_type": "yarn", "factor": 4.0}"#, "rope_scaling"),
+        ]
+        for (extra, key) in cases {
+            let folder = try TestSupport.temporaryFolder() + "/\(key)"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try "{\(base), \(extra)}".write(toFile: folder + "/config.json", atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try ModelFolder(path: folder), key) { error in
+                XCTAssertTrue("\(error)".contains("config.json: \(key)"), "\(error)")
+            }
+        }
+    }
+
+    /// query_pre_attn_scalar 24 != head_dim 32: transformers' logits, and a GGUF refused because
+    /// llama.cpp would scale attention by 1/sqrt(32).
+    func testForwardWithQueryScalarAndRefusedGGUF() throws {
+        let (folder, transformers) = try reference(scalar: 24)
+        XCTAssertEqual(transformers.count, 8 * 43)
+        let model = try DecoderModel(path: folder)
+        let c = model.config
+        XCTAssertEqual(c.modelType, "gemma3_text")
+        XCTAssertEqual([c.headDim, c.qDim, c.hiddenSize, c.layerCount], [32, 128, 64, 7])
+        XCTAssertEqual(c.queryPreAttentionScalar, 24)
+        XCTAssertEqual(c.slidingWindow, 4)
+        XCTAssertEqual(c.slidingLayers, [true, true, true, true, true, false, true])
+        XCTAssertEqual(c.ropeTheta, 1_000_000)
+        XCTAssertEqual(c.ropeLocalTheta, 10000)
+        XCTAssertEqual(c.ropeLinearFactor, 8)
+        XCTAssertTrue(c.tieWordEmbeddings && c.qkNorm && c.postNorms && c.scalesEmbeddings)
+        XCTAssertEqual(c.activation, .geluTanh)
+        XCTAssertLessThan(maxDifference(sampled(try model.logits([Gemma3Tests.ids])), transformers), Gemma3Tests.tolerance)
+
+        let run = try TestSupport.quanta(["quantize", folder, folder + ".gguf", "F32"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("query_pre_attn_scalar"), run.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: folder + ".gguf"))
+    }
+
+    /// query_pre_attn_scalar = head_dim: the forward pass, then `quanta quantize FOLDER F32`
+    /// with llama.cpp's gemma3 names, keys and norm weights + 1; eval of the GGUF equals eval of
+    /// the folder; the GGUF converts back to the same model.
+    func testGGUFEvalAndConvert() throws {
+        let (folder, transformers) = try reference(scalar: 32)
+        let model = try DecoderModel(path: folder)
+        XCTAssertLessThan(maxDifference(sampled(try model.logits([Gemma3Tests.ids])), transformers), Gemma3Tests.tolerance)
+
+        let gguf = folder + ".gguf"
+        let run = try TestSupport.quanta(["quantize", folder, gguf, "F32"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let file = try GGUFFile(path: gguf)
+        XCTAssertEqual(file["general.architecture"], .string("gemma3"))
+        let expected: [(String, GGUFValue)] = [
+            ("gemma3.block_count", .uint32(7)), ("gemma3.context_length", .uint32(512)), ("gemma3.embedding_length", .uint32(64)),
+            ("gemma3.feed_forward_length", .uint32(96)), ("gemma3.attention.head_count", .uint32(4)),
+            ("gemma3.attention.head_count_kv", .uint32(2)), ("gemma3.rope.scaling.type", .string("linear")),
+            ("gemma3.rope.scaling.factor", .float32(8)), ("gemma3.rope.freq_base", .float32(1_000_000)),
+            ("gemma3.rope.freq_base_swa", .float32(10000)), ("gemma3.attention.layer_norm_rms_epsilon", .float32(1e-6)),
+            ("gemma3.attention.key_length", .uint32(32)), ("gemma3.attention.value_length", .uint32(32)),
+            ("gemma3.attention.sliding_window", .uint32(4)),
+        ]
+        XCTAssertEqual(file.metadata.filter { $0.key.hasPrefix("gemma3.") }.map(\.key), expected.map(\.0))
+        for (key, value) in expected { XCTAssertEqual(file[key], value, key) }
+        XCTAssertEqual(file.tensors.count, 2 + 7 * 13)
+        XCTAssertNil(file.tensor("output.weight"))
+        XCTAssertEqual(file.tensor("blk.5.post_attention_norm.weight")?.dimensions, [64])
+        XCTAssertEqual(file.tensor("blk.5.post_ffw_norm.weight")?.dimensions, [64])
+        XCTAssertEqual(file.tensor("blk.0.attn_q.weight")?.dimensions, [64, 128])
+        // Norm weights as llama.cpp's converter stores them: 1 + w.
+        let weights = try SafetensorsCollection(file: folder + "/model.safetensors")
+        for (hf, ggufName) in [("model.layers.3.pre_feedforward_layernorm.weight", "blk.3.ffn_norm.weight"),
+                               ("model.layers.3.self_attn.k_norm.weight", "blk.3.attn_k_norm.weight"),
+                               ("model.norm.weight", "output_norm.weight")] {
+            let stored = try file.rawBytes(ggufName).withMemoryRebound(to: Float.self) { Array($0) }
+            XCTAssertEqual(stored, try weights.floatTensor(hf).storage.map { $0 + 1 }, ggufName)
+        }
+
+        // The GGUF reads back as the same model: config, logits, perplexity.
+        let back = try DecoderModel(path: gguf)
+        XCTAssertEqual(back.config.slidingLayers, model.config.slidingLayers)
+        XCTAssertEqual(back.config.queryPreAttentionScalar, 32)
+        XCTAssertEqual(back.config.ropeLinearFactor, 8)
+        XCTAssertEqual(back.config.ropeLocalTheta, 10000)
+        XCTAssertEqual(try back.logits([Gemma3Tests.ids]), try model.logits([Gemma3Tests.ids]))
+        let text = String(try String(contentsOfFile: TestSupport.path("Calibration/austen-persuasion-eval.txt"), encoding: .utf8).prefix(4000))
+        let settings = PerplexityProtocol(context: 64, chunks: 8, addBOS: true, batch: 4)
+        let fromFolder = try Evaluator(model: model, protocol: settings).run(text: text)
+        let fromGGUF = try Evaluator(model: back, protocol: settings).run(text: text)
+        XCTAssertEqual(fromFolder.scoredTokens, 8 * 31)
+        XCTAssertEqual(fromGGUF.perplexity, fromFolder.perplexity, accuracy: fromFolder.perplexity * 1e-4)
+
+        // A quantized file loads and stays close at 8 bits.
+        let q8 = folder + "-q8.gguf"
+        XCTAssertEqual(try TestSupport.quanta(["quantize", folder, q8, "Q8_0"]).status, 0)
+        let q8Result = try Evaluator(model: DecoderModel(path: q8), protocol: settings).run(text: text)
+        XCTAssertEqual(q8Result.perplexity, fromFolder.perplexity, accuracy: fromFolder.perplexity * 0.01)
+
+        // And back to a Hugging Face folder that transformers' class reads: same logits here.
+        let hf = folder + "-back"
+        _ = try HuggingFaceExport.convert(gguf: gguf, to: hf)
+        let converted = try DecoderModel(path: hf)
+        XCTAssertEqual(converted.config.modelType, "gemma3_text")
+        XCTAssertEqual(try converted.logits([Gemma3Tests.ids]), try model.logits([Gemma3Tests.ids]))
+        // (w + 1) - 1 is within half an ulp of 1 of w.
+        XCTAssertLessThanOrEqual(maxDifference(try SafetensorsCollection(file: hf + "/model.safetensors").floatTensor("model.norm.weight").storage,
+                                               try weights.floatTensor("model.norm.weight").storage), 0x1p-24)
+    }
+
+    /// The F32 GGUF equals what llama.cpp's own converter writes for the same folder: every
+    /// tensor (name, dimensions, type, bytes) and every `gemma3.*` and `tokenizer.*` key and
+    /// value; llama-perplexity on Quanta's file agrees with Quanta's eval; and llama-quantize's
+    /// Q4_K_M of the converter's file equals Quanta's. Needs a llama.cpp source tree in QUANTA_LLAMA_CPP (its convert_hf_to_gguf.py runs
+    /// with the oracle venv); the converter does not know the bundled tokenizer's pre-tokenizer
+    /// hash, so the run tells it "gpt-2", the name Quanta writes for a ByteLevel pre-tokenizer.
+    /// The last two parts need llama-perplexity and llama-quantize built in QUANTA_LLAMA_CPP/build/bin.
+    func testGGUFEqualsLlamaCppConverter() throws {
+        guard let tree = ProcessInfo.processInfo.environment["QUANTA_LLAMA_CPP"],
+              FileManager.default.fileExists(atPath: tree + "/convert_hf_to_gguf.py") else {
+            throw XCTSkip("set QUANTA_LLAMA_CPP to a llama.cpp source tree to compare with its convert_hf_to_gguf.py")
+        }
+        let (folder, _) = try reference(scalar: 32)
+        let ours = folder + ".gguf", theirs = folder + "-llamacpp.gguf"
+        XCTAssertEqual(try TestSupport.quanta(["quantize", folder, ours, "F32"]).status, 0)
+        let wrapper = """
+            import runpy, sys
+            converter = sys.argv[1]
+            sys.path.insert(0, converter.rsplit("/", 1)[0])
+            import conversion.base as base
+            base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt-2"
+            sys.argv = [converter] + sys.argv[2:]
+            runpy.run_path(converter, run_name="__main__")
+            """
+        let convert = try TestSupport.run(try TestSupport.python(), ["-c", wrapper, tree + "/convert_hf_to_gguf.py", folder,
+                                                                     "--outtype", "f32", "--outfile", theirs])
+        XCTAssertEqual(convert.status, 0, convert.stderr)
+        let a = try GGUFFile(path: ours), b = try GGUFFile(path: theirs)
+        XCTAssertEqual(Set(a.tensors.map(\.name)), Set(b.tensors.map(\.name)))
+        for info in b.tensors {
+            guard let mine = a.tensor(info.name) else { continue }
+            XCTAssertEqual(mine.dimensions, info.dimensions, info.name)
+            XCTAssertEqual(mine.type, info.type, info.name)
+            XCTAssertTrue(a.rawBytes(mine).elementsEqual(b.rawBytes(info)), info.name)
+        }
+        func keys(_ f: GGUFFile) -> [(key: String, value: GGUFValue)] {
+            f.metadata.filter { $0.key.hasPrefix("gemma3.") || $0.key.hasPrefix("tokenizer.") }
+        }
+        XCTAssertEqual(keys(a).map(\.key), keys(b).map(\.key))
+        for (key, value) in keys(b) { XCTAssertEqual(a[key], value, key) }
+
+        // llama.cpp runs Quanta's file as Quanta does (sliding pattern, attention scale, RoPE bases
+        // and scaling, norms): llama-perplexity's PPL within 1e-4 relative of Quanta's fp32 eval.
+        let perplexity = tree + "/build/bin/llama-perplexity"
+        if FileManager.default.isExecutableFile(atPath: perplexity) {
+            let text = try TestSupport.temporaryFolder() + "/eval.txt"
+            try String(try String(contentsOfFile: TestSupport.path("Calibration/austen-persuasion-eval.txt"), encoding: .utf8).prefix(4000))
+                .write(toFile: text, atomically: true, encoding: .utf8)
+            let run = try TestSupport.run(perplexity, ["-m", ours, "-f", text, "-c", "64", "--chunks", "8", "-b", "64", "-t", "2"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let final = (run.stdout + run.stderr).components(separatedBy: "Final estimate: PPL = ").last?.split(separator: " ").first
+            let theirs = try XCTUnwrap(final.flatMap { Double($0) }, run.stderr)
+            let settings = PerplexityProtocol(context: 64, chunks: 8, addBOS: false, batch: 4)
+            let mine = try Evaluator(model: DecoderModel(path: ours), protocol: settings).run(text: String(contentsOfFile: text, encoding: .utf8))
+            XCTAssertEqual(mine.perplexity, theirs, accuracy: theirs * 1e-4)
+        }
+
+        // Q4_K_M: llama-quantize on the converter's file and Quanta on the folder pick the same
+        // type for every tensor (rows of 64 send the k-quants to their fallbacks) and write the same bytes.
+        let llamaQuantize = tree + "/build/bin/llama-quantize"
+        guard FileManager.default.isExecutableFile(atPath: llamaQuantize) else {
+            throw XCTSkip("\(llamaQuantize) is not built: the Q4_K_M comparison is skipped")
+        }
+        let q = folder + "-q4km.gguf", reference = folder + "-llamacpp-q4km.gguf"
+        XCTAssertEqual(try TestSupport.quanta(["quantize", folder, q, "Q4_K_M"]).status, 0)
+        let quantize = try TestSupport.run(llamaQuantize, [theirs, reference, "Q4_K_M"])
+        XCTAssertEqual(quantize.status, 0, quantize.stderr)
+        let mine = try GGUFFile(path: q), expected = try GGUFFile(path: reference)
+        XCTAssertEqual(mine.tensors.map(\.name), expected.tensors.map(\.name))
+        XCTAssertEqual(mine.tensors.map(\.type), expected.tensors.map(\.type))
+        XCTAssertEqual(Set(expected.tensors.map(\.type)), [.f32, .q5_0, .q8_0])
+        for (x, y) in zip(mine.tensors, expected.tensors) {
+            XCTAssertTrue(mine.rawBytes(x).elementsEqual(expected.rawBytes(y)), y.name)
+        }
+    }
+}
