@@ -21,8 +21,14 @@ public enum GGUFConverter {
             throw QuantaError(.notFound, FileSystem.join(model.path, "tokenizer.json"),
                               "a GGUF needs the tokenizer, and the model folder has no tokenizer.json")
         }
-        kv += try tokenizerMetadata(tokenizer: HFModelFolder.readJSON(tokenizerPath), path: tokenizerPath,
-                                    tokenizerConfig: model.files.tokenizerConfig, config: c, generationConfig: model.files.generationConfig)
+        let tokenizer = try HFModelFolder.readJSON(tokenizerPath)
+        if SentencePieceVocabulary.isSentencePiece(tokenizer) {
+            kv += try SentencePieceVocabulary.ggufMetadata(tokenizer: tokenizer, path: tokenizerPath, tokenizerConfig: model.files.tokenizerConfig,
+                                                          configJSON: model.files.configJSON)
+        } else {
+            kv += try tokenizerMetadata(tokenizer: tokenizer, path: tokenizerPath, tokenizerConfig: model.files.tokenizerConfig,
+                                        config: c, generationConfig: model.files.generationConfig)
+        }
         return kv
     }
 
