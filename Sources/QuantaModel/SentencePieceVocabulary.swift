@@ -101,6 +101,38 @@ public enum SentencePieceVocabulary {
         return nil
     }
 
+    /// `SpecialVocab`'s reading of a `TemplateProcessing` post-processor (with tokenizer_config.json
+    /// naming BOS/EOS/SEP): BOS added when "single" starts with it, EOS when it ends with it, SEP
+    /// when "pair" has SEP or EOS between A and B.
+    static func templateFlags(_ json: JSONValue, tokenizerConfig: JSONValue?) -> (bos: Bool?, sep: Bool?, eos: Bool?) {
+        guard let post = json["post_processor"], post != .null else { return (nil, nil, nil) }
+        let bos = configToken(tokenizerConfig, "bos_token"), eos = configToken(tokenizerConfig, "eos_token")
+        let sep = configToken(tokenizerConfig, "sep_token"), cls = configToken(tokenizerConfig, "cls_token")
+        var flags: (bos: Bool?, sep: Bool?, eos: Bool?) = (nil, nil, nil)
+        for processor in post["processors"]?.arrayValue ?? [post] where processor["type"]?.stringValue == "TemplateProcessing" {
+            func special(_ item: JSONValue?) -> String? { item?["SpecialToken"]?["id"]?.stringValue }
+            let single = processor["single"]?.arrayValue ?? []
+            var first: String?, last: String?
+            if single.count > 1 {
+                first = special(single.first)
+                if let first { flags.bos = first == bos || first == cls }
+                last = special(single.last)
+                if let last { flags.eos = last == eos }
+            }
+            var pair = processor["pair"]?.arrayValue ?? []
+            guard !pair.isEmpty else { continue }
+            if first != nil && special(pair.first) == first { pair.removeFirst() }
+            if last != nil && special(pair.last) == last && !pair.isEmpty { pair.removeLast() }
+            guard pair.first?["Sequence"]?["id"]?.stringValue == "A", pair.last?["Sequence"]?["id"]?.stringValue == "B", pair.count > 2 else { continue }
+            let middle = Array(pair[1..<(pair.count - 1)])
+            var addSEP = false
+            if let entry = special(middle.first), entry == sep || entry == eos, last == nil { addSEP = true }
+            if middle.count == 2, let entry = special(middle[1]), entry == sep || entry == eos { addSEP = true }
+            flags.sep = addSEP
+        }
+        return flags
+    }
+
     static func configToken(_ tokenizerConfig: JSONValue?, _ key: String) -> String? {
         tokenizerConfig?[key]?.stringValue ?? tokenizerConfig?[key]?["content"]?.stringValue
     }
@@ -140,7 +172,7 @@ public enum SentencePieceVocabulary {
     }
 
     /// From GGUF metadata with `tokenizer.ggml.model` "llama": tokens, scores, token types
-    /// (control and user-defined tokens are matched verbatim), the special ids, `add_bos_token`
+    /// (unknown, control and user-defined tokens are matched verbatim), the special ids, `add_bos_token`
     /// (default true) and `add_space_prefix` (default true), as llama.cpp reads them.
     public static func tokenizer(gguf file: GGUFFile) throws -> SentencePieceTokenizer {
         func key(_ name: String) -> String { "\(file.path): tokenizer.ggml.\(name)" }
@@ -155,7 +187,8 @@ public enum SentencePieceVocabulary {
         guard types.isEmpty || types.count == tokens.count else {
             throw QuantaError.malformed(key("token_type"), "\(types.count) types for \(tokens.count) tokens")
         }
-        let special = types.enumerated().filter { $0.element == 3 || $0.element == 4 }.map { (tokens[$0.offset], Int32($0.offset)) }
+        // Unknown, control and user-defined tokens, as llama.cpp matches them with parse_special.
+        let special = types.enumerated().filter { (2...4).contains($0.element) }.map { (tokens[$0.offset], Int32($0.offset)) }
         func id(_ name: String) -> Int32? { file["tokenizer.ggml.\(name)"]?.intValue.flatMap { Int32(exactly: $0) } }
         return try SentencePieceTokenizer(
             tokens: tokens, scores: scores, merges: [], joining: .scores,
@@ -164,21 +197,32 @@ public enum SentencePieceVocabulary {
             addBOS: file["tokenizer.ggml.add_bos_token"]?.boolValue ?? true, fuseUnknown: false, source: file.path)
     }
 
-    /// `tokenizer.ggml.*` keys as llama.cpp's converter writes them for a folder whose only
-    /// tokenizer file is a SentencePiece-style tokenizer.json (`_set_vocab_llama_hf`, then
-    /// `SpecialVocab`): the base vocabulary then the added tokens beyond it, every score
-    /// -1000, types byte / control (special tokens) / normal / user-defined.
-    static func ggufMetadata(tokenizer json: JSONValue, path: String, tokenizerConfig: JSONValue?,
-                             configJSON: JSONValue) throws -> [(key: String, value: GGUFValue)] {
-        let (tokens, added, baseCount) = try tokensByID(json, path: path)
+    /// `tokenizer.ggml.*` keys as llama.cpp's converter writes them for a folder with a
+    /// SentencePiece-style tokenizer.json, then `SpecialVocab`'s special ids and flags:
+    /// - with `tokenizer.model` (`sentencePieceModel`, `_set_vocab_sentencepiece`): its pieces,
+    ///   scores and types (see `converterVocabulary`), `vocabSize` tokens;
+    /// - without (`_set_vocab_llama_hf`): the tokenizer.json vocabulary then the added tokens
+    ///   beyond it, every score -1000 (so llama.cpp joins leftmost pairs first and its ids differ
+    ///   from `tokenizers`' on many words), types byte / control (special tokens) / normal / user-defined.
+    static func ggufMetadata(tokenizer json: JSONValue, path: String, tokenizerConfig: JSONValue?, configJSON: JSONValue,
+                             sentencePieceModel: SentencePieceModelFile? = nil, addedTokensJSON: JSONValue? = nil,
+                             vocabSize: Int = 0) throws -> [(key: String, value: GGUFValue)] {
+        let (jsonTokens, added, baseCount) = try tokensByID(json, path: path)
+        var tokens = jsonTokens
+        var scores = [Float](repeating: -1000, count: tokens.count)
+        var modelTypes: [Int32]?
+        if let sentencePieceModel {
+            (tokens, scores, modelTypes) = try converterVocabulary(model: sentencePieceModel, vocabSize: vocabSize > 0 ? vocabSize : sentencePieceModel.pieces.count,
+                                                                  addedTokensJSON: addedTokensJSON, tokenizerConfig: tokenizerConfig, path: path)
+        }
         var index: [String: Int] = [:]
-        for (i, t) in tokens.enumerated() where index[t] == nil { index[t] = i }
+        for (i, t) in jsonTokens.enumerated() where index[t] == nil { index[t] = i }
         // SpecialVocab: a token named in tokenizer_config.json is the first added token with that content.
         let kinds = [("bos", "bos_token_id"), ("eos", "eos_token_id"), ("unk", "unknown_token_id"), ("sep", "seperator_token_id"),
                      ("pad", "padding_token_id"), ("cls", "cls_token_id"), ("mask", "mask_token_id")]
         var ids: [String: Int] = [:]
         for (kind, _) in kinds {
-            if let name = configToken(tokenizerConfig, kind + "_token"), let id = added.first(where: { $0.0 == name })?.1 {
+            if let name = configToken(tokenizerConfig, kind + "_token"), let id = added.first(where: { $0.0 == name })?.1, id < tokens.count {
                 ids[kind] = Int(id)
             }
         }
@@ -196,7 +240,10 @@ public enum SentencePieceVocabulary {
         for (i, token) in tokens.enumerated() {
             texts.append(.string(token))
             let type: GGUFConverter.TokenType
-            if i >= baseCount {
+            if let modelTypes {
+                types.append(.int32(modelTypes[i]))
+                continue
+            } else if i >= baseCount {
                 type = specialIDs.contains(i) ? .control : .userDefined
             } else if SentencePieceTokenizer.byteOfToken(token) != nil {
                 type = .byte
@@ -211,23 +258,16 @@ public enum SentencePieceVocabulary {
             ("tokenizer.ggml.model", .string("llama")),
             ("tokenizer.ggml.pre", .string("default")),
             ("tokenizer.ggml.tokens", .array(.string, texts)),
-            ("tokenizer.ggml.scores", .array(.float32, [GGUFValue](repeating: .float32(-1000), count: tokens.count))),
+            ("tokenizer.ggml.scores", .array(.float32, scores.map { .float32($0) })),
             ("tokenizer.ggml.token_type", .array(.int32, types)),
         ]
         for (kind, key) in kinds { if let id = ids[kind] { kv.append(("tokenizer.ggml.\(key)", .uint32(UInt32(id)))) } }
-        var addBOS: Bool? = templateStarts(with: configToken(tokenizerConfig, "bos_token"), json)
-        var addEOS: Bool?
-        if let post = json["post_processor"], post != .null {
-            for processor in post["processors"]?.arrayValue ?? [post] where processor["type"]?.stringValue == "TemplateProcessing" {
-                let single = processor["single"]?.arrayValue ?? []
-                if single.count > 1, let last = single.last?["SpecialToken"]?["id"]?.stringValue {
-                    addEOS = last == configToken(tokenizerConfig, "eos_token")
-                }
-            }
-        }
+        var (addBOS, addSEP, addEOS) = templateFlags(json, tokenizerConfig: tokenizerConfig)
         if let b = tokenizerConfig?["add_bos_token"]?.boolValue { addBOS = b }
         if let e = tokenizerConfig?["add_eos_token"]?.boolValue { addEOS = e }
+        if let s = tokenizerConfig?["add_sep_token"]?.boolValue { addSEP = s }
         if let addBOS { kv.append(("tokenizer.ggml.add_bos_token", .bool(addBOS))) }
+        if let addSEP { kv.append(("tokenizer.ggml.add_sep_token", .bool(addSEP))) }
         if let addEOS { kv.append(("tokenizer.ggml.add_eos_token", .bool(addEOS))) }
         if let template = tokenizerConfig?["chat_template"]?.stringValue { kv.append(("tokenizer.chat_template", .string(template))) }
         return kv
