@@ -224,10 +224,8 @@ final class SentencePieceTokenizerTests: XCTestCase {
     }
 
     /// The GGUF tokenizer metadata `quanta quantize` writes: with tokenizer.model, its pieces,
-    /// scores and types; without, the tokenizer.json vocabulary with scores -1000. When
-    /// QUANTA_LLAMA_CPP is set, every tokenizer.* key (order, type, value) equals what
-    /// convert_hf_to_gguf.py --outtype f32 writes for the same folder.
-    func testGGUFExportMatchesConverter() throws {
+    /// scores and types; without, the tokenizer.json vocabulary with scores -1000.
+    func testGGUFExportKeys() throws {
         let root = try Self.folders()
         let json = try GGUFFile(path: root + "/json.gguf"), model = try GGUFFile(path: root + "/model.gguf")
         for file in [json, model] {
@@ -251,9 +249,15 @@ final class SentencePieceTokenizerTests: XCTestCase {
         let modelTypes = model["tokenizer.ggml.token_type"]?.arrayValue?.compactMap(\.intValue) ?? []
         XCTAssertEqual(Array(modelTypes.prefix(4)), [2, 3, 3, 6])
         XCTAssertEqual(modelTypes.filter { $0 == 6 }.count, 256)
+    }
+
+    /// Every tokenizer.* key (order, type, value) equals what convert_hf_to_gguf.py --outtype f32
+    /// writes for the same folder (QUANTA_LLAMA_CPP names the llama.cpp tree).
+    func testGGUFExportAgainstConverter() throws {
         guard let llamaCpp = Self.llamaCpp else {
             throw XCTSkip("QUANTA_LLAMA_CPP (a llama.cpp tree with convert_hf_to_gguf.py) not set: the converter comparison did not run")
         }
+        let root = try Self.folders()
         for name in ["json", "model"] {
             let out = root + "/\(name)-converter.gguf"
             let run = try TestSupport.run(try TestSupport.python(), [llamaCpp + "/convert_hf_to_gguf.py", root + "/" + name, "--outtype", "f32", "--outfile", out])
@@ -267,21 +271,11 @@ final class SentencePieceTokenizerTests: XCTestCase {
     /// The GGUF tokenizers run llama.cpp's SPM algorithm. With tokenizer.model's scores its ids
     /// equal `tokenizers`' on every calibration line and adversarial string; with the -1000
     /// scores of a tokenizer.json-only folder they differ on many lines (llama.cpp joins the
-    /// leftmost pair first), as llama.cpp's do. When QUANTA_LLAMA_CPP is set, ids equal
-    /// llama-tokenize's (BOS added) on each whole calibration file and on each adversarial
-    /// string without special-token text (llama-tokenize does not parse special tokens; Quanta
-    /// always does, as `tokenizers` does), for both GGUFs.
-    func testGGUFTokenizerFollowsLlamaCpp() throws {
+    /// leftmost pair first), as llama.cpp's do (see `testGGUFTokenizerAgainstLlamaTokenize`).
+    func testGGUFTokenizerIds() throws {
         let root = try Self.folders()
         let lines = try Self.calibrationLines() + Self.adversarial
-        var tokenizers: [String: BPETokenizer] = [:]
-        for name in ["json", "model"] {
-            let tokenizer = try BPETokenizer(gguf: GGUFFile(path: root + "/\(name).gguf"))
-            XCTAssertEqual(tokenizer.sentencePiece?.joining, .scores)
-            XCTAssertEqual(tokenizer.sentencePiece?.prefix, .always)
-            XCTAssertTrue(tokenizer.addBOS)
-            tokenizers[name] = tokenizer
-        }
+        let tokenizers = try Self.ggufTokenizers(root)
         let model = tokenizers["model"]!, json = tokenizers["json"]!
         let modelReference = try Self.reference(tokenizerJSON: root + "/model/tokenizer.json", lines: lines)
         Self.assertSame(lines.map { model.encode($0) }, modelReference.ids, lines: lines, label: "tokenizer.model scores vs tokenizers")
@@ -291,10 +285,30 @@ final class SentencePieceTokenizerTests: XCTestCase {
         let differing = zip(lines, jsonReference.ids).filter { json.encode($0.0) != $0.1 }.count
         XCTAssertGreaterThan(differing, lines.count / 10, "scores -1000 should make llama.cpp's ids differ from tokenizers' on many lines")
         print("tokenizer.json-only GGUF: \(differing) of \(lines.count) lines tokenize differently from tokenizers")
+    }
 
+    static func ggufTokenizers(_ root: String) throws -> [String: BPETokenizer] {
+        var tokenizers: [String: BPETokenizer] = [:]
+        for name in ["json", "model"] {
+            let tokenizer = try BPETokenizer(gguf: GGUFFile(path: root + "/\(name).gguf"))
+            XCTAssertEqual(tokenizer.sentencePiece?.joining, .scores)
+            XCTAssertEqual(tokenizer.sentencePiece?.prefix, .always)
+            XCTAssertTrue(tokenizer.addBOS)
+            tokenizers[name] = tokenizer
+        }
+        return tokenizers
+    }
+
+    /// Ids equal llama-tokenize's (BOS added) on each whole calibration file and on each
+    /// adversarial string without special-token text (llama-tokenize does not parse special
+    /// tokens; Quanta always does, as `tokenizers` does), for both GGUFs (QUANTA_LLAMA_CPP names
+    /// a llama.cpp tree with build/bin/llama-tokenize).
+    func testGGUFTokenizerAgainstLlamaTokenize() throws {
         guard let llamaCpp = Self.llamaCpp else {
             throw XCTSkip("QUANTA_LLAMA_CPP not set: llama-tokenize comparison did not run")
         }
+        let root = try Self.folders()
+        let tokenizers = try Self.ggufTokenizers(root)
         let binary = llamaCpp + "/build/bin/llama-tokenize"
         let scratch = try TestSupport.temporaryFolder()
         let texts = try FileManager.default.contentsOfDirectory(atPath: TestSupport.path("Calibration")).filter { $0.hasSuffix(".txt") }.sorted()
