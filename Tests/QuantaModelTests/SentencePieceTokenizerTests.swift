@@ -83,6 +83,7 @@ final class SentencePieceTokenizerTests: XCTestCase {
     /// `tokenizers`' ids (and decoded text) for each line.
     static func reference(tokenizerJSON: String, lines: [String]) throws -> (ids: [[Int32]], decoded: [String]) {
         let folder = try TestSupport.temporaryFolder("spm-reference")
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         try TestSupport.write(Array(JSONValue.array(lines.map { .string($0) }).serialized().utf8), to: folder + "/lines.json")
         _ = try TestSupport.oracle("""
             import sys, json, numpy as np, tokenizers
@@ -127,6 +128,7 @@ final class SentencePieceTokenizerTests: XCTestCase {
     /// tokenizer.json form; decoding gives `tokenizers`' text.
     func testTokenizerJSONFormsAgainstTokenizers() throws {
         let folder = try Self.trainedFolder()
+        defer { try? FileManager.default.removeItem(atPath: folder) }
         let lines = try Self.calibrationLines() + Self.adversarial
         XCTAssertGreaterThan(lines.count, 80_000)
         for form in Self.forms {
@@ -194,8 +196,15 @@ final class SentencePieceTokenizerTests: XCTestCase {
                        "clean_up_tokenization_spaces": False}, open(folder + "/tokenizer_config.json", "w"))
         """#
 
-    /// The folders above and their F32 GGUFs written by `quanta quantize`, made once per run.
+    /// The folders above and their F32 GGUFs written by `quanta quantize`, made once per run
+    /// and removed after the class's last test.
     nonisolated(unsafe) static var madeFolders: String?
+
+    override class func tearDown() {
+        if let madeFolders { try? FileManager.default.removeItem(atPath: madeFolders) }
+        madeFolders = nil
+        super.tearDown()
+    }
 
     static func folders() throws -> String {
         if let madeFolders { return madeFolders }
@@ -311,6 +320,7 @@ final class SentencePieceTokenizerTests: XCTestCase {
         let tokenizers = try Self.ggufTokenizers(root)
         let binary = llamaCpp + "/build/bin/llama-tokenize"
         let scratch = try TestSupport.temporaryFolder()
+        defer { try? FileManager.default.removeItem(atPath: scratch) }
         let texts = try FileManager.default.contentsOfDirectory(atPath: TestSupport.path("Calibration")).filter { $0.hasSuffix(".txt") }.sorted()
             .map { String(decoding: try TestSupport.read(TestSupport.path("Calibration/" + $0)), as: UTF8.self) }
         for name in ["json", "model"] {
