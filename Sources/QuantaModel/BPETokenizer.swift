@@ -2,14 +2,20 @@ import Dispatch
 import QuantaCore
 import QuantaIO
 
-/// A GPT-2 style byte-level BPE tokenizer: special tokens split out first, then the
-/// pre-tokenizer's pieces, each piece's UTF-8 bytes mapped to printable characters and merged
-/// by rank. Built from a Hugging Face `tokenizer.json` or from GGUF tokenizer metadata, with
-/// identical ids to the `tokenizers` package for the supported pre-tokenizers.
+/// The tokenizer of a model, one of two kinds behind one interface:
+/// - GPT-2 style byte-level BPE: special tokens split out first, then the pre-tokenizer's
+///   pieces, each piece's UTF-8 bytes mapped to printable characters and merged by rank;
+/// - SentencePiece-style BPE (`sentencePiece` set; Llama 2, Mistral): see `SentencePieceTokenizer`.
+/// Built from a Hugging Face `tokenizer.json` or from GGUF tokenizer metadata (`tokenizer.ggml.model`
+/// "gpt2" or "llama"), with identical ids to the `tokenizers` package (to llama.cpp for "llama").
 public final class BPETokenizer: @unchecked Sendable {
-    /// Token strings by id (byte-level form for normal tokens).
+    /// Token strings by id (byte-level form for normal byte-level tokens; "▁" for spaces in SentencePiece ones).
     public let tokens: [String]
-    public let preTokenizer: PreTokenizer
+    /// The byte-level pre-tokenizer; nil for a SentencePiece-style tokenizer.
+    public var preTokenizer: PreTokenizer? { sentencePiece == nil ? byteLevel : nil }
+    /// Set when the vocabulary is SentencePiece-style; it then encodes and decodes.
+    public let sentencePiece: SentencePieceTokenizer?
+    private let byteLevel: PreTokenizer
     /// Special (control) tokens matched verbatim in the text, longest first.
     public let specialTokens: [(text: [Unicode.Scalar], id: Int32)]
     public let bosID: Int32?
@@ -52,7 +58,8 @@ public final class BPETokenizer: @unchecked Sendable {
     public init(tokens: [String], merges: [String], special: [(String, Int32)], preTokenizer: PreTokenizer,
                 bosID: Int32?, eosID: Int32?, addBOS: Bool, ignoreMerges: Bool, source: String) throws {
         self.tokens = tokens
-        self.preTokenizer = preTokenizer
+        self.byteLevel = preTokenizer
+        self.sentencePiece = nil
         self.bosID = bosID
         self.eosID = eosID
         self.addBOS = addBOS
@@ -81,11 +88,31 @@ public final class BPETokenizer: @unchecked Sendable {
         self.specialTokens = special.map { (Array($0.0.unicodeScalars), $0.1) }.sorted { $0.0.count > $1.0.count }
     }
 
-    /// From a Hugging Face `tokenizer.json` (and `tokenizer_config.json` for BOS/EOS when given).
+    /// A SentencePiece-style tokenizer behind the common interface.
+    public init(_ sentencePiece: SentencePieceTokenizer) {
+        self.sentencePiece = sentencePiece
+        tokens = sentencePiece.tokens
+        byteLevel = .gpt2
+        specialTokens = sentencePiece.specialTokens
+        bosID = sentencePiece.bosID
+        eosID = sentencePiece.eosID
+        addBOS = sentencePiece.addBOS
+        ignoreMerges = false
+        vocab = [:]
+        merges = [:]
+        byteTokens = []
+    }
+
+    /// From a Hugging Face `tokenizer.json` (and `tokenizer_config.json` for BOS/EOS when given);
+    /// SentencePiece-style when `SentencePieceVocabulary.isSentencePiece` says so.
     public convenience init(tokenizerJSON path: String, tokenizerConfig: JSONValue? = nil, config: ModelConfig? = nil) throws {
         let json: JSONValue
         do { json = try JSONParser.parse(FileSystem.read(path)) } catch let failure as JSONParser.Failure {
             throw QuantaError.malformed(path, "not valid JSON: \(failure)")
+        }
+        if SentencePieceVocabulary.isSentencePiece(json) {
+            self.init(try SentencePieceVocabulary.tokenizer(json: json, path: path, tokenizerConfig: tokenizerConfig, config: config))
+            return
         }
         guard let model = json["model"], model["type"]?.stringValue == "BPE", let vocabJSON = model["vocab"]?.objectValue else {
             throw QuantaError.unsupported(path, "only byte-level BPE tokenizers are supported")
@@ -120,11 +147,15 @@ public final class BPETokenizer: @unchecked Sendable {
                       ignoreMerges: model["ignore_merges"]?.boolValue ?? false, source: path)
     }
 
-    /// From GGUF tokenizer metadata (`tokenizer.ggml.*`, model "gpt2").
+    /// From GGUF tokenizer metadata (`tokenizer.ggml.*`, model "gpt2", or "llama" for SentencePiece).
     public convenience init(gguf file: GGUFFile) throws {
+        if file["tokenizer.ggml.model"]?.stringValue == "llama" {
+            self.init(try SentencePieceVocabulary.tokenizer(gguf: file))
+            return
+        }
         guard file["tokenizer.ggml.model"]?.stringValue == "gpt2",
               let tokens = file["tokenizer.ggml.tokens"]?.arrayValue?.compactMap(\.stringValue) else {
-            throw QuantaError.unsupported(file.path, "tokenizer.ggml.model is \(file["tokenizer.ggml.model"]?.summary() ?? "absent"); only gpt2 (byte-level BPE) is supported")
+            throw QuantaError.unsupported(file.path, "tokenizer.ggml.model is \(file["tokenizer.ggml.model"]?.summary() ?? "absent"); only gpt2 (byte-level BPE) and llama (SentencePiece) are supported")
         }
         let types = file["tokenizer.ggml.token_type"]?.arrayValue?.compactMap(\.intValue) ?? []
         let special = types.enumerated().filter { $0.element == 3 || $0.element == 4 }.map { (tokens[$0.offset], Int32($0.offset)) }
@@ -145,11 +176,12 @@ public final class BPETokenizer: @unchecked Sendable {
     }
 
     /// Token ids of `text` (no BOS; see `addBOS`).
-    public func encode(_ text: String) -> [Int32] { encode(text, parallel: true) }
+    public func encode(_ text: String) -> [Int32] { sentencePiece?.encode(text) ?? encode(text, parallel: true) }
 
     /// `parallel`: long stretches of text are cut where every supported pre-tokenizer starts a
     /// new piece anyway (after a newline, before a letter) and the parts encoded on all cores.
     func encode(_ text: String, parallel: Bool) -> [Int32] {
+        if let sentencePiece { return sentencePiece.encode(text) }
         let scalars = Array(text.unicodeScalars)
         var out: [Int32] = []
         out.reserveCapacity(scalars.count / 3)
@@ -218,7 +250,7 @@ public final class BPETokenizer: @unchecked Sendable {
 
     private func encodeOrdinary(_ s: [Unicode.Scalar], _ range: Range<Int>, into out: inout [Int32]) {
         let piece = Array(s[range])
-        for r in preTokenizer.split(piece) {
+        for r in byteLevel.split(piece) {
             var bytes: [UInt8] = []
             for scalar in piece[r] { bytes.append(contentsOf: String(Character(scalar)).utf8) }
             out.append(contentsOf: bpe(bytes))
@@ -228,7 +260,7 @@ public final class BPETokenizer: @unchecked Sendable {
     /// The same with a caller-owned cache (no lock).
     private func encodeOrdinary(_ s: [Unicode.Scalar], _ range: Range<Int>, into out: inout [Int32], cache local: inout [[UInt8]: [Int32]]) {
         let piece = Array(s[range])
-        for r in preTokenizer.split(piece) {
+        for r in byteLevel.split(piece) {
             var bytes: [UInt8] = []
             for scalar in piece[r] { bytes.append(contentsOf: String(Character(scalar)).utf8) }
             if let hit = local[bytes] {
@@ -285,6 +317,7 @@ public final class BPETokenizer: @unchecked Sendable {
 
     /// The text of `ids` (byte-level tokens decoded back to UTF-8; invalid sequences replaced).
     public func decode(_ ids: [Int32]) -> String {
+        if let sentencePiece { return sentencePiece.decode(ids) }
         var bytes: [UInt8] = []
         for id in ids where id >= 0 && Int(id) < tokens.count {
             let token = tokens[Int(id)]

@@ -21,8 +21,18 @@ public enum GGUFConverter {
             throw QuantaError(.notFound, FileSystem.join(model.path, "tokenizer.json"),
                               "a GGUF needs the tokenizer, and the model folder has no tokenizer.json")
         }
-        kv += try tokenizerMetadata(tokenizer: HFModelFolder.readJSON(tokenizerPath), path: tokenizerPath,
-                                    tokenizerConfig: model.files.tokenizerConfig, config: c, generationConfig: model.files.generationConfig)
+        let tokenizer = try HFModelFolder.readJSON(tokenizerPath)
+        if SentencePieceVocabulary.isSentencePiece(tokenizer) {
+            let modelPath = FileSystem.join(model.path, "tokenizer.model"), addedPath = FileSystem.join(model.path, "added_tokens.json")
+            let spModel = FileSystem.kind(of: modelPath) == .file ? try SentencePieceModelFile(path: modelPath) : nil
+            let addedTokens = FileSystem.kind(of: addedPath) == .file ? try HFModelFolder.readJSON(addedPath) : nil
+            kv += try SentencePieceVocabulary.ggufMetadata(tokenizer: tokenizer, path: tokenizerPath, tokenizerConfig: model.files.tokenizerConfig,
+                                                          configJSON: model.files.configJSON, sentencePieceModel: spModel,
+                                                          addedTokensJSON: addedTokens, vocabSize: c.vocabSize)
+        } else {
+            kv += try tokenizerMetadata(tokenizer: tokenizer, path: tokenizerPath, tokenizerConfig: model.files.tokenizerConfig,
+                                        config: c, generationConfig: model.files.generationConfig)
+        }
         return kv
     }
 

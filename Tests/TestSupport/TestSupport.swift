@@ -116,10 +116,13 @@ public enum TestSupport {
     }
 
     /// A fresh empty folder under the system temporary directory.
+    /// A new empty folder for one test's files. Every folder made this way is removed when the
+    /// test process exits (set QUANTA_KEEP_TEST_FILES=1 to keep them for inspection).
     public static func temporaryFolder(_ name: String = #function) throws -> String {
         let clean = name.filter { $0.isLetter || $0.isNumber }
         let path = NSTemporaryDirectory() + "quanta-tests-\(clean)-\(UUID().uuidString.prefix(8))"
         try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true)
+        TemporaryFolders.shared.add(path)
         return path
     }
 
@@ -160,5 +163,33 @@ extension TestSupport {
             throw XCTSkip("mlx and mlx-lm absent from the oracle venv: run `bash Scripts/setup.sh --mlx`")
         }
         return python
+    }
+}
+
+/// The folders `TestSupport.temporaryFolder` made, removed at process exit: a suite makes
+/// gigabytes of models and logits, which would otherwise pile up in /tmp run after run.
+final class TemporaryFolders: @unchecked Sendable {
+    static let shared: TemporaryFolders = {
+        let folders = TemporaryFolders()
+        if ProcessInfo.processInfo.environment["QUANTA_KEEP_TEST_FILES"] == nil {
+            atexit { TemporaryFolders.shared.removeAll() }
+        }
+        return folders
+    }()
+
+    private let lock = NSLock()
+    private var paths: [String] = []
+
+    func add(_ path: String) {
+        lock.lock()
+        paths.append(path)
+        lock.unlock()
+    }
+
+    func removeAll() {
+        lock.lock()
+        defer { lock.unlock() }
+        for path in paths { try? FileManager.default.removeItem(atPath: path) }
+        paths.removeAll()
     }
 }
