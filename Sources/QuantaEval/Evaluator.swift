@@ -65,7 +65,7 @@ public struct Evaluator {
                 for (b, chunk) in batch.enumerated() {
                     for j in first..<(ctx - 1) {
                         let target = Int(chunk[j + 1])
-                        logSoftmax(logits.baseAddress! + (b * ctx + j) * vocab, vocab, into: ours)
+                        logSoftmax(logits.baseAddress! + (b * (ctx - first) + j - first) * vocab, vocab, into: ours)
                         let nll = -ours[target]
                         nllSum += nll
                         nll2Sum += nll * nll
@@ -75,7 +75,7 @@ public struct Evaluator {
                             var kld = 0.0, baseTarget = 0.0, sameTop = false
                             let ourRow = UnsafeBufferPointer(start: ours, count: vocab)
                             if let baseLogits {
-                                logSoftmax(baseLogits.baseAddress! + (b * ctx + j) * vocab, vocab, into: theirs)
+                                logSoftmax(baseLogits.baseAddress! + (b * (ctx - first) + j - first) * vocab, vocab, into: theirs)
                                 (kld, baseTarget, sameTop) = compareDistributions(base: UnsafeBufferPointer(start: theirs, count: vocab),
                                                                                   ours: ourRow, target: target)
                             } else if case let .logits(stored) = baseline {
@@ -92,9 +92,10 @@ public struct Evaluator {
                     }
                 }
             }
-            try model.withLogits(batch) { logits in
+            // Logits only where the protocol scores (positions first..<ctx of each chunk).
+            try model.withLogits(batch, scoredFrom: first) { logits in
                 if case let .model(base) = baseline {
-                    try base.withLogits(batch) { try score(logits, $0) }
+                    try base.withLogits(batch, scoredFrom: first) { try score(logits, $0) }
                 } else {
                     try score(logits, nil)
                 }

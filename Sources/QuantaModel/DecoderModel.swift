@@ -232,7 +232,9 @@ public final class DecoderModel: @unchecked Sendable {
 
     /// Calls `body` with the logits `[sequences.count * T, vocab]` in the model's own buffer
     /// (valid during the call only), saving the copy `logits(_:)` makes.
-    public func withLogits<R>(_ sequences: [[Int32]], observer: ForwardObserver? = nil,
+    /// With `scoredFrom` > 0 only positions `scoredFrom..<T` of each sequence get logits:
+    /// `body` sees `[sequences.count * (T - scoredFrom), vocab]` (what a perplexity protocol scores).
+    public func withLogits<R>(_ sequences: [[Int32]], scoredFrom: Int = 0, observer: ForwardObserver? = nil,
                               _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
         guard let T = sequences.first?.count, T > 0, sequences.allSatisfy({ $0.count == T }) else {
             throw QuantaError(.invalidArgument, "forward pass", "sequences must be non-empty and of equal length")
@@ -242,21 +244,31 @@ public final class DecoderModel: @unchecked Sendable {
         }
         let X = workspace.buffer(0, sequences.count * T * config.hiddenSize)
         try embed(sequences, into: X)
-        return try withLogits(residual: X, sequences: sequences.count, length: T, from: 0, observer: observer, body)
+        guard scoredFrom >= 0 && scoredFrom < T else {
+            throw QuantaError(.invalidArgument, "forward pass", "first scored position \(scoredFrom) is outside 0..<\(T)")
+        }
+        return try withLogits(residual: X, sequences: sequences.count, length: T, from: 0, scoredFrom: scoredFrom, observer: observer, body)
     }
 
     /// Runs blocks `from..<layerCount` in place on the residual stream `X` `[B * T, hiddenSize]`
     /// (the input of block `from`; `from == layerCount` runs the head alone), then calls `body`
     /// with the logits `[B * T, vocab]` in the model's own buffer (valid during the call only).
     /// `X` must not be a buffer the blocks or the head work in (the caller's own, or `withLogits(_:)`'s input buffer).
-    public func withLogits<R>(residual X: UnsafeMutablePointer<Float>, sequences B: Int, length T: Int, from: Int,
+    public func withLogits<R>(residual X: UnsafeMutablePointer<Float>, sequences B: Int, length T: Int, from: Int, scoredFrom: Int = 0,
                               observer: ForwardObserver? = nil, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
         precondition(from >= 0 && from <= weights.layers.count && T <= maxPositions, "block \(from) of \(weights.layers.count), \(T) positions")
-        let c = config, d = c.hiddenSize, rows = B * T
+        precondition(scoredFrom >= 0 && scoredFrom < T, "first scored position \(scoredFrom) of \(T)")
+        let c = config, d = c.hiddenSize, kept = T - scoredFrom, rows = B * kept
         for l in from..<weights.layers.count {
             block(weights.layers[l], index: l, X, sequences: B, length: T, observer: observer)
         }
-        let H = finalNorm(X, rows: rows, observer: observer)
+        var scored = UnsafePointer(X)
+        if scoredFrom > 0 {
+            let G = workspace.buffer(13, rows * d)
+            for b in 0..<B { (G + b * kept * d).update(from: X + (b * T + scoredFrom) * d, count: kept * d) }
+            scored = UnsafePointer(G)
+        }
+        let H = finalNorm(scored, rows: rows, observer: observer)
         let logits = workspace.buffer(10, rows * c.vocabSize)
         let head = weights.output ?? weights.embedding
         let scratch = workspace.buffer(9, runtime == .llamacpp ? rows * d : 1)

@@ -108,14 +108,17 @@ public struct DecoderWeights: Sendable {
         return try load(model.config, gguf: false, ropeLayout: .halves, source: model.path) { name in
             if let weight = try scheme?.dequantize(name, from: model) { return (weight, nil) }
             guard model.weights.contains(name) else { return nil }
+            defer { model.weights.release(name) }
             return (try model.weights.floatTensor(name).storage, nil)
         }
     }
 
-    /// From a GGUF file, dequantizing every tensor to fp32.
+    /// From a GGUF file, dequantizing every tensor to fp32; each tensor's mapped pages are
+    /// released once read, so resident memory holds the fp32 copy and not the file as well.
     public static func load(gguf file: GGUFFile, config: ModelConfig) throws -> DecoderWeights {
         try load(config, gguf: true, ropeLayout: config.architecture.ggufRopeLayout, source: file.path) { name in
             guard let info = file.tensor(name) else { return nil }
+            defer { file.release(info) }
             do {
                 return (try Quantization.dequantize(info.type, file.rawBytes(info), count: info.elementCount), info.type)
             } catch let error as QuantaError {
