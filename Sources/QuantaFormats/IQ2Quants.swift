@@ -30,19 +30,6 @@ enum IQ2Quants {
         Int8(max(0, min(kMaxQ - 1, nearestInt(0.5 * (id * x - 1)))))
     }
 
-    /// Weighted sums of x * q and q * q over `n` values, q = 2L + 1.
-    @inline(__always)
-    static func sums(_ xval: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ L: UnsafePointer<Int8>, _ n: Int) -> (qx: Float, q2: Float) {
-        var sumqx: Float = 0, sumq2: Float = 0
-        for i in 0..<n {
-            let w = weight[i]
-            let q = Float(2 * Int(L[i]) + 1)
-            sumqx += w * xval[i] * q
-            sumq2 += w * q * q
-        }
-        return (sumqx, sumq2)
-    }
-
     /// Absolute values of 8 weights into `xval` and their sign mask. With `evenSigns` (IQ2_XXS,
     /// IQ2_XS: only 7 signs are stored), an odd number of negatives is made even by flipping the
     /// value of least weight * x² (which then enters the fit negated).
@@ -122,7 +109,7 @@ enum IQ2Quants {
                                 let u = key(Laux + 8 * k)
                                 if t.map[u] < 0 { _ = t.bestNeighbour(u, xval + 8 * k, waux + 8 * k, thisScale, Laux + 8 * k) }
                             }
-                            let (sumqx, sumq2) = sums(xval, weight, Laux, 32)
+                            let (sumqx, sumq2) = oddLevelSums(xval, weight, Laux, 32)
                             if sumq2 > 0 && sumqx * sumqx > best * sumq2 {
                                 scale = sumqx / sumq2
                                 best = scale * sumqx
@@ -138,7 +125,7 @@ enum IQ2Quants {
                                 if index < 0 { index = t.bestNeighbour(u, xval + 8 * k, waux + 8 * k, scale, L + 8 * k) }
                                 t.levels(index, L + 8 * k)
                             }
-                            let (sumqx, sumq2) = sums(xval, weight, L, 32)
+                            let (sumqx, sumq2) = oddLevelSums(xval, weight, L, 32)
                             if sumq2 > 0 { scale = sumqx / sumq2 }
                         }
                         if scale < 0 {
@@ -189,7 +176,7 @@ enum IQ2Quants {
                     _ = t.bestNeighbour(u, xval + 8 * k, waux + 8 * k, thisScale, Laux + 8 * k)
                 }
             }
-            let (sumqx, sumq2) = sums(xval, weight, Laux, 16)
+            let (sumqx, sumq2) = oddLevelSums(xval, weight, Laux, 16)
             if sumq2 > 0 && sumqx * sumqx > best * sumq2 {
                 scale = sumqx / sumq2
                 best = scale * sumqx
@@ -204,7 +191,7 @@ enum IQ2Quants {
                 let u = key(L + 8 * k)
                 if t.map[u] < 0 { _ = t.bestNeighbour(u, xval + 8 * k, waux + 8 * k, scale, L + 8 * k) }
             }
-            let (sumqx, sumq2) = sums(xval, weight, L, 16)
+            let (sumqx, sumq2) = oddLevelSums(xval, weight, L, 16)
             if sumq2 > 0 { scale = sumqx / sumq2 }
         }
         return scale

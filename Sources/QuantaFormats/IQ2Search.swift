@@ -90,25 +90,7 @@ final class IQ2GridSearch: @unchecked Sendable {  // immutable after init
     @inline(__always)
     func bestNeighbour(_ key: Int, _ xval: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ scale: Float,
                        _ L: UnsafeMutablePointer<Int8>) -> Int {
-        let list = neighbours + Int(-map[key] - 1)
-        var bestD2 = Float.greatestFiniteMagnitude
-        var best = -1
-        for j in 1...Int(list[0]) {
-            let pg = grid + 8 * Int(list[j])
-            var d2: Float = 0
-            for i in 0..<8 {
-                let diff = scale * Float(pg[i]) - xval[i]
-                d2 += weight[i] * diff * diff
-            }
-            if d2 < bestD2 {
-                bestD2 = d2
-                best = Int(list[j])
-            }
-        }
-        precondition(best >= 0, "IQ2 neighbour search found no point")
-        let pg = grid + 8 * best
-        for i in 0..<8 { L[i] = (pg[i] - 1) / 2 }
-        return best
+        bestGridNeighbour(neighbours + Int(-map[key] - 1), grid: grid, width: 8, xval, weight, scale, L)
     }
 
     /// The levels of point `index` into `L[0..<8]`.

@@ -81,7 +81,7 @@ enum IQ3Quants {
                     _ = grid.bestNeighbour(u, xval + 4 * k, waux + 4 * k, thisScale, Laux + 4 * k)
                 }
             }
-            let (sumqx, sumq2) = sums(weight, xval, Laux)
+            let (sumqx, sumq2) = oddLevelSums(xval, weight, Laux, 32)
             if sumq2 > 0 && sumqx * sumqx > best * sumq2 {
                 scale = sumqx / sumq2
                 best = scale * sumqx
@@ -102,7 +102,7 @@ enum IQ3Quants {
                 if g < 0 { g = grid.bestNeighbour(u, xval + 4 * k, waux + 4 * k, scale, L + 4 * k) }
                 for i in 0..<4 { L[4 * k + i] = (grid.points[4 * g + i] - 1) / 2 }
             }
-            let (sumqx, sumq2) = sums(weight, xval, L)
+            let (sumqx, sumq2) = oddLevelSums(xval, weight, L, 32)
             if sumq2 > 0 { scale = sumqx / sumq2 }
         }
         if scale < 0 {
@@ -110,19 +110,6 @@ enum IQ3Quants {
             for k in 0..<4 { signs[k] = xxs ? ~signs[k] & 127 : ~signs[k] }
         }
         return scale
-    }
-
-    /// Σ w·x·q and Σ w·q² over the group, q = 2l + 1.
-    @inline(__always)
-    static func sums(_ weight: UnsafePointer<Float>, _ xval: UnsafePointer<Float>, _ L: UnsafePointer<Int8>) -> (Float, Float) {
-        var sumqx: Float = 0, sumq2: Float = 0
-        for i in 0..<32 {
-            let w = weight[i]
-            let q = Float(2 * Int(L[i]) + 1)
-            sumqx += w * xval[i] * q
-            sumq2 += w * q * q
-        }
-        return (sumqx, sumq2)
     }
 
     /// 2 * mean(x²) over the superblock: the importance weights' offset.

@@ -79,23 +79,6 @@ final class IQ3Grid: @unchecked Sendable {
     @inline(__always)
     func bestNeighbour(_ u: Int, _ xval: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ scale: Float,
                        _ L: UnsafeMutablePointer<Int8>) -> Int {
-        let list = neighbours + Int(-map[u] - 1)
-        var bestD2 = Float.greatestFiniteMagnitude
-        var best = -1
-        for j in 1...Int(list[0]) {
-            let p = points + 4 * Int(list[j])
-            var d2: Float = 0
-            for i in 0..<4 {
-                let diff = scale * Float(p[i]) - xval[i]
-                d2 += weight[i] * diff * diff
-            }
-            if d2 < bestD2 {
-                bestD2 = d2
-                best = Int(list[j])
-            }
-        }
-        precondition(best >= 0, "IQ3: no neighbour within range")
-        for i in 0..<4 { L[i] = (points[4 * best + i] - 1) / 2 }
-        return best
+        bestGridNeighbour(neighbours + Int(-map[u] - 1), grid: points, width: 4, xval, weight, scale, L)
     }
 }

@@ -433,3 +433,44 @@ func makeQKXQuants(_ n: Int, _ nmax: Int, _ x: UnsafePointer<Float>, _ weights: 
     theMin = -min
     return scale
 }
+
+// MARK: shared by the IQ2 and IQ3 grid searches
+
+/// ggml's `iq2_find_best_neighbour` / `iq3_find_best_neighbour` scan: among the grid points
+/// `list[1...list[0]]` (rows of `width` odd values q at `grid`), the one minimizing
+/// Σ weight[i] * (scale * q[i] - xval[i])², the first on ties. Writes its levels (q - 1) / 2 to
+/// `L[0..<width]` and returns its index.
+@inline(__always)
+func bestGridNeighbour(_ list: UnsafePointer<UInt16>, grid: UnsafePointer<Int8>, width: Int, _ xval: UnsafePointer<Float>,
+                       _ weight: UnsafePointer<Float>, _ scale: Float, _ L: UnsafeMutablePointer<Int8>) -> Int {
+    var bestD2 = Float.greatestFiniteMagnitude
+    var best = -1
+    for j in 1...Int(list[0]) {
+        let point = grid + width * Int(list[j])
+        var d2: Float = 0
+        for i in 0..<width {
+            let diff = scale * Float(point[i]) - xval[i]
+            d2 += weight[i] * diff * diff
+        }
+        if d2 < bestD2 {
+            bestD2 = d2
+            best = Int(list[j])
+        }
+    }
+    precondition(best >= 0, "grid neighbour search found no point")
+    for i in 0..<width { L[i] = (grid[width * best + i] - 1) / 2 }
+    return best
+}
+
+/// Σ weight·x·q and Σ weight·q² over `n` values with q = 2L + 1 (the IQ2/IQ3 scale fit).
+@inline(__always)
+func oddLevelSums(_ xval: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, _ L: UnsafePointer<Int8>, _ n: Int) -> (qx: Float, q2: Float) {
+    var sumqx: Float = 0, sumq2: Float = 0
+    for i in 0..<n {
+        let w = weight[i]
+        let q = Float(2 * Int(L[i]) + 1)
+        sumqx += w * xval[i] * q
+        sumq2 += w * q * q
+    }
+    return (sumqx, sumq2)
+}

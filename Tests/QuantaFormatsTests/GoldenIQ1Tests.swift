@@ -8,28 +8,8 @@ import XCTest
 /// IQ1_S and IQ1_M against llama-quantize (shared/golden, "Low-bit additions"): the IQ1 golden
 /// files mix types, so each tensor is checked against its own type.
 extension GoldenTests {
-    /// Quantizes each of `GoldenTests.tensors` to the type `golden` stores it in (asserted against
-    /// `types`) and compares bytes; importance comes from the matrix when it has the tensor.
-    func checkMixed(golden: String, types: [String: GGMLType], importance: [String: [Float]]) throws {
-        let model = try HuggingFaceSource(path: TestSupport.austenModel)
-        let file = try GGUFFile(path: TestSupport.golden(golden))
-        for name in GoldenTests.tensors {
-            let (values, _, columns) = try GoldenTests.ggufWeights(name, model: model)
-            let info = try file.info(name)
-            XCTAssertEqual(info.type, types[name], "\(golden) \(name)")
-            let ours = try Quantization.quantize(info.type, values, rowLength: columns, importance: importance[name], threads: 2)
-            let theirs = try file.rawBytes(info)
-            if !theirs.elementsEqual(ours) {
-                let first = zip(ours, theirs).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? -1
-                XCTFail("\(golden) \(name) (\(info.type.name)): bytes differ, first at byte \(first) of \(ours.count) (block \(first / info.type.bytesPerBlock))")
-            }
-        }
-    }
-
     func testIQ1Types() throws {
-        let matrix = try ImportanceMatrix.read(TestSupport.golden("austen-imatrix.gguf"))
-        var importance: [String: [Float]] = [:]
-        for name in GoldenTests.tensors { importance[name] = matrix.importance(for: name) }
+        let importance = try GoldenTests.goldenImportance()
         XCTAssertNil(importance["token_embd.weight"])
         XCTAssertNil(importance["output.weight"])
         let blocks = GoldenTests.tensors.filter { $0.hasPrefix("blk.") }
@@ -37,10 +17,10 @@ extension GoldenTests {
         var iq1s = Dictionary(uniqueKeysWithValues: blocks.map { ($0, GGMLType.iq1_S) })
         iq1s["token_embd.weight"] = .q2_K
         iq1s["output.weight"] = .q5_K
-        try checkMixed(golden: "imatrix-IQ1_S.gguf", types: iq1s, importance: importance)
+        try check(golden: "imatrix-IQ1_S.gguf", types: iq1s, importance: importance)
         // token_embd and output: IQ1_M with no importance at all
         let iq1m = Dictionary(uniqueKeysWithValues: GoldenTests.tensors.map { ($0, GGMLType.iq1_M) })
-        try checkMixed(golden: "imatrix-IQ1_M.gguf", types: iq1m, importance: importance)
+        try check(golden: "imatrix-IQ1_M.gguf", types: iq1m, importance: importance)
     }
 
     /// Random rows (with a zero block and a tiny block, which ggml skips) read back through the IQ1

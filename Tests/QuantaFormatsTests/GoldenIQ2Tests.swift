@@ -7,28 +7,8 @@ import XCTest
 
 /// IQ2_XXS, IQ2_XS and IQ2_S against llama-quantize (shared/golden, "Low-bit additions").
 extension GoldenTests {
-    /// Every golden tensor has its expected type, and our bytes for that type (with the
-    /// tensor's importance, when the imatrix has one) are llama-quantize's.
-    private func checkIQ2Golden(golden: String, types expected: [String: GGMLType], importance: [String: [Float]]) throws {
-        let model = try HuggingFaceSource(path: TestSupport.austenModel)
-        let file = try GGUFFile(path: TestSupport.golden(golden))
-        for name in GoldenTests.tensors {
-            let (values, _, columns) = try GoldenTests.ggufWeights(name, model: model)
-            let info = try file.info(name)
-            XCTAssertEqual(info.type, expected[name], "\(golden) \(name)")
-            let ours = try Quantization.quantize(info.type, values, rowLength: columns, importance: importance[name], threads: 2)
-            let theirs = file.rawBytes(info)
-            if !theirs.elementsEqual(ours) {
-                let firstDifference = zip(ours, theirs).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? -1
-                XCTFail("\(golden) \(name) (\(info.type.name)): bytes differ, first at byte \(firstDifference) of \(ours.count)")
-            }
-        }
-    }
-
     func testIQ2Types() throws {
-        let matrix = try ImportanceMatrix.read(TestSupport.golden("austen-imatrix.gguf"))
-        var importance: [String: [Float]] = [:]
-        for name in GoldenTests.tensors { importance[name] = matrix.importance(for: name) }
+        let importance = try GoldenTests.goldenImportance()
         XCTAssertNil(importance["token_embd.weight"])
         XCTAssertNil(importance["output.weight"])
         func types(_ block: GGMLType, embedding: GGMLType, output: GGMLType) -> [String: GGMLType] {
@@ -37,10 +17,10 @@ extension GoldenTests {
             types["output.weight"] = output
             return types
         }
-        try checkIQ2Golden(golden: "imatrix-IQ2_XXS.gguf", types: types(.iq2_XXS, embedding: .q2_K, output: .q5_K), importance: importance)
-        try checkIQ2Golden(golden: "imatrix-IQ2_XS.gguf", types: types(.iq2_XS, embedding: .q2_K, output: .q5_K), importance: importance)
+        try check(golden: "imatrix-IQ2_XXS.gguf", types: types(.iq2_XXS, embedding: .q2_K, output: .q5_K), importance: importance)
+        try check(golden: "imatrix-IQ2_XS.gguf", types: types(.iq2_XS, embedding: .q2_K, output: .q5_K), importance: importance)
         // token_embd and output: IQ2_S with no importance at all.
-        try checkIQ2Golden(golden: "imatrix-IQ2_S.gguf", types: types(.iq2_S, embedding: .iq2_S, output: .iq2_S), importance: importance)
+        try check(golden: "imatrix-IQ2_S.gguf", types: types(.iq2_S, embedding: .iq2_S, output: .iq2_S), importance: importance)
     }
 
     /// A random row (Gaussian with a few outliers and zeros) read back through IQDequant stays

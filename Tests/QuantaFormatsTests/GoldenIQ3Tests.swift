@@ -8,36 +8,15 @@ import XCTest
 
 /// IQ3_XXS and IQ3_S against llama-quantize's bytes (shared/golden, "Low-bit additions").
 extension GoldenTests {
-    /// Every golden tensor quantized with its type in the file (asserted to be `expected`) and
-    /// its importance from `importance` (none where the map has no entry), compared byte for byte.
-    func checkPerTensor(_ golden: String, expected: [String: String], importance: [String: [Float]]) throws {
-        let model = try HuggingFaceSource(path: TestSupport.austenModel)
-        let file = try GGUFFile(path: TestSupport.golden(golden))
-        for name in GoldenTests.tensors {
-            let info = try file.info(name)
-            XCTAssertEqual(info.type.name, expected[name], "\(golden) \(name)")
-            let (values, _, columns) = try GoldenTests.ggufWeights(name, model: model)
-            let ours = try Quantization.quantize(info.type, values, rowLength: columns, importance: importance[name], threads: 2)
-            let theirs = file.rawBytes(info)
-            if !theirs.elementsEqual(ours) {
-                let first = zip(ours, theirs).enumerated().first { $0.element.0 != $0.element.1 }?.offset ?? -1
-                XCTFail("\(golden) \(name) (\(info.type.name)): bytes differ, first at byte \(first) of \(ours.count) (block \(first / info.type.bytesPerBlock))")
-            }
-        }
-    }
-
     func testIQ3Types() throws {
-        let matrix = try ImportanceMatrix.read(TestSupport.golden("austen-imatrix.gguf"))
-        var importance: [String: [Float]] = [:]
-        for name in GoldenTests.tensors { importance[name] = matrix.importance(for: name) }
+        let importance = try GoldenTests.goldenImportance()
         // token_embd and output have no entry: in the imatrix files they were quantized without one.
         XCTAssertNil(importance["token_embd.weight"])
         XCTAssertNil(importance["output.weight"])
         XCTAssertEqual(importance.count, 7)
-        let all = { (type: String) in Dictionary(uniqueKeysWithValues: GoldenTests.tensors.map { ($0, type) }) }
-        try checkPerTensor("imatrix-IQ3_XXS.gguf", expected: all("IQ3_XXS"), importance: importance)
-        try checkPerTensor("imatrix-IQ3_S.gguf", expected: all("IQ3_S"), importance: importance)
-        try checkPerTensor("pure-IQ3_S.gguf", expected: all("IQ3_S"), importance: [:])
+        try check("IQ3_XXS", golden: "imatrix-IQ3_XXS.gguf", importance: importance)
+        try check("IQ3_S", golden: "imatrix-IQ3_S.gguf", importance: importance)
+        try check("IQ3_S", golden: "pure-IQ3_S.gguf", importance: [:])
     }
 
     /// Gaussian rows through the quantizer and IQDequant: the relative RMS error stays near
