@@ -113,6 +113,7 @@ public enum GPTQCheckpoint {
                              progress: ((Int, Int, String) -> Void)? = nil) throws -> Summary {
         let start = monotonicSeconds()
         let config = model.config
+        try config.checkUnfused("gptq")
         let specs = config.architecture.tensors(config)
         try options.check(specs)
         try FolderSink.checkFree(folder)

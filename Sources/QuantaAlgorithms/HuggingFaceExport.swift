@@ -29,6 +29,7 @@ public enum HuggingFaceExport {
             guard let spec = specs[info.name] else {
                 throw QuantaError.unsupported("\(path): tensor '\(info.name)'", "is not a tensor of the \(source.config.modelType) architecture")
             }
+            if spec.generated != nil { continue }  // RoPE factors: config.json holds them
             guard BlockFormats.format(info.type) != nil else {
                 throw QuantaError.unsupported("\(path): tensor '\(info.name)'", "Quanta cannot read \(info.type.name)")
             }
@@ -63,6 +64,7 @@ public enum HuggingFaceExport {
         let specs = model.config.architecture.tensors(model.config)
         var entries: [SafetensorsWriter.Entry] = []
         for (index, spec) in specs.enumerated() {
+            if spec.generated != nil { continue }
             // A tied model stores no head.
             if spec.role == .output && model.config.tieWordEmbeddings && !model.weights.contains(spec.hfName) { continue }
             entries.append(try .init(name: spec.hfName, dtype: .f32, shape: spec.shape) { writer in

@@ -40,6 +40,7 @@ public enum SequentialAWQ {
                            onBlock: (Int, DecoderWeights.Layer, AWQBlockReport) throws -> Void,
                            progress: ((Int, Int) -> Void)? = nil) throws -> ImatrixExport.Sums? {
         let config = source.config
+        try config.checkUnfused("awq")
         let runner = try BlockRunner(source: source, sequences: sequences)
         runner.keepInputs = true
         runner.hessian = options.keepGram ? .full : .none  // the sums of x^2 are always taken (importance for GGUF)
@@ -363,6 +364,7 @@ extension SequentialAWQ {
     public static func transformed(source: ModelSource, type: GGMLType, sequences: [[Int32]], awq: AWQOptions, threads: Int,
                                    progress: ((Int, Int) -> Void)? = nil) throws -> (source: ModelSource, importance: ImportanceMatrix) {
         let config = source.config
+        try config.checkUnfused("awq")
         let specs = config.architecture.tensors(config)
         var awq = awq
         awq.clip = false

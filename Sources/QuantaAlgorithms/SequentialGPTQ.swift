@@ -30,6 +30,7 @@ public enum SequentialGPTQ {
     public static func run(source: ModelSource, sequences: [[Int32]], options: GPTQOptions, threads: Int, head: Bool,
                            solve: Solver, progress: ((Int, Int) -> Void)? = nil) throws -> Run {
         let config = source.config
+        try config.checkUnfused("gptq")
         let specs = config.architecture.tensors(config)
         var sums: [ImatrixExport.Sums] = []
         var maxDamp = options.damp

@@ -10,9 +10,9 @@ public enum LinearInput: String, Sendable, CaseIterable {
     /// The weights that multiply this input.
     public var roles: [TensorRole] {
         switch self {
-        case .attentionQKV: [.q, .k, .v]
+        case .attentionQKV: [.q, .k, .v, .qkv]
         case .attentionOutput: [.o]
-        case .ffnGateUp: [.gate, .up]
+        case .ffnGateUp: [.gate, .up, .gateUp]
         case .ffnDown: [.down]
         case .output: [.output]
         }

@@ -111,6 +111,7 @@ public final class SensitivityAnalysis {
     public var awq: (sequences: [[Int32]], options: AWQOptions)?
 
     public init(source: ModelSource, importance: ImportanceMatrix?, statistics: StatisticsFile?, threads: Int) throws {
+        try source.config.checkUnfused("the sensitivity analysis")
         self.source = source
         self.importance = importance
         self.statistics = statistics

@@ -94,6 +94,8 @@ public final class DecoderModel: @unchecked Sendable {
     private let sinTable: [Float]
     /// The rotary tables of the sliding-window layers when their base differs (`ropeLocalTheta`).
     private let localTables: (cos: [Float], sin: [Float])?
+    /// LongRoPE's tables with the long factors, for sequences longer than the original context.
+    private let longTables: (cos: [Float], sin: [Float])?
     private let maxPositions: Int
 
     public init(config: ModelConfig, weights: DecoderWeights, tokenizer: BPETokenizer, path: String, maxPositions: Int = 4096) {
@@ -102,10 +104,15 @@ public final class DecoderModel: @unchecked Sendable {
         self.tokenizer = tokenizer
         self.path = path
         self.maxPositions = maxPositions
-        (cosTable, sinTable) = DecoderModel.rotaryTables(theta: config.ropeTheta, factor: config.ropeLinearFactor,
-                                                         headDim: config.headDim, positions: maxPositions)
+        let dims = config.rotaryDimensions, long = config.longRope
+        (cosTable, sinTable) = DecoderModel.rotaryTables(theta: config.ropeTheta, factor: config.ropeLinearFactor, dimensions: dims,
+                                                         positions: maxPositions, divisors: long?.short, scale: long?.attentionFactor ?? 1)
         localTables = config.ropeLocalTheta.map {
-            DecoderModel.rotaryTables(theta: $0, factor: nil, headDim: config.headDim, positions: maxPositions)
+            DecoderModel.rotaryTables(theta: $0, factor: nil, dimensions: dims, positions: maxPositions)
+        }
+        longTables = long.map {
+            DecoderModel.rotaryTables(theta: config.ropeTheta, factor: nil, dimensions: dims, positions: maxPositions,
+                                      divisors: $0.long, scale: $0.attentionFactor)
         }
         // Quanta divides the work among cores itself; OpenBLAS's own threads would only contend.
         openblas_set_num_threads(1)
@@ -135,27 +142,32 @@ public final class DecoderModel: @unchecked Sendable {
         self.init(config: source.config, weights: weights, tokenizer: try source.tokenizer(), path: source.path)
     }
 
-    /// Rotary angles pos / factor * theta^(-2i/d) (`factor` nil: no scaling), computed in Double:
-    /// their cosines and sines `[positions, headDim / 2]`.
-    static func rotaryTables(theta: Double, factor: Double?, headDim: Int, positions: Int) -> (cos: [Float], sin: [Float]) {
-        let half = headDim / 2
+    /// Rotary angles pos / factor * theta^(-2i/d) / divisors[i] over `dimensions` = d rotated
+    /// dimensions (`factor` nil: no scaling; `divisors` nil: none), computed in Double: their
+    /// cosines and sines times `scale`, `[positions, d / 2]`.
+    static func rotaryTables(theta: Double, factor: Double?, dimensions: Int, positions: Int,
+                             divisors: [Float]? = nil, scale: Double = 1) -> (cos: [Float], sin: [Float]) {
+        let half = dimensions / 2
         var cosTable = [Float](repeating: 0, count: positions * half), sinTable = cosTable
         for pos in 0..<positions {
             let p = factor.map { Double(pos) / $0 } ?? Double(pos)
             for i in 0..<half {
-                let angle = p * pow(Double(Float(theta)), -2 * Double(i) / Double(headDim))
-                cosTable[pos * half + i] = Float(cos(angle))
-                sinTable[pos * half + i] = Float(sin(angle))
+                var angle = p * pow(Double(Float(theta)), -2 * Double(i) / Double(dimensions))
+                if let divisors { angle /= Double(divisors[i]) }
+                cosTable[pos * half + i] = Float(cos(angle) * scale)
+                sinTable[pos * half + i] = Float(sin(angle) * scale)
             }
         }
         return (cosTable, sinTable)
     }
 
-    /// Rotates `count` rows of `heads` heads (row stride `stride`) for positions 0..<count, with
-    /// the sliding-window layers' tables when `local` (and they differ).
+    /// Rotates the first `rotaryDimensions` of each head in `count` rows of `heads` heads (row
+    /// stride `stride`) for positions 0..<count, with the sliding-window layers' tables when
+    /// `local` (and they differ), LongRoPE's long tables when `count` exceeds the original context.
     private func rope(_ x: UnsafeMutablePointer<Float>, count: Int, heads: Int, stride: Int, local: Bool = false) {
-        let hd = config.headDim, half = hd / 2
-        let (cosines, sines) = local ? localTables ?? (cosTable, sinTable) : (cosTable, sinTable)
+        let hd = config.headDim, half = config.rotaryDimensions / 2
+        let long = count > (config.originalContext ?? config.maxPositionEmbeddings) ? longTables : nil
+        let (cosines, sines) = local ? localTables ?? (cosTable, sinTable) : long ?? (cosTable, sinTable)
         for t in 0..<count {
             let c = cosines.withUnsafeBufferPointer { $0.baseAddress! + (t % maxPositions) * half }
             let s = sines.withUnsafeBufferPointer { $0.baseAddress! + (t % maxPositions) * half }

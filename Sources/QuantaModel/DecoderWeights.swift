@@ -19,6 +19,22 @@ public struct DecoderWeights: Sendable {
         /// Storage types of the linear weights (GGUF sources), for runtime emulation.
         public var types: [LinearRole: GGMLType] = [:]
 
+        /// Splits a fused projection into the roles it stacks (rows q, k, v; rows gate, up).
+        mutating func unfuse(_ role: TensorRole, _ values: [Float], type: GGMLType?, config c: ModelConfig) throws {
+            let d = c.hiddenSize
+            func rows(_ start: Int, _ count: Int) -> [Float] { Array(values[(start * d)..<((start + count) * d)]) }
+            switch role {
+            case .qkv:
+                (q, k, v) = (rows(0, c.qDim), rows(c.qDim, c.kvDim), rows(c.qDim + c.kvDim, c.kvDim))
+                for part in [LinearRole.q, .k, .v] { types[part] = type }
+            case .gateUp:
+                (gate, up) = (rows(0, c.intermediateSize), rows(c.intermediateSize, c.intermediateSize))
+                for part in [LinearRole.gate, .up] { types[part] = type }
+            default:
+                throw QuantaError(.invalidArgument, "\(role)", "is not a fused projection")
+            }
+        }
+
         /// The weight of a block's linear role (`.output` is not part of a block: empty).
         public subscript(linear role: LinearRole) -> [Float] {
             get {
@@ -65,14 +81,20 @@ public struct DecoderWeights: Sendable {
                      include: (TensorSpec) -> Bool = { _ in true },
                      _ load: (String) throws -> (values: [Float], type: GGMLType?)?) throws -> DecoderWeights {
         var weights = DecoderWeights(layers: Array(repeating: Layer(), count: config.layerCount), ropeLayout: ropeLayout)
-        for spec in config.architecture.tensors(config) where include(spec) {
+        for spec in config.architecture.tensors(config) where include(spec) && spec.generated == nil {
             let name = gguf ? spec.ggufName : spec.hfName
-            guard var (values, type) = try load(name) else { throw QuantaError.malformed(source, "missing tensor '\(name)'") }
+            guard let loaded = try load(name) else { throw QuantaError.malformed(source, "missing tensor '\(name)'") }
+            var values = loaded.values
+            let type = loaded.type
             if !gguf && spec.ggufOffset != 0 { values = values.map { $0 + spec.ggufOffset } }
             guard values.count == spec.elementCount else {
                 throw QuantaError.malformed("\(source): tensor '\(name)'", "has \(values.count) values, the config implies \(spec.elementCount)")
             }
             if let role = spec.role.linear, let layer = spec.layer { weights.layers[layer].types[role] = type }
+            if let layer = spec.layer, spec.role.isFused {
+                try weights.layers[layer].unfuse(spec.role, values, type: type, config: config)
+                continue
+            }
             switch (spec.role, spec.layer) {
             case (.embedding, _): weights.embedding = values
             case (.outputNorm, _): weights.outputNorm = values

@@ -28,12 +28,26 @@ public enum GGUFConverter {
             let addedTokens = FileSystem.kind(of: addedPath) == .file ? try HFModelFolder.readJSON(addedPath) : nil
             kv += try SentencePieceVocabulary.ggufMetadata(tokenizer: tokenizer, path: tokenizerPath, tokenizerConfig: model.files.tokenizerConfig,
                                                           configJSON: model.files.configJSON, sentencePieceModel: spModel,
-                                                          addedTokensJSON: addedTokens, vocabSize: c.vocabSize)
+                                                          addedTokensJSON: addedTokens, vocabSize: c.vocabSize, phi3: c.modelType == "phi3")
         } else {
             kv += try tokenizerMetadata(tokenizer: tokenizer, path: tokenizerPath, tokenizerConfig: model.files.tokenizerConfig,
                                         config: c, generationConfig: model.files.generationConfig)
         }
+        try checkPhi3Name(name, architecture: c.architecture.ggufArchitecture, tokens: kv.first { $0.key == "tokenizer.ggml.tokens" }?.value)
         return kv
+    }
+
+    /// llama.cpp gives the tokens `<s>`, `</s>`, `<unk>` and `<|endoftext|>` Phi-3's attributes
+    /// whenever `general.name` contains "phi3" or "phi-3", and fails to load the file when one is
+    /// missing: such a file is refused before it is written.
+    static func checkPhi3Name(_ name: String, architecture: String, tokens: GGUFValue?) throws {
+        let lowered = name.lowercased()
+        guard architecture == "phi3", lowered.contains("phi3") || lowered.contains("phi-3") else { return }
+        let present = Set(tokens?.arrayValue?.compactMap(\.stringValue) ?? [])
+        let missing = ["<s>", "</s>", "<unk>", "<|endoftext|>"].filter { !present.contains($0) }
+        if !missing.isEmpty {
+            throw QuantaError.unsupported("general.name '\(name)'", "llama.cpp looks up \(missing.joined(separator: ", ")) in the vocabulary of a model whose name contains \"phi3\" or \"phi-3\", and this vocabulary lacks them: the file would not load there; rename the model folder")
+        }
     }
 
     /// `tokenizer.ggml.*` keys from a byte-level BPE `tokenizer.json`.

@@ -62,9 +62,14 @@ public final class HuggingFaceSource: ModelSource {
         let baseName = path.split(separator: "/").last.map(String.init) ?? "model"
         metadata = try GGUFConverter.metadata(for: model, name: baseName)
         let table = model.config.architecture.tensors(model.config)
-        let byHF = Dictionary(uniqueKeysWithValues: table.map { ($0.hfName, $0) })
+        let byHF = Dictionary(uniqueKeysWithValues: table.filter { $0.generated == nil }.map { ($0.hfName, $0) })
         var tensors: [SourceTensor] = []
         var specs: [String: TensorSpec] = [:]
+        // Tensors made from the config (Phi-3's RoPE factors) come first, as llama.cpp's converter writes them.
+        for spec in table where spec.generated != nil {
+            tensors.append(SourceTensor(name: spec.ggufName, dimensions: Array(spec.shape.reversed()), type: .f32, role: spec.role, layer: spec.layer))
+            specs[spec.ggufName] = spec
+        }
         for (info, _) in model.weights.tensors {
             if info.name.hasSuffix("rotary_emb.inv_freq") { continue }
             // A tied model may still store lm_head.weight: llama.cpp's converter drops it.
@@ -98,6 +103,7 @@ public final class HuggingFaceSource: ModelSource {
 
     public func values(_ name: String) throws -> [Float] {
         guard let spec = specs[name] else { throw QuantaError(.invalidArgument, "tensor '\(name)'", "not in \(path)") }
+        if let generated = spec.generated { return generated }
         let tensor = try model.weights.floatTensor(spec.hfName)
         if let heads = spec.ggufPermutationHeads {
             return try RopeLayout.interleave(tensor.storage, rows: spec.shape[0], columns: spec.shape.count == 2 ? spec.shape[1] : 1, heads: heads)
@@ -107,13 +113,13 @@ public final class HuggingFaceSource: ModelSource {
     }
 
     public func storedBytes(_ name: String) throws -> UnsafeRawBufferPointer? {
-        guard let spec = specs[name], spec.ggufPermutationHeads == nil, spec.ggufOffset == 0 else { return nil }
+        guard let spec = specs[name], spec.ggufPermutationHeads == nil, spec.ggufOffset == 0, spec.generated == nil else { return nil }
         let info = try model.weights.info(spec.hfName)
         return info.shape.count == 1 && info.dtype != .f32 ? nil : try model.weights.rawBytes(spec.hfName)
     }
 
     public func release(_ name: String) {
-        if let spec = specs[name] { model.weights.release(spec.hfName) }
+        if let spec = specs[name], spec.generated == nil { model.weights.release(spec.hfName) }
     }
 
     public func tokenizer() throws -> BPETokenizer {

@@ -105,8 +105,11 @@ extension SentencePieceVocabulary {
     /// -10000 and type unused where nothing fills them; the model's pieces (user-defined pieces
     /// counted normal); `added_tokens.json` entries and tokenizer_config.json's
     /// `added_tokens_decoder` over them with score -1000, control when special or looking special.
+    /// With `phi3` (`Phi3MiniModel.set_vocab`), `added_tokens_decoder` and then tokenizer.json's
+    /// `added_tokens` (`tokenizerAddedTokens`) are control when special and user-defined otherwise, their text as it is.
     static func converterVocabulary(model: SentencePieceModelFile, vocabSize: Int, addedTokensJSON: JSONValue?,
-                                    tokenizerConfig: JSONValue?, path: String) throws -> (tokens: [String], scores: [Float], types: [Int32]) {
+                                    tokenizerConfig: JSONValue?, path: String, phi3: Bool = false,
+                                    tokenizerAddedTokens: [JSONValue] = []) throws -> (tokens: [String], scores: [Float], types: [Int32]) {
         guard vocabSize > 0, vocabSize <= 1 << 24 else { throw QuantaError.malformed(path, "vocab_size \(vocabSize) is not 1...\(1 << 24)") }
         var tokens = (0..<vocabSize).map { "[PAD\($0)]" }
         var scores = [Float](repeating: -10000, count: vocabSize)
@@ -136,6 +139,12 @@ extension SentencePieceVocabulary {
                 throw QuantaError.malformed(path, "tokenizer_config.json: added_tokens_decoder entry '\(key)' has no id or content")
             }
             guard id < vocabSize else { continue }
+            if phi3 {
+                tokens[id] = content
+                scores[id] = -1000
+                types[id] = (data["special"]?.boolValue == true ? GGUFConverter.TokenType.control : .userDefined).rawValue
+                continue
+            }
             if data["special"]?.boolValue == true || looksSpecial(content) {
                 types[id] = GGUFConverter.TokenType.control.rawValue
                 tokens[id] = content
@@ -144,6 +153,17 @@ extension SentencePieceVocabulary {
                 tokens[id] = String(String.UnicodeScalarView(content.unicodeScalars.map { $0 == SentencePieceTokenizer.space ? " " : $0 }))
             }
             scores[id] = -1000
+        }
+        for data in phi3 ? tokenizerAddedTokens : [] {
+            guard let id = data["id"]?.intValue, id >= 0, let content = data["content"]?.stringValue else {
+                throw QuantaError.malformed(path, "added token \(data.serialized()) has no id or content")
+            }
+            guard id < vocabSize else {
+                throw QuantaError.malformed(path, "added token '\(content)' has id \(id), outside vocab_size \(vocabSize)")
+            }
+            tokens[id] = content
+            scores[id] = -1000
+            types[id] = (data["special"]?.boolValue == true ? GGUFConverter.TokenType.control : .userDefined).rawValue
         }
         return (tokens, scores, types)
     }

@@ -206,14 +206,15 @@ public enum SentencePieceVocabulary {
     ///   from `tokenizers`' on many words), types byte / control (special tokens) / normal / user-defined.
     static func ggufMetadata(tokenizer json: JSONValue, path: String, tokenizerConfig: JSONValue?, configJSON: JSONValue,
                              sentencePieceModel: SentencePieceModelFile? = nil, addedTokensJSON: JSONValue? = nil,
-                             vocabSize: Int = 0) throws -> [(key: String, value: GGUFValue)] {
+                             vocabSize: Int = 0, phi3: Bool = false) throws -> [(key: String, value: GGUFValue)] {
         let (jsonTokens, added, baseCount) = try tokensByID(json, path: path)
         var tokens = jsonTokens
         var scores = [Float](repeating: -1000, count: tokens.count)
         var modelTypes: [Int32]?
         if let sentencePieceModel {
             (tokens, scores, modelTypes) = try converterVocabulary(model: sentencePieceModel, vocabSize: vocabSize > 0 ? vocabSize : sentencePieceModel.pieces.count,
-                                                                  addedTokensJSON: addedTokensJSON, tokenizerConfig: tokenizerConfig, path: path)
+                                                                  addedTokensJSON: addedTokensJSON, tokenizerConfig: tokenizerConfig, path: path,
+                                                                  phi3: phi3, tokenizerAddedTokens: json["added_tokens"]?.arrayValue ?? [])
         }
         var index: [String: Int] = [:]
         for (i, t) in jsonTokens.enumerated() where index[t] == nil { index[t] = i }

@@ -170,16 +170,7 @@ final class Gemma3Tests: XCTestCase {
         let (folder, _) = try reference(scalar: 32)
         let ours = folder + ".gguf", theirs = folder + "-llamacpp.gguf"
         XCTAssertEqual(try TestSupport.quanta(["quantize", folder, ours, "F32"]).status, 0)
-        let wrapper = """
-            import runpy, sys
-            converter = sys.argv[1]
-            sys.path.insert(0, converter.rsplit("/", 1)[0])
-            import conversion.base as base
-            base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt-2"
-            sys.argv = [converter] + sys.argv[2:]
-            runpy.run_path(converter, run_name="__main__")
-            """
-        let convert = try TestSupport.run(try TestSupport.python(), ["-c", wrapper, tree + "/convert_hf_to_gguf.py", folder,
+        let convert = try TestSupport.run(try TestSupport.python(), ["-c", TestSupport.llamaConverterWrapper, tree + "/convert_hf_to_gguf.py", folder,
                                                                      "--outtype", "f32", "--outfile", theirs])
         XCTAssertEqual(convert.status, 0, convert.stderr)
         let a = try GGUFFile(path: ours), b = try GGUFFile(path: theirs)

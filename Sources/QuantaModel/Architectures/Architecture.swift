@@ -6,6 +6,15 @@ import QuantaIO
 public enum TensorRole: String, Sendable, CaseIterable {
     case embedding, attentionNorm, q, k, v, qBias, kBias, vBias, qNorm, kNorm, o, attentionPostNorm, ffnNorm, gate, up, down, ffnPostNorm
     case outputNorm, output
+    /// Phi-3's fused projections: q, k and v rows stacked (`qkv_proj`, GGUF `attn_qkv`), and
+    /// gate then up rows (`gate_up_proj`, GGUF `ffn_up`).
+    case qkv, gateUp
+    /// LongRoPE frequency divisors (GGUF `rope_factors_long` / `rope_factors_short`): made from
+    /// the config, not stored in Hugging Face folders.
+    case ropeFactorsLong, ropeFactorsShort
+
+    /// Whether this is one of the fused projections (not yet run by GPTQ, AWQ or the sensitivity analysis).
+    public var isFused: Bool { self == .qkv || self == .gateUp }
 
     /// An RMSNorm weight (these carry the architecture's `normWeightOffset`).
     public var isNorm: Bool {
@@ -44,6 +53,8 @@ public struct TensorSpec: Sendable, Equatable {
     /// Added to the Hugging Face values to get the GGUF values (1 for Gemma's norm weights,
     /// which llama.cpp's converter stores as the multiplier 1 + w); 0 for every other tensor.
     public var ggufOffset: Float = 0
+    /// The values of a tensor the GGUF gets from the config (no Hugging Face tensor: `hfName` is empty).
+    public var generated: [Float]? = nil
 
     public var elementCount: Int { shape.reduce(1, *) }
 }
@@ -230,7 +241,7 @@ struct GGUFConfigReader {
             tieWordEmbeddings: file.tensor("output.weight") == nil,
             attentionBias: file.tensor("blk.0.attn_q.bias") != nil,
             qkNorm: file.tensor("blk.0.attn_q_norm.weight") != nil,
-            slidingWindow: try optionalPositive("attention.sliding_window"),
+            slidingWindow: file["\(arch).attention.sliding_window"]?.intValue == 0 ? nil : try optionalPositive("attention.sliding_window"),
             bosTokenIds: id("bos_token_id"), eosTokenIds: id("eos_token_id"))
     }
 }

@@ -4,7 +4,7 @@ import QuantaIO
 /// Every architecture Quanta runs, quantizes and converts: the one list of supported model types.
 public enum ArchitectureRegistry {
     /// The families, one entry each.
-    public static let families: [any Architecture] = [Llama(), Mistral(), Qwen2(), Qwen3(), Gemma3()]
+    public static let families: [any Architecture] = [Llama(), Mistral(), Qwen2(), Qwen3(), Gemma3(), Phi3()]
 
     /// Supported Hugging Face `model_type` values.
     public static var modelTypes: [String] { families.flatMap(\.modelTypes) }

@@ -46,6 +46,14 @@ public struct ModelConfig: Sendable, Equatable {
     public var postNorms = false
     /// Attention scores are scaled by 1/sqrt of this (gemma3's `query_pre_attn_scalar`); nil: `headDim`.
     public var queryPreAttentionScalar: Double?
+    /// Dimensions of each head that RoPE rotates, the first ones (Phi's `partial_rotary_factor`
+    /// x head_dim; GGUF `rope.dimension_count`); nil: all of `headDim`.
+    public var ropeDimensions: Int?
+    /// The context length the model was trained at before any extension
+    /// (`original_max_position_embeddings`; GGUF `rope.scaling.original_context_length`).
+    public var originalContext: Int?
+    /// LongRoPE (Phi-3 `longrope` / `su`); nil: plain RoPE.
+    public var longRope: LongRope?
     public var bosTokenIds: [Int] = []
     public var eosTokenIds: [Int] = []
     /// `dtype` (transformers 5) or `torch_dtype` (4.x), e.g. "float32".
@@ -55,6 +63,17 @@ public struct ModelConfig: Sendable, Equatable {
     public func slides(layer: Int) -> Bool {
         slidingWindow != nil && (slidingLayers.map { layer < $0.count && $0[layer] } ?? true)
     }
+
+    /// Throws for an architecture with fused projections (Phi-3's `qkv_proj`, `gate_up_proj`),
+    /// which `method` (GPTQ, AWQ, the sensitivity analysis) does not run yet.
+    public func checkUnfused(_ method: String) throws {
+        if architecture.tensors(self).contains(where: { $0.role.isFused }) {
+            throw QuantaError.unsupported(method, "\(modelType)'s fused projections (qkv_proj, gate_up_proj) are quantized by round-to-nearest only; \(method) does not split them yet")
+        }
+    }
+
+    /// The rotated dimensions of each head (even, at most `headDim`).
+    public var rotaryDimensions: Int { ropeDimensions ?? headDim }
 
     public var qDim: Int { headCount * headDim }
     public var kvDim: Int { kvHeadCount * headDim }
@@ -70,6 +89,22 @@ public struct ModelConfig: Sendable, Equatable {
         let layer = projections + bias + 3 * hiddenSize * intermediateSize + norms
         let embeddings = vocabSize * hiddenSize
         return embeddings * (tieWordEmbeddings ? 1 : 2) + layerCount * layer + hiddenSize
+    }
+}
+
+/// LongRoPE's per-frequency divisors (`rotaryDimensions / 2` each): the short ones while a
+/// sequence fits `originalContext`, the long ones beyond; cosines and sines are multiplied by
+/// `attentionFactor` either way (transformers' `_compute_longrope_parameters`, llama.cpp's
+/// `rope_factors_short` / `rope_factors_long` and `rope.scaling.attn_factor`).
+public struct LongRope: Sendable, Equatable {
+    public var short: [Float]
+    public var long: [Float]
+    public var attentionFactor: Double
+
+    public init(short: [Float], long: [Float], attentionFactor: Double) {
+        self.short = short
+        self.long = long
+        self.attentionFactor = attentionFactor
     }
 }
 

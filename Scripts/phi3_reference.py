@@ -1,0 +1,104 @@
+#!/usr/bin/env python3
+"""Hugging Face oracle for a tiny random Phi-3 model (Phi3ForCausalLM, CPU, fp32, eager attention).
+
+Usage: python phi3_reference.py OUT_FOLDER TOKENIZER_JSON ORIGINAL_CONTEXT
+Needs the oracle venv with torch and transformers: Scripts/setup.sh --torch
+
+Builds a 3-layer Phi-3 (hidden 64, 4 query heads and 2 KV heads of width 16, fused qkv_proj and
+gate_up_proj, partial_rotary_factor 0.75 so 12 of 16 dimensions rotate, LongRoPE with 6 short and 6
+long factors, original_max_position_embeddings ORIGINAL_CONTEXT and max_position_embeddings 4x that, an
+untied lm_head), fills every weight from a seeded NumPy RNG (matrices N(0, 0.2), embeddings N(0, 0.5),
+norm weights 1 + N(0, 0.1)), saves OUT_FOLDER with save_pretrained (config.json + fp32
+model.safetensors), copies TOKENIZER_JSON to OUT_FOLDER/tokenizer.json with the tokenizer_config.json
+beside it, its class set to GPT2Tokenizer (the byte-level BPE that llama.cpp's Phi-3 converter reads as
+Phi-4's), runs ids [5, 17, 300, 2048, 4095, 9, 9, 1000] and prints logits[:, ::97] of all 8 positions,
+row-major, as space-separated repr(float) on one stdout line: with ORIGINAL_CONTEXT < 8 transformers
+rotates with the long factors, otherwise with the short ones. Everything else goes to stderr.
+"""
+import contextlib
+import json
+import os
+import sys
+
+import numpy as np
+
+SEED = 11
+IDS = [5, 17, 300, 2048, 4095, 9, 9, 1000]
+D, F, L, NH, NKV, HD, V = 64, 96, 3, 4, 2, 16, 4096
+SHORT = [1.0, 1.05, 1.2, 1.6, 2.5, 4.0]
+LONG = [1.0, 1.3, 2.0, 3.5, 6.0, 11.0]
+
+
+def random_weights():
+    rng = np.random.default_rng(SEED)
+    w = {"model.embed_tokens.weight": rng.normal(0, 0.5, (V, D)),
+         "model.norm.weight": 1 + rng.normal(0, 0.1, D),
+         "lm_head.weight": rng.normal(0, 0.2, (V, D))}
+    for i in range(L):
+        p = f"model.layers.{i}."
+        for norm in ["input_layernorm", "post_attention_layernorm"]:
+            w[p + norm + ".weight"] = 1 + rng.normal(0, 0.1, D)
+        w[p + "self_attn.qkv_proj.weight"] = rng.normal(0, 0.2, ((NH + 2 * NKV) * HD, D))
+        w[p + "self_attn.o_proj.weight"] = rng.normal(0, 0.2, (D, NH * HD))
+        w[p + "mlp.gate_up_proj.weight"] = rng.normal(0, 0.2, (2 * F, D))
+        w[p + "mlp.down_proj.weight"] = rng.normal(0, 0.2, (D, F))
+    return {k: v.astype(np.float32) for k, v in w.items()}
+
+
+def main():
+    if len(sys.argv) != 4:
+        print("usage: phi3_reference.py OUT_FOLDER TOKENIZER_JSON ORIGINAL_CONTEXT", file=sys.stderr)
+        sys.exit(64)
+    out, tokenizer_json, original = sys.argv[1], sys.argv[2], int(sys.argv[3])
+
+    import torch
+    from safetensors import safe_open
+    from transformers import Phi3Config, Phi3ForCausalLM
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.disable_progress_bar()
+
+    config = Phi3Config(
+        hidden_size=D, intermediate_size=F, num_hidden_layers=L, num_attention_heads=NH, num_key_value_heads=NKV,
+        vocab_size=V, rms_norm_eps=1e-5, max_position_embeddings=4 * original, original_max_position_embeddings=original,
+        rope_parameters={"rope_type": "longrope", "rope_theta": 10000.0, "partial_rotary_factor": 0.75,
+                         "short_factor": SHORT, "long_factor": LONG, "original_max_position_embeddings": original},
+        sliding_window=None, tie_word_embeddings=False, bos_token_id=0, eos_token_id=0, pad_token_id=None,
+        dtype="float32", architectures=["Phi3ForCausalLM"], attn_implementation="eager")
+
+    torch.manual_seed(SEED)
+    model = Phi3ForCausalLM(config).to(torch.float32)
+    weights = random_weights()
+    model.load_state_dict({k: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+    model.eval()
+    model.save_pretrained(out, safe_serialization=True)
+    with open(tokenizer_json, encoding="utf-8") as f:
+        tokenizer = f.read()
+    with open(out + "/tokenizer.json", "w", encoding="utf-8") as f:
+        f.write(tokenizer)
+    with open(os.path.join(os.path.dirname(tokenizer_json), "tokenizer_config.json"), encoding="utf-8") as f:
+        tokenizer_config = json.load(f)
+    tokenizer_config["tokenizer_class"] = "GPT2Tokenizer"
+    with open(out + "/tokenizer_config.json", "w", encoding="utf-8") as f:
+        json.dump(tokenizer_config, f, indent=2)
+
+    with safe_open(out + "/model.safetensors", framework="np") as f:
+        saved = {name: f.get_tensor(name) for name in f.keys()}
+    for name in sorted(saved):
+        print(f"{name} {list(saved[name].shape)} {saved[name].dtype}", file=sys.stderr)
+    if set(saved) != set(weights):
+        sys.exit(f"saved tensor names differ: missing {sorted(set(weights) - set(saved))}, "
+                 f"extra {sorted(set(saved) - set(weights))}")
+    for name, value in weights.items():
+        if saved[name].dtype != np.float32 or not np.array_equal(saved[name], value):
+            sys.exit(f"saved tensor {name} differs from the generated weights")
+
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([IDS])).logits[0]
+    return " ".join(repr(float(v)) for v in logits[:, ::97].reshape(-1).tolist())
+
+
+if __name__ == "__main__":
+    with contextlib.redirect_stdout(sys.stderr):
+        line = main()
+    print(line)

@@ -1,0 +1,221 @@
+import Foundation
+import QuantaAlgorithms
+import QuantaCore
+import QuantaEval
+import QuantaIO
+import QuantaModel
+import TestSupport
+import XCTest
+
+/// Phi-3 through the seams: tiny random models made by transformers' Phi3ForCausalLM
+/// (`Scripts/phi3_reference.py`: 3 layers, fused qkv_proj and gate_up_proj, 12 of 16 head
+/// dimensions rotated, LongRoPE), against its logits with the short and the long factors; then
+/// `quanta quantize` to GGUF, llama.cpp's converter, eval and convert.
+final class Phi3Tests: XCTestCase {
+    static let ids: [Int32] = [5, 17, 300, 2048, 4095, 9, 9, 1000]
+    /// Largest |ours - transformers| allowed on logits of magnitude up to ~10.
+    static let tolerance: Float = 5e-5
+
+    /// A model folder with `original_max_position_embeddings` = `original` (named without
+    /// "phi3": see testNameLlamaCppCannotLoadIsRefused) and transformers' logits at columns 0, 97, ... of the 8 positions.
+    func reference(original: Int) throws -> (folder: String, logits: [Float]) {
+        let python = try TestSupport.python()
+        let probe = try TestSupport.run(python, ["-c", "import torch, transformers"])
+        guard probe.status == 0 else {
+            throw XCTSkip("torch and transformers absent from the oracle venv: run `bash Scripts/setup.sh --torch`")
+        }
+        let folder = try TestSupport.temporaryFolder() + "/tiny-p3-\(original)"
+        let run = try TestSupport.run(python, [TestSupport.path("Scripts/phi3_reference.py"), folder,
+                                               TestSupport.austenModel + "/tokenizer.json", String(original)])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        return (folder, run.stdout.split(separator: " ").map { Float($0.trimmingCharacters(in: .whitespacesAndNewlines))! })
+    }
+
+    func sampled(_ logits: [Float]) -> [Float] {
+        (0..<8).flatMap { t in stride(from: 0, to: 4096, by: 97).map { logits[t * 4096 + $0] } }
+    }
+
+    func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
+        XCTAssertEqual(a.count, b.count)
+        return zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
+    }
+
+    /// Settings Quanta does not run, or that contradict each other, are refused naming the key.
+    func testUnsupportedConfigsNameTheKey() throws {
+        let base = #""model_type": "phi3", "hidden_size": 64, "intermediate_size": 96, "num_hidden_layers": 2, "num_attention_heads": 4, "num_key_value_heads": 2, "vocab_size": 4096, "original_max_position_embeddings": 32"#
+        let cases = [
+            (#""hidden_act": "gelu""#, "hidden_act"),
+            (#""rope_parameters": {"rope_type": "dynamic", "factor": 2.0}"#, "rope_parameters"),
+            (#""rope_parameters": {"rope_type": "longrope", "short_factor": [1, 1], "long_factor": [1, 1, 1, 1, 1, 1, 1, 1]}"#, "rope_parameters.short_factor"),
+            (#""rope_scaling": {"type": "su", "short_factor": [1, 1, 1, 1, 1, 1, 1, 1], "long_factor": [1, 1, 1, 1, 1, 1, 1, -1]}"#, "rope_scaling.long_factor"),
+            (#""partial_rotary_factor": 0.1"#, "partial_rotary_factor"),
+        ]
+        for (extra, key) in cases {
+            let folder = try TestSupport.temporaryFolder() + "/\(key)"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try "{\(base), \(extra)}".write(toFile: folder + "/config.json", atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try ModelFolder(path: folder), key) { error in
+                XCTAssertTrue("\(error)".contains("config.json: \(key)"), "\(error)")
+            }
+        }
+    }
+
+    /// transformers' logits with the short factors (8 positions within the original 32) and with
+    /// the long ones (beyond the original 4).
+    func testForwardShortAndLongFactors() throws {
+        for original in [32, 4] {
+            let (folder, transformers) = try reference(original: original)
+            XCTAssertEqual(transformers.count, 8 * 43)
+            let model = try DecoderModel(path: folder)
+            let c = model.config
+            XCTAssertEqual(c.modelType, "phi3")
+            XCTAssertEqual([c.headDim, c.qDim, c.kvDim, c.rotaryDimensions, c.layerCount], [16, 64, 32, 12, 3])
+            XCTAssertEqual(c.originalContext, original)
+            XCTAssertEqual(c.maxPositionEmbeddings, 4 * original)
+            let rope = try XCTUnwrap(c.longRope)
+            XCTAssertEqual(rope.short, [1.0, 1.05, 1.2, 1.6, 2.5, 4.0])
+            XCTAssertEqual(rope.long, [1.0, 1.3, 2.0, 3.5, 6.0, 11.0])
+            XCTAssertEqual(rope.attentionFactor, (1 + log(4.0) / log(Double(original))).squareRoot(), accuracy: 1e-12)
+            XCTAssertNil(c.slidingWindow)
+            XCTAssertFalse(c.tieWordEmbeddings)
+            XCTAssertLessThan(maxDifference(sampled(try model.logits([Phi3Tests.ids])), transformers), Phi3Tests.tolerance, "original \(original)")
+        }
+    }
+
+    /// `quanta quantize FOLDER F32`: llama.cpp's phi3 names and keys, fused tensors kept fused,
+    /// RoPE factors as tensors; the GGUF runs as the folder does (eval at a context of 64, past the
+    /// original 32: the long factors); Q8_0 stays within 1%; the GGUF converts back to the same model.
+    func testGGUFEvalAndConvert() throws {
+        let (folder, _) = try reference(original: 32)
+        let model = try DecoderModel(path: folder)
+        let gguf = folder + ".gguf"
+        let run = try TestSupport.quanta(["quantize", folder, gguf, "F32"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let file = try GGUFFile(path: gguf)
+        XCTAssertEqual(file["general.architecture"], .string("phi3"))
+        let expected: [(String, GGUFValue)] = [
+            ("phi3.rope.scaling.attn_factor", .float32(Float((1 + log(4.0) / log(32.0)).squareRoot()))),
+            ("phi3.context_length", .uint32(128)), ("phi3.rope.scaling.original_context_length", .uint32(32)),
+            ("phi3.embedding_length", .uint32(64)), ("phi3.feed_forward_length", .uint32(96)), ("phi3.block_count", .uint32(3)),
+            ("phi3.attention.head_count", .uint32(4)), ("phi3.attention.head_count_kv", .uint32(2)),
+            ("phi3.attention.layer_norm_rms_epsilon", .float32(1e-5)), ("phi3.rope.dimension_count", .uint32(12)),
+            ("phi3.rope.freq_base", .float32(10000)), ("phi3.attention.sliding_window", .uint32(0)),
+        ]
+        XCTAssertEqual(file.metadata.filter { $0.key.hasPrefix("phi3.") }.map(\.key), expected.map(\.0))
+        for (key, value) in expected { XCTAssertEqual(file[key], value, key) }
+        XCTAssertEqual(file.tensors.count, 5 + 3 * 6)
+        XCTAssertEqual(Array(file.tensors.prefix(5).map(\.name)),  // llama.cpp's order: outside the blocks first, by name
+                       ["output.weight", "output_norm.weight", "rope_factors_long.weight", "rope_factors_short.weight", "token_embd.weight"])
+        XCTAssertEqual(try file.rawBytes("rope_factors_long.weight").withMemoryRebound(to: Float.self) { Array($0) }, [1.0, 1.3, 2.0, 3.5, 6.0, 11.0])
+        XCTAssertEqual(file.tensor("blk.1.attn_qkv.weight")?.dimensions, [64, 128])
+        XCTAssertEqual(file.tensor("blk.1.ffn_up.weight")?.dimensions, [64, 192])
+        XCTAssertNil(file.tensor("blk.1.ffn_gate.weight"))
+
+        let back = try DecoderModel(path: gguf)
+        XCTAssertEqual(back.config.rotaryDimensions, 12)
+        XCTAssertEqual(back.config.longRope?.long, model.config.longRope?.long)
+        XCTAssertNil(back.config.slidingWindow)
+        // The attention factor went through f32 in the file.
+        XCTAssertLessThan(maxDifference(try back.logits([Phi3Tests.ids]), try model.logits([Phi3Tests.ids])), 1e-5)
+        let text = String(try String(contentsOfFile: TestSupport.path("Calibration/austen-persuasion-eval.txt"), encoding: .utf8).prefix(4000))
+        let settings = PerplexityProtocol(context: 64, chunks: 8, addBOS: false, batch: 4)
+        let fromFolder = try Evaluator(model: model, protocol: settings).run(text: text)
+        let fromGGUF = try Evaluator(model: back, protocol: settings).run(text: text)
+        XCTAssertEqual(fromFolder.scoredTokens, 8 * 31)
+        XCTAssertEqual(fromGGUF.perplexity, fromFolder.perplexity, accuracy: fromFolder.perplexity * 1e-5)
+
+        let q8 = folder + "-q8.gguf"
+        XCTAssertEqual(try TestSupport.quanta(["quantize", folder, q8, "Q8_0"]).status, 0)
+        let q8Result = try Evaluator(model: DecoderModel(path: q8), protocol: settings).run(text: text)
+        XCTAssertEqual(q8Result.perplexity, fromFolder.perplexity, accuracy: fromFolder.perplexity * 0.01)
+        XCTAssertNotEqual(q8Result.perplexity, fromFolder.perplexity)
+
+        let hf = folder + "-back"
+        _ = try HuggingFaceExport.convert(gguf: gguf, to: hf)
+        let converted = try DecoderModel(path: hf)
+        XCTAssertEqual(converted.config.modelType, "phi3")
+        XCTAssertEqual(converted.config.longRope?.short, model.config.longRope?.short)
+        XCTAssertEqual(try converted.logits([Phi3Tests.ids]), try back.logits([Phi3Tests.ids]))
+    }
+
+    /// llama.cpp cannot load a phi3 file named "phi3..." whose vocabulary lacks `<s>`, `</s>`,
+    /// `<unk>` or `<|endoftext|>`: Quanta refuses to write it and writes nothing. GPTQ refuses the
+    /// fused projections it does not split.
+    func testRefusals() throws {
+        let (folder, _) = try reference(original: 32)
+        let named = folder.replacingOccurrences(of: "tiny-p3", with: "my-Phi3")
+        try FileManager.default.moveItem(atPath: folder, toPath: named)
+        let out = named + ".gguf"
+        let run = try TestSupport.quanta(["quantize", named, out, "Q8_0"])
+        XCTAssertNotEqual(run.status, 0)
+        XCTAssertTrue(run.stderr.contains("general.name 'my-Phi3-32': llama.cpp looks up <s>, </s>, <unk> in the vocabulary"), run.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+
+        try FileManager.default.moveItem(atPath: named, toPath: folder)
+        let gptq = try TestSupport.quanta(["quantize", folder, out, "Q4_K_M", "--method", "gptq", "--data",
+                                           TestSupport.path("Calibration/austen-train.txt"), "--samples", "2", "--seq-len", "16"])
+        XCTAssertNotEqual(gptq.status, 0)
+        XCTAssertTrue(gptq.stderr.contains("gptq: phi3's fused projections (qkv_proj, gate_up_proj) are quantized by round-to-nearest only"), gptq.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out))
+    }
+
+    /// The F32 GGUF equals what llama.cpp's converter writes for the same folder (tensors, bytes,
+    /// `phi3.*` and `tokenizer.*` keys); llama-perplexity on Quanta's file agrees with Quanta's eval
+    /// (context 64, past the original 32: the long factors); llama-quantize's Q4_K_M of the
+    /// converter's file equals Quanta's (attn_qkv raised like attn_v). Needs a llama.cpp tree in
+    /// QUANTA_LLAMA_CPP, as Gemma3Tests; the converter reads the folder's tokenizer as Phi-4's GPT2Tokenizer.
+    func testGGUFEqualsLlamaCppConverter() throws {
+        guard let tree = ProcessInfo.processInfo.environment["QUANTA_LLAMA_CPP"],
+              FileManager.default.fileExists(atPath: tree + "/convert_hf_to_gguf.py") else {
+            throw XCTSkip("set QUANTA_LLAMA_CPP to a llama.cpp source tree to compare with its convert_hf_to_gguf.py")
+        }
+        let (folder, _) = try reference(original: 32)
+        let ours = folder + ".gguf", theirs = folder + "-llamacpp.gguf"
+        XCTAssertEqual(try TestSupport.quanta(["quantize", folder, ours, "F32"]).status, 0)
+        let convert = try TestSupport.run(try TestSupport.python(), ["-c", TestSupport.llamaConverterWrapper, tree + "/convert_hf_to_gguf.py",
+                                                                     folder, "--outtype", "f32", "--outfile", theirs])
+        XCTAssertEqual(convert.status, 0, convert.stderr)
+        let a = try GGUFFile(path: ours), b = try GGUFFile(path: theirs)
+        XCTAssertEqual(Set(a.tensors.map(\.name)), Set(b.tensors.map(\.name)))
+        for info in b.tensors {
+            guard let mine = a.tensor(info.name) else { continue }
+            XCTAssertEqual(mine.dimensions, info.dimensions, info.name)
+            XCTAssertEqual(mine.type, info.type, info.name)
+            XCTAssertTrue(a.rawBytes(mine).elementsEqual(b.rawBytes(info)), info.name)
+        }
+        func keys(_ f: GGUFFile) -> [(key: String, value: GGUFValue)] {
+            f.metadata.filter { $0.key.hasPrefix("phi3.") || $0.key.hasPrefix("tokenizer.") }
+        }
+        XCTAssertEqual(keys(a).map(\.key), keys(b).map(\.key))
+        for (key, value) in keys(b) { XCTAssertEqual(a[key], value, key) }
+
+        let perplexity = tree + "/build/bin/llama-perplexity"
+        if FileManager.default.isExecutableFile(atPath: perplexity) {
+            let text = try TestSupport.temporaryFolder() + "/eval.txt"
+            try String(try String(contentsOfFile: TestSupport.path("Calibration/austen-persuasion-eval.txt"), encoding: .utf8).prefix(4000))
+                .write(toFile: text, atomically: true, encoding: .utf8)
+            let run = try TestSupport.run(perplexity, ["-m", ours, "-f", text, "-c", "64", "--chunks", "8", "-b", "64", "-t", "2"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            let final = (run.stdout + run.stderr).components(separatedBy: "Final estimate: PPL = ").last?.split(separator: " ").first
+            let theirs = try XCTUnwrap(final.flatMap { Double($0) }, run.stderr)
+            let settings = PerplexityProtocol(context: 64, chunks: 8, addBOS: false, batch: 4)
+            let mine = try Evaluator(model: DecoderModel(path: ours), protocol: settings).run(text: String(contentsOfFile: text, encoding: .utf8))
+            XCTAssertEqual(mine.perplexity, theirs, accuracy: theirs * 1e-4)
+        }
+
+        let llamaQuantize = tree + "/build/bin/llama-quantize"
+        guard FileManager.default.isExecutableFile(atPath: llamaQuantize) else {
+            throw XCTSkip("\(llamaQuantize) is not built: the Q4_K_M comparison is skipped")
+        }
+        let q = folder + "-q4km.gguf", reference = folder + "-llamacpp-q4km.gguf"
+        XCTAssertEqual(try TestSupport.quanta(["quantize", folder, q, "Q4_K_M"]).status, 0)
+        let quantize = try TestSupport.run(llamaQuantize, [theirs, reference, "Q4_K_M"])
+        XCTAssertEqual(quantize.status, 0, quantize.stderr)
+        let mine = try GGUFFile(path: q), expected = try GGUFFile(path: reference)
+        XCTAssertEqual(mine.tensors.map(\.name), expected.tensors.map(\.name))
+        XCTAssertEqual(mine.tensors.map(\.type), expected.tensors.map(\.type))
+        for (x, y) in zip(mine.tensors, expected.tensors) {
+            XCTAssertTrue(mine.rawBytes(x).elementsEqual(expected.rawBytes(y)), y.name)
+        }
+    }
+}
