@@ -160,13 +160,14 @@ final class SentencePieceTokenizerTests: XCTestCase {
     /// `json` has only the `legacy` tokenizer.json trained above (1256 tokens); `model` has a
     /// SentencePiece BPE `tokenizer.model` (byte fallback, 1000 pieces) trained with
     /// `sentencepiece` on calib-c4.txt and the tokenizer.json transformers' extractor makes from
-    /// it (Llama 2's form), as real Llama 2 / Mistral folders have both.
+    /// it (Llama 2's form), as real Llama 2 / Mistral folders have both; `mistral` is `model`'s
+    /// shapes and tokenizer as a MistralForCausalLM with a sliding window of 256.
     static let folderScript = #"""
         import sys, json, shutil, torch
         import sentencepiece as spm
         import transformers.convert_slow_tokenizer as convert
         from tokenizers import Tokenizer, AddedToken, models, normalizers, decoders, processors
-        from transformers import LlamaConfig, LlamaForCausalLM
+        from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
         root, legacy, corpus = sys.argv[1], sys.argv[2], sys.argv[3]
         spm.SentencePieceTrainer.train(input=corpus, model_prefix=root + "/sp", model_type="bpe", vocab_size=1000, byte_fallback=True,
             character_coverage=0.995, split_digits=True, allow_whitespace_only_pieces=True, remove_extra_whitespaces=False,
@@ -179,18 +180,21 @@ final class SentencePieceTokenizerTests: XCTestCase {
         t.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)])
         t.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
         t.save(root + "/sp.json")
-        for name, tokenizer_json in [("json", legacy), ("model", root + "/sp.json")]:
+        for name, tokenizer_json in [("json", legacy), ("model", root + "/sp.json"), ("mistral", root + "/sp.json")]:
             folder = root + "/" + name
             n = len(json.load(open(tokenizer_json, encoding="utf-8"))["model"]["vocab"])
             torch.manual_seed(0)
-            config = LlamaConfig(vocab_size=n, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
-                                 num_key_value_heads=2, max_position_embeddings=512, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
-            model = LlamaForCausalLM(config)
+            shape = dict(vocab_size=n, hidden_size=64, intermediate_size=128, num_hidden_layers=2, num_attention_heads=4,
+                         num_key_value_heads=2, max_position_embeddings=512, bos_token_id=1, eos_token_id=2, tie_word_embeddings=False)
+            if name == "mistral":
+                model = MistralForCausalLM(MistralConfig(sliding_window=256, **shape))
+            else:
+                model = LlamaForCausalLM(LlamaConfig(**shape))
             with torch.no_grad():
                 for p in model.parameters(): p.normal_(0, 0.2)
             model.save_pretrained(folder, safe_serialization=True)
             shutil.copy(tokenizer_json, folder + "/tokenizer.json")
-            if name == "model": shutil.copy(root + "/sp.model", folder + "/tokenizer.model")
+            if name != "json": shutil.copy(root + "/sp.model", folder + "/tokenizer.model")
             json.dump({"add_bos_token": True, "add_eos_token": False, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
                        "pad_token": None, "legacy": True, "model_max_length": 512, "tokenizer_class": "LlamaTokenizerFast",
                        "clean_up_tokenization_spaces": False}, open(folder + "/tokenizer_config.json", "w"))
@@ -316,9 +320,12 @@ final class SentencePieceTokenizerTests: XCTestCase {
         guard let llamaCpp = Self.llamaCpp else {
             throw XCTSkip("QUANTA_LLAMA_CPP not set: llama-tokenize comparison did not run")
         }
+        let binary = llamaCpp + "/build/bin/llama-tokenize"
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw XCTSkip("\(binary) is not built: llama-tokenize comparison did not run")
+        }
         let root = try Self.folders()
         let tokenizers = try Self.ggufTokenizers(root)
-        let binary = llamaCpp + "/build/bin/llama-tokenize"
         let scratch = try TestSupport.temporaryFolder()
         defer { try? FileManager.default.removeItem(atPath: scratch) }
         let texts = try FileManager.default.contentsOfDirectory(atPath: TestSupport.path("Calibration")).filter { $0.hasSuffix(".txt") }.sorted()
@@ -362,5 +369,58 @@ final class SentencePieceTokenizerTests: XCTestCase {
         XCTAssertEqual(f32["perplexity"]?.doubleValue ?? .nan, ppl, accuracy: ppl * 1e-4)
         XCTAssertEqual(q8_0["perplexity"]?.doubleValue ?? .nan, ppl, accuracy: ppl * 0.01)
         print("perplexity: folder \(ppl), F32 GGUF \(f32["perplexity"]?.doubleValue ?? .nan), Q8_0 GGUF \(q8_0["perplexity"]?.doubleValue ?? .nan), \(tokens) tokens")
+    }
+    /// A Mistral folder with the SentencePiece tokenizer end to end: `quanta quantize` to F32
+    /// and Q8_0 GGUF (architecture llama, the window dropped as llama.cpp's converter drops it;
+    /// the tokenizer keys those of the Llama folder with the same files), `quanta eval` of the
+    /// folder and both files at a context of 128 (inside the window of 256): F32 within 1e-4
+    /// relative, Q8_0 within 1 %. With QUANTA_LLAMA_CPP, the F32 file equals the converter's
+    /// (tensors, bytes, llama.* and tokenizer.* keys).
+    func testMistralEndToEnd() throws {
+        let root = try Self.folders()
+        let folder = root + "/mistral", f32 = root + "/mistral.gguf", q8 = root + "/mistral-q8.gguf"
+        XCTAssertEqual(try ModelFolder(path: folder).config.slidingWindow, 256)
+        for (out, type) in [(f32, "F32"), (q8, "Q8_0")] {
+            let run = try TestSupport.quanta(["quantize", folder, out, type])
+            XCTAssertEqual(run.status, 0, run.stderr)
+        }
+        let file = try GGUFFile(path: f32)
+        XCTAssertEqual(file["general.architecture"]?.stringValue, "llama")
+        XCTAssertNil(file["llama.attention.sliding_window"])
+        let llama = Self.tokenizerKeys(try GGUFFile(path: root + "/model.gguf")), mistral = Self.tokenizerKeys(file)
+        XCTAssertEqual(mistral.map(\.0), llama.map(\.0))
+        for ((key, a), (_, b)) in zip(mistral, llama) { XCTAssertEqual(a, b, key) }
+        func eval(_ model: String) throws -> JSONValue {
+            let run = try TestSupport.quanta(["eval", model, "--text", TestSupport.path("Calibration/austen-persuasion-eval.txt"),
+                                              "--ctx", "128", "--chunks", "8", "--json"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+            return try JSONParser.parse(Array(run.stdout.utf8))
+        }
+        let fromFolder = try eval(folder), fromF32 = try eval(f32), fromQ8 = try eval(q8)
+        XCTAssertEqual(fromF32["text_tokens"], fromFolder["text_tokens"])
+        XCTAssertEqual(fromQ8["text_tokens"], fromFolder["text_tokens"])
+        let ppl = fromFolder["perplexity"]?.doubleValue ?? .nan
+        XCTAssertEqual(fromF32["perplexity"]?.doubleValue ?? .nan, ppl, accuracy: ppl * 1e-4)
+        XCTAssertEqual(fromQ8["perplexity"]?.doubleValue ?? .nan, ppl, accuracy: ppl * 0.01)
+        print("mistral perplexity: folder \(ppl), F32 GGUF \(fromF32["perplexity"]?.doubleValue ?? .nan), Q8_0 GGUF \(fromQ8["perplexity"]?.doubleValue ?? .nan)")
+
+        guard let llamaCpp = Self.llamaCpp else {
+            throw XCTSkip("QUANTA_LLAMA_CPP (a llama.cpp tree with convert_hf_to_gguf.py) not set: the converter comparison did not run")
+        }
+        let theirs = root + "/mistral-converter.gguf"
+        let run = try TestSupport.run(try TestSupport.python(), [llamaCpp + "/convert_hf_to_gguf.py", folder, "--outtype", "f32", "--outfile", theirs])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let converted = try GGUFFile(path: theirs)
+        XCTAssertEqual(Set(file.tensors.map(\.name)), Set(converted.tensors.map(\.name)))
+        for info in converted.tensors {
+            guard let mine = file.tensor(info.name) else { continue }
+            XCTAssertEqual(mine.dimensions, info.dimensions, info.name)
+            XCTAssertTrue(file.rawBytes(mine).elementsEqual(converted.rawBytes(info)), info.name)
+        }
+        func keys(_ f: GGUFFile) -> [(key: String, value: GGUFValue)] {
+            f.metadata.filter { $0.key.hasPrefix("llama.") || $0.key.hasPrefix("tokenizer.") }
+        }
+        XCTAssertEqual(keys(file).map(\.key), keys(converted).map(\.key))
+        for (key, value) in keys(converted) { XCTAssertEqual(file[key], value, key) }
     }
 }

@@ -145,9 +145,10 @@ extension Architecture {
         return specs
     }
 
-    /// llama.cpp's `LlamaModel` keys: the base keys plus `vocab_size` and `rope.dimension_count`.
+    /// llama.cpp's `LlamaModel` keys: the base keys (`attention.key_length` / `value_length`
+    /// when config.json names head_dim) plus `vocab_size` and `rope.dimension_count`.
     public func ggufMetadata(_ c: ModelConfig) -> [(key: String, value: GGUFValue)] {
-        decoderGGUFMetadata(c, keyLength: c.headDim * c.headCount != c.hiddenSize, vocabAndRope: true)
+        decoderGGUFMetadata(c, keyLength: c.headDimInConfig || c.headDim * c.headCount != c.hiddenSize, vocabAndRope: true)
     }
 
     /// The `<arch>.*` keys of llama.cpp's `TextModel`; `keyLength` adds `attention.key_length` /
@@ -164,13 +165,13 @@ extension Architecture {
             ("\(arch).rope.freq_base", .float32(Float(c.ropeTheta))),
             ("\(arch).attention.layer_norm_rms_epsilon", .float32(Float(c.rmsNormEps))),
         ]
-        if vocabAndRope {
-            kv.append(("\(arch).vocab_size", .uint32(UInt32(c.vocabSize))))
-            kv.append(("\(arch).rope.dimension_count", .uint32(UInt32(c.headDim))))
-        }
         if keyLength {
             kv.append(("\(arch).attention.key_length", .uint32(UInt32(c.headDim))))
             kv.append(("\(arch).attention.value_length", .uint32(UInt32(c.headDim))))
+        }
+        if vocabAndRope {
+            kv.append(("\(arch).vocab_size", .uint32(UInt32(c.vocabSize))))
+            kv.append(("\(arch).rope.dimension_count", .uint32(UInt32(c.headDim))))
         }
         return kv
     }
@@ -234,7 +235,8 @@ struct GGUFConfigReader {
         return ModelConfig(
             modelType: modelType,
             hiddenSize: hiddenSize, intermediateSize: try positive("feed_forward_length"), layerCount: try positive("block_count"),
-            headCount: headCount, kvHeadCount: kvHeadCount, headDim: headDim, vocabSize: vocabSize,
+            headCount: headCount, kvHeadCount: kvHeadCount, headDim: headDim, headDimInConfig: file["\(arch).attention.key_length"] != nil,
+            vocabSize: vocabSize,
             rmsNormEps: Double(Float(file["\(arch).attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-5)),
             ropeTheta: Double(Float(file["\(arch).rope.freq_base"]?.doubleValue ?? 10000)),
             maxPositionEmbeddings: try optionalPositive("context_length") ?? 2048,

@@ -16,6 +16,9 @@ public struct ModelConfig: Sendable, Equatable {
     public var kvHeadCount: Int
     /// Width of one attention head (`head_dim`, else hidden_size / heads).
     public var headDim: Int
+    /// config.json names `head_dim` (GGUF: `attention.key_length` is present); llama.cpp's
+    /// converter then writes `attention.key_length` / `value_length`.
+    public var headDimInConfig = false
     public var vocabSize: Int
     public var rmsNormEps: Double
     public var ropeTheta: Double
@@ -168,7 +171,7 @@ struct ConfigReader {
             headDim = hiddenSize / headCount
         }
         guard headDim % 2 == 0 else { throw fail("head_dim", "\(headDim) is odd; rotary embeddings pair dimensions") }
-        return ModelConfig(
+        var config = ModelConfig(
             modelType: modelType,
             architectures: json["architectures"]?.arrayValue?.compactMap(\.stringValue) ?? [],
             hiddenSize: hiddenSize, intermediateSize: intermediateSize, layerCount: layerCount,
@@ -180,5 +183,7 @@ struct ConfigReader {
             attentionBias: attentionBias,
             bosTokenIds: try ids("bos_token_id"), eosTokenIds: try ids("eos_token_id"),
             dtype: json["dtype"]?.stringValue ?? json["torch_dtype"]?.stringValue)
+        config.headDimInConfig = json["head_dim"].map { $0 != .null } ?? false
+        return config
     }
 }

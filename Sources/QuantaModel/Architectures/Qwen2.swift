@@ -18,6 +18,6 @@ public struct Qwen2: Architecture {
 
     /// llama.cpp's converter writes no `vocab_size` / `rope.dimension_count` for qwen2.
     public func ggufMetadata(_ c: ModelConfig) -> [(key: String, value: GGUFValue)] {
-        decoderGGUFMetadata(c, keyLength: c.headDim * c.headCount != c.hiddenSize, vocabAndRope: false)
+        decoderGGUFMetadata(c, keyLength: c.headDimInConfig || c.headDim * c.headCount != c.hiddenSize, vocabAndRope: false)
     }
 }
