@@ -87,7 +87,7 @@ public struct QuantizationPlanner {
     /// The plan for `tensors` (name, ggml dimensions, source type), in llama.cpp's order.
     public func plan(_ tensors: [(name: String, dimensions: [Int], type: GGMLType)]) throws -> [PlannedTensor] {
         let ordered = tensors.sorted { QuantizationPlanner.llamaOrder($0.name, $1.name) }
-        var state = State(attentionV: ordered.filter { $0.name.contains("attn_v.weight") || $0.name.contains("attn_qkv.weight") }.count,
+        var state = State(attentionV: ordered.filter { QuantizationPlanner.isAttentionV($0.name) }.count,
                           hasOutput: ordered.contains { $0.name == "output.weight" }, layers: layerCount)
         return try ordered.map { try planOne($0.name, $0.dimensions, $0.type, &state) }
     }
@@ -131,6 +131,12 @@ public struct QuantizationPlanner {
         return PlannedTensor(name: name, dimensions: dimensions, sourceType: sourceType, type: type, fallbackFrom: fallbackFrom)
     }
 
+    /// llama.cpp's `category_is_attn_v`: attn_v and the tensors that hold it (fused attn_qkv,
+    /// attn_kv_b) get attn_v's rules and share its counter (its own attn_qkv branch is never reached).
+    static func isAttentionV(_ name: String) -> Bool {
+        name.contains("attn_v.weight") || name.contains("attn_qkv.weight") || name.contains("attn_kv_b.weight")
+    }
+
     static func useMoreBits(_ i: Int, _ n: Int) -> Bool {
         i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
     }
@@ -161,7 +167,7 @@ public struct QuantizationPlanner {
                 type = .q4_K
             }
         } else if lowBit {
-            if name.contains("attn_v.weight") {
+            if QuantizationPlanner.isAttentionV(name) {
                 type = gqa >= 4 ? .q4_K : raised
                 state.iAttentionV += 1
             } else if name.contains("ffn_down") {
@@ -170,7 +176,7 @@ public struct QuantizationPlanner {
             } else if name.contains("attn_output.weight") {
                 if ftype == .iq1_S || ftype == .iq1_M { type = .iq2_XXS } else if raised == .iq3_S { type = .iq3_S }
             }
-        } else if name.contains("attn_v.weight") {
+        } else if QuantizationPlanner.isAttentionV(name) {
             switch ftype {
             case .q2_K: type = gqa >= 4 ? .q4_K : .q3_K
             case .iq3_XXS: type = gqa >= 4 ? .q4_K : options.hasImportance ? .iq3_XXS : .iq3_S
@@ -209,13 +215,6 @@ public struct QuantizationPlanner {
             case .iq3_XXS: type = .iq3_S
             case .q3_K_M, .iq3_M: type = .q4_K
             case .q3_K_L: type = .q5_K
-            default: break
-            }
-        } else if name.contains("attn_qkv.weight") {
-            switch ftype {
-            case .q3_K_M, .q3_K_L, .iq3_M: type = .q4_K
-            case .q4_K_M: type = .q5_K
-            case .q5_K_M: type = .q6_K
             default: break
             }
         } else if name.contains("ffn_gate") || name.contains("ffn_up") {
