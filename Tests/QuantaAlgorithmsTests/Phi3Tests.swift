@@ -218,4 +218,55 @@ final class Phi3Tests: XCTestCase {
             XCTAssertTrue(mine.rawBytes(x).elementsEqual(expected.rawBytes(y)), y.name)
         }
     }
+    /// Phi-3 mini's tokenizer form (SentencePiece `tokenizer.model` plus added tokens in
+    /// tokenizer.json, tokenizer_config.json and added_tokens.json; vocab_size 1024 beyond the
+    /// 1003 tokens): the folder runs as transformers does, and the GGUF vocabulary follows
+    /// llama.cpp's Phi-3 converter (added tokens control when special, else user-defined, even
+    /// when they look special; "[PAD<i>]" unused with score -10000 after them), equal to the
+    /// converter's keys with QUANTA_LLAMA_CPP.
+    func testSentencePieceVocabulary() throws {
+        let python = try TestSupport.python()
+        guard try TestSupport.run(python, ["-c", "import torch, transformers, sentencepiece"]).status == 0 else {
+            throw XCTSkip("torch, transformers or sentencepiece absent from the oracle venv: run `bash Scripts/setup.sh --torch`")
+        }
+        let root = try TestSupport.temporaryFolder()
+        let vocabulary = try TestSupport.run(python, [TestSupport.path("Scripts/sentencepiece_vocabulary.py"), root,
+                                                      TestSupport.path("Calibration/calib-c4.txt")])
+        XCTAssertEqual(vocabulary.status, 0, vocabulary.stderr)
+        let folder = root + "/tiny-p3-spm"
+        let run = try TestSupport.run(python, [TestSupport.path("Scripts/phi3_reference.py"), folder, root, "32"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let transformers = run.stdout.split(separator: " ").map { Float($0.trimmingCharacters(in: .whitespacesAndNewlines))! }
+        let model = try DecoderModel(path: folder)
+        let logits = try model.logits([Phi3Tests.ids.map { $0 % 1024 }])
+        let sampled = (0..<8).flatMap { t in stride(from: 0, to: 1024, by: 97).map { logits[t * 1024 + $0] } }
+        XCTAssertLessThan(maxDifference(sampled, transformers), Phi3Tests.tolerance)
+
+        let gguf = folder + ".gguf"
+        let quantize = try TestSupport.quanta(["quantize", folder, gguf, "F32"])
+        XCTAssertEqual(quantize.status, 0, quantize.stderr)
+        let file = try GGUFFile(path: gguf)
+        let tokens = file["tokenizer.ggml.tokens"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        let types = file["tokenizer.ggml.token_type"]?.arrayValue?.compactMap(\.intValue) ?? []
+        let scores = file["tokenizer.ggml.scores"]?.arrayValue?.compactMap(\.doubleValue) ?? []
+        XCTAssertEqual(tokens.count, 1024)
+        XCTAssertEqual(Array(tokens[999...1004]), [try SentencePieceModelFile(path: folder + "/tokenizer.model").pieces[999].text,
+                                                    "<|endoftext|>", "<|user|>", "<|assistant|>", "[PAD1003]", "[PAD1004]"])
+        XCTAssertEqual(Array(types[1000...1004]), [3, 4, 3, 5, 5])
+        XCTAssertEqual(Array(scores[1000...1004]), [-1000, -1000, -1000, -10000, -10000])
+        XCTAssertEqual(file["tokenizer.ggml.model"]?.stringValue, "llama")
+        XCTAssertEqual(file["tokenizer.ggml.eos_token_id"]?.intValue, 1000)
+
+        guard let tree = ProcessInfo.processInfo.environment["QUANTA_LLAMA_CPP"],
+              FileManager.default.fileExists(atPath: tree + "/convert_hf_to_gguf.py") else {
+            throw XCTSkip("set QUANTA_LLAMA_CPP to a llama.cpp source tree to compare with its convert_hf_to_gguf.py")
+        }
+        let theirs = folder + "-llamacpp.gguf"
+        let convert = try TestSupport.run(python, [tree + "/convert_hf_to_gguf.py", folder, "--outtype", "f32", "--outfile", theirs])
+        XCTAssertEqual(convert.status, 0, convert.stderr)
+        func keys(_ f: GGUFFile) -> [(key: String, value: GGUFValue)] { f.metadata.filter { $0.key.hasPrefix("tokenizer.") } }
+        let converted = try GGUFFile(path: theirs)
+        XCTAssertEqual(keys(file).map(\.key), keys(converted).map(\.key))
+        for (key, value) in keys(converted) { XCTAssertEqual(file[key], value, key) }
+    }
 }

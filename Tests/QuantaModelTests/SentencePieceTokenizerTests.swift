@@ -160,26 +160,12 @@ final class SentencePieceTokenizerTests: XCTestCase {
     /// `json` has only the `legacy` tokenizer.json trained above (1256 tokens); `model` has a
     /// SentencePiece BPE `tokenizer.model` (byte fallback, 1000 pieces) trained with
     /// `sentencepiece` on calib-c4.txt and the tokenizer.json transformers' extractor makes from
-    /// it (Llama 2's form), as real Llama 2 / Mistral folders have both; `mistral` is `model`'s
+    /// it (Llama 2's form; Scripts/sentencepiece_vocabulary.py), as real Llama 2 / Mistral folders have both; `mistral` is `model`'s
     /// shapes and tokenizer as a MistralForCausalLM with a sliding window of 256.
     static let folderScript = #"""
         import sys, json, shutil, torch
-        import sentencepiece as spm
-        import transformers.convert_slow_tokenizer as convert
-        from tokenizers import Tokenizer, AddedToken, models, normalizers, decoders, processors
         from transformers import LlamaConfig, LlamaForCausalLM, MistralConfig, MistralForCausalLM
-        root, legacy, corpus = sys.argv[1], sys.argv[2], sys.argv[3]
-        spm.SentencePieceTrainer.train(input=corpus, model_prefix=root + "/sp", model_type="bpe", vocab_size=1000, byte_fallback=True,
-            character_coverage=0.995, split_digits=True, allow_whitespace_only_pieces=True, remove_extra_whitespaces=False,
-            normalization_rule_name="identity", unk_id=0, bos_id=1, eos_id=2, pad_id=-1, max_sentence_length=100000, minloglevel=2, num_threads=1)
-        r = convert.SentencePieceExtractor(root + "/sp.model").extract(models.BPE)
-        vocab = r["vocab"] if isinstance(r["vocab"], dict) else {p: i for i, (p, _) in enumerate(r["vocab"])}
-        t = Tokenizer(models.BPE(vocab=vocab, merges=r["merges"], unk_token="<unk>", fuse_unk=True, byte_fallback=True))
-        t.add_special_tokens([AddedToken(x, normalized=False, special=True) for x in ["<unk>", "<s>", "</s>"]])
-        t.normalizer = normalizers.Sequence([normalizers.Prepend("\u2581"), normalizers.Replace(" ", "\u2581")])
-        t.decoder = decoders.Sequence([decoders.Replace("\u2581", " "), decoders.ByteFallback(), decoders.Fuse(), decoders.Strip(" ", 1, 0)])
-        t.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B", special_tokens=[("<s>", 1)])
-        t.save(root + "/sp.json")
+        root, legacy = sys.argv[1], sys.argv[2]
         for name, tokenizer_json in [("json", legacy), ("model", root + "/sp.json"), ("mistral", root + "/sp.json")]:
             folder = root + "/" + name
             n = len(json.load(open(tokenizer_json, encoding="utf-8"))["model"]["vocab"])
@@ -218,7 +204,10 @@ final class SentencePieceTokenizerTests: XCTestCase {
             throw XCTSkip("torch, transformers or sentencepiece absent from the oracle venv: run `bash Scripts/setup.sh --torch`")
         }
         let root = try trainedFolder()
-        _ = try TestSupport.oracle(folderScript, [root, root + "/legacy.json", TestSupport.path("Calibration/calib-c4.txt")])
+        let vocabulary = try TestSupport.run(python, [TestSupport.path("Scripts/sentencepiece_vocabulary.py"), root,
+                                                      TestSupport.path("Calibration/calib-c4.txt")])
+        XCTAssertEqual(vocabulary.status, 0, vocabulary.stderr)
+        _ = try TestSupport.oracle(folderScript, [root, root + "/legacy.json"])
         for name in ["json", "model"] {
             let run = try TestSupport.quanta(["quantize", root + "/" + name, root + "/\(name).gguf", "F32"])
             XCTAssertEqual(run.status, 0, run.stderr)
