@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Hugging Face oracle for a tiny random Gemma 3 text model (Gemma3ForCausalLM, CPU, fp32, eager attention).
 
-Usage: python gemma3_reference.py OUT_FOLDER TOKENIZER_JSON QUERY_PRE_ATTN_SCALAR
+Usage: python gemma3_reference.py OUT_FOLDER TOKENIZER_JSON QUERY_PRE_ATTN_SCALAR [multimodal]
 Needs the oracle venv with torch and transformers: Scripts/setup.sh --torch
 
 Builds a 7-layer Gemma 3 (hidden 64, 4 query heads and 2 KV heads of head_dim 32, so heads x head_dim =
@@ -13,6 +13,9 @@ saves OUT_FOLDER with save_pretrained (config.json + fp32 model.safetensors), co
 OUT_FOLDER/tokenizer.json (and the tokenizer_config.json beside it, so that AutoTokenizer, as llama.cpp's
 converter calls it, takes the file as it is rather than Gemma's own tokenizer class), runs ids [5, 17, 300, 2048, 4095, 9, 9, 1000] and prints logits[:, ::97] of all
 8 positions, row-major, as space-separated repr(float) on one stdout line. Everything else goes to stderr.
+With "multimodal" the same text model is the language model of a Gemma3ForConditionalGeneration (model_type
+gemma3, text_config, a 1-layer SigLIP vision tower and the projector initialized from torch's seeded RNG);
+its tensors are saved under "language_model.model.", and the logits are of the text-only input.
 """
 import contextlib
 import os
@@ -47,10 +50,11 @@ def random_weights():
 
 
 def main():
-    if len(sys.argv) != 4:
-        print("usage: gemma3_reference.py OUT_FOLDER TOKENIZER_JSON QUERY_PRE_ATTN_SCALAR", file=sys.stderr)
+    if len(sys.argv) not in (4, 5) or (len(sys.argv) == 5 and sys.argv[4] != "multimodal"):
+        print("usage: gemma3_reference.py OUT_FOLDER TOKENIZER_JSON QUERY_PRE_ATTN_SCALAR [multimodal]", file=sys.stderr)
         sys.exit(64)
     out, tokenizer_json, scalar = sys.argv[1], sys.argv[2], int(sys.argv[3])
+    multimodal = len(sys.argv) == 5
 
     import torch
     from safetensors import safe_open
@@ -70,11 +74,22 @@ def main():
     assert config.layer_types == ["sliding_attention"] * 5 + ["full_attention", "sliding_attention"], config.layer_types
 
     torch.manual_seed(SEED)
-    model = Gemma3ForCausalLM(config).to(torch.float32)
     weights = random_weights()
-    state = {k: torch.from_numpy(v) for k, v in weights.items()}
-    state["lm_head.weight"] = state["model.embed_tokens.weight"]
-    model.load_state_dict(state, strict=True)
+    if multimodal:
+        from transformers import Gemma3Config, Gemma3ForConditionalGeneration, SiglipVisionConfig
+        vision = SiglipVisionConfig(hidden_size=32, intermediate_size=64, num_hidden_layers=1, num_attention_heads=2,
+                                    image_size=28, patch_size=14)
+        full = Gemma3Config(text_config=config.to_dict(), vision_config=vision.to_dict(), mm_tokens_per_image=4,
+                            image_token_index=V + 10, boi_token_index=V + 11, eoi_token_index=V + 12,
+                            tie_word_embeddings=True, dtype="float32", architectures=["Gemma3ForConditionalGeneration"])
+        model = Gemma3ForConditionalGeneration(full).to(torch.float32)
+        model.model.language_model.load_state_dict({k[len("model."):]: torch.from_numpy(v) for k, v in weights.items()}, strict=True)
+        weights = {"language_model." + k: v for k, v in weights.items()}
+    else:
+        model = Gemma3ForCausalLM(config).to(torch.float32)
+        state = {k: torch.from_numpy(v) for k, v in weights.items()}
+        state["lm_head.weight"] = state["model.embed_tokens.weight"]
+        model.load_state_dict(state, strict=True)
     model.eval()
     model.save_pretrained(out, safe_serialization=True)
     shutil.copyfile(tokenizer_json, out + "/tokenizer.json")
@@ -84,6 +99,8 @@ def main():
         saved = {name: f.get_tensor(name) for name in f.keys()}
     for name in sorted(saved):
         print(f"{name} {list(saved[name].shape)} {saved[name].dtype}", file=sys.stderr)
+    if multimodal:
+        saved = {k: v for k, v in saved.items() if k.startswith("language_model.")}
     if set(saved) != set(weights):
         sys.exit(f"saved tensor names differ: missing {sorted(set(weights) - set(saved))}, "
                  f"extra {sorted(set(saved) - set(weights))}")

@@ -72,6 +72,8 @@ public final class HuggingFaceSource: ModelSource {
         }
         for (info, _) in model.weights.tensors {
             if info.name.hasSuffix("rotary_emb.inv_freq") { continue }
+            // A multimodal folder's other towers (vision, projector) are not part of the text model.
+            if !model.config.hfTensorPrefix.isEmpty && !info.name.hasPrefix(model.config.hfTensorPrefix) { continue }
             // A tied model may still store lm_head.weight: llama.cpp's converter drops it.
             if model.config.tieWordEmbeddings && info.name == "lm_head.weight" { continue }
             guard let spec = byHF[info.name] else {

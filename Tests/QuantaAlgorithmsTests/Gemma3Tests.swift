@@ -19,15 +19,15 @@ final class Gemma3Tests: XCTestCase {
 
     /// A model folder with `query_pre_attn_scalar` = `scalar` and transformers' logits at
     /// columns 0, 97, ... of the 8 positions.
-    func reference(scalar: Int) throws -> (folder: String, logits: [Float]) {
+    func reference(scalar: Int, multimodal: Bool = false) throws -> (folder: String, logits: [Float]) {
         let python = try TestSupport.python()
         let probe = try TestSupport.run(python, ["-c", "import torch, transformers"])
         guard probe.status == 0 else {
             throw XCTSkip("torch and transformers absent from the oracle venv: run `bash Scripts/setup.sh --torch`")
         }
-        let folder = try TestSupport.temporaryFolder() + "/gemma3-\(scalar)"
+        let folder = try TestSupport.temporaryFolder() + "/gemma3-\(scalar)\(multimodal ? "-mm" : "")"
         let run = try TestSupport.run(python, [TestSupport.path("Scripts/gemma3_reference.py"), folder,
-                                               TestSupport.austenModel + "/tokenizer.json", String(scalar)])
+                                               TestSupport.austenModel + "/tokenizer.json", String(scalar)] + (multimodal ? ["multimodal"] : []))
         XCTAssertEqual(run.status, 0, run.stderr)
         return (folder, run.stdout.split(separator: " ").map { Float($0.trimmingCharacters(in: .whitespacesAndNewlines))! })
     }
@@ -220,5 +220,52 @@ final class Gemma3Tests: XCTestCase {
         for (x, y) in zip(mine.tensors, expected.tensors) {
             XCTAssertTrue(mine.rawBytes(x).elementsEqual(expected.rawBytes(y)), y.name)
         }
+    }
+    /// A multimodal `gemma3` folder (Gemma3ForConditionalGeneration: text_config, a SigLIP vision
+    /// tower, the projector) read for its text model: transformers' logits of a text-only input,
+    /// and a GGUF with only the text model's tensors, byte-equal (tensors and gemma3.* keys) to the
+    /// one written from the same text model saved as Gemma3ForCausalLM; with QUANTA_LLAMA_CPP,
+    /// equal to what llama.cpp's converter writes for the multimodal folder.
+    func testMultimodalFolderTextModel() throws {
+        let (folder, transformers) = try reference(scalar: 32, multimodal: true)
+        let model = try DecoderModel(path: folder)
+        XCTAssertEqual(model.config.modelType, "gemma3_text")
+        XCTAssertEqual(model.config.hfTensorPrefix, "language_model.")
+        XCTAssertEqual(model.config.slidingLayers, [true, true, true, true, true, false, true])
+        XCTAssertLessThan(maxDifference(sampled(try model.logits([Gemma3Tests.ids])), transformers), Gemma3Tests.tolerance)
+
+        let (text, _) = try reference(scalar: 32)
+        let ours = folder + ".gguf", textOnly = text + ".gguf"
+        for (from, to) in [(folder, ours), (text, textOnly)] {
+            let run = try TestSupport.quanta(["quantize", from, to, "F32"])
+            XCTAssertEqual(run.status, 0, run.stderr)
+        }
+        let a = try GGUFFile(path: ours), b = try GGUFFile(path: textOnly)
+        XCTAssertEqual(a.tensors.count, 2 + 7 * 13)
+        XCTAssertEqual(a.tensors.map(\.name), b.tensors.map(\.name))
+        for (x, y) in zip(a.tensors, b.tensors) { XCTAssertTrue(a.rawBytes(x).elementsEqual(b.rawBytes(y)), x.name) }
+        func keys(_ f: GGUFFile) -> [(key: String, value: GGUFValue)] {
+            f.metadata.filter { $0.key.hasPrefix("gemma3.") || $0.key.hasPrefix("tokenizer.") }
+        }
+        XCTAssertEqual(keys(a).map(\.key), keys(b).map(\.key))
+        for (key, value) in keys(b) { XCTAssertEqual(a[key], value, key) }
+
+        guard let tree = ProcessInfo.processInfo.environment["QUANTA_LLAMA_CPP"],
+              FileManager.default.fileExists(atPath: tree + "/convert_hf_to_gguf.py") else {
+            throw XCTSkip("set QUANTA_LLAMA_CPP to a llama.cpp source tree to compare with its convert_hf_to_gguf.py")
+        }
+        let theirs = folder + "-llamacpp.gguf"
+        let convert = try TestSupport.run(try TestSupport.python(), ["-c", TestSupport.llamaConverterWrapper, tree + "/convert_hf_to_gguf.py",
+                                                                     folder, "--outtype", "f32", "--outfile", theirs])
+        XCTAssertEqual(convert.status, 0, convert.stderr)
+        let c = try GGUFFile(path: theirs)
+        XCTAssertEqual(Set(a.tensors.map(\.name)), Set(c.tensors.map(\.name)))
+        for info in c.tensors {
+            guard let mine = a.tensor(info.name) else { continue }
+            XCTAssertEqual(mine.dimensions, info.dimensions, info.name)
+            XCTAssertTrue(a.rawBytes(mine).elementsEqual(c.rawBytes(info)), info.name)
+        }
+        XCTAssertEqual(keys(a).map(\.key), keys(c).map(\.key))
+        for (key, value) in keys(c) { XCTAssertEqual(a[key], value, key) }
     }
 }

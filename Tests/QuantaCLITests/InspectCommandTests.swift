@@ -157,10 +157,10 @@ final class InspectCommandTests: XCTestCase {
         XCTAssertEqual(report["tensors"]?.arrayValue?.first?["name"], .string("wte.weight"))
         XCTAssertEqual(report["metadata"]?["n_embd"]?.intValue, 8)
         XCTAssertEqual(report["metadata"]?["quanta.support"],
-                       .string("model_type 'gpt2' is not supported for quantize/eval (supported: llama, mistral, qwen2, qwen3, gemma3_text, phi3)"))
+                       .string("model_type 'gpt2' is not supported for quantize/eval (supported: llama, mistral, qwen2, qwen3, gemma3_text, gemma3, phi3)"))
         let quantize = try TestSupport.run(try TestSupport.quantaExecutable(), ["quantize", folder, folder + "/out.gguf", "Q8_0"])
         XCTAssertEqual(quantize.status, 69)
-        XCTAssertEqual(quantize.stderr, "quanta: error: \(folder)/config.json: model_type: 'gpt2' is not supported (supported: llama, mistral, qwen2, qwen3, gemma3_text, phi3)\n")
+        XCTAssertEqual(quantize.stderr, "quanta: error: \(folder)/config.json: model_type: 'gpt2' is not supported (supported: llama, mistral, qwen2, qwen3, gemma3_text, gemma3, phi3)\n")
     }
 }
 

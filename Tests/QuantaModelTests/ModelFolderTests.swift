@@ -65,7 +65,7 @@ final class ModelFolderTests: XCTestCase {
     func testConfigErrorsNameTheKey() throws {
         let unsupported = try folder(config: #"{"model_type": "gpt2"}"#)
         XCTAssertThrowsError(try ModelFolder(path: unsupported)) { error in
-            XCTAssertEqual("\(error)", "\(unsupported)/config.json: model_type: 'gpt2' is not supported (supported: llama, mistral, qwen2, qwen3, gemma3_text, phi3)")
+            XCTAssertEqual("\(error)", "\(unsupported)/config.json: model_type: 'gpt2' is not supported (supported: llama, mistral, qwen2, qwen3, gemma3_text, gemma3, phi3)")
         }
         let missing = try folder(config: #"{"model_type": "llama", "hidden_size": 64}"#)
         XCTAssertThrowsError(try ModelFolder(path: missing)) { error in

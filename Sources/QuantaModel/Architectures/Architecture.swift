@@ -109,7 +109,7 @@ extension Architecture {
         let interleaved = ggufRopeLayout == .interleaved
         func spec(_ role: TensorRole, _ layer: Int?, _ hf: String, _ gguf: String, _ shape: [Int], heads: Int? = nil) -> TensorSpec {
             let prefix = layer.map { ("model.layers.\($0).", "blk.\($0).") } ?? ("", "")
-            return TensorSpec(role: role, layer: layer, hfName: prefix.0 + hf, ggufName: prefix.1 + gguf, shape: shape,
+            return TensorSpec(role: role, layer: layer, hfName: c.hfTensorPrefix + prefix.0 + hf, ggufName: prefix.1 + gguf, shape: shape,
                               ggufPermutationHeads: interleaved ? heads : nil, ggufOffset: role.isNorm ? c.normWeightOffset : 0)
         }
         let d = c.hiddenSize, f = c.intermediateSize

@@ -14,10 +14,12 @@ import QuantaIO
 /// sliding pattern unless `attention.sliding_window_pattern` is written (it assumes 6), nor
 /// `query_pre_attn_scalar` (it uses 1/sqrt(head_dim), or 1/sqrt(hidden/heads) for 62 layers):
 /// Quanta writes the pattern when it is not 6 and refuses a GGUF whose scale llama.cpp would get wrong.
-/// The multimodal `gemma3` folders (text_config, vision tower) are not read.
+/// Multimodal `gemma3` folders (Gemma3ForConditionalGeneration) are read for their text model:
+/// `text_config` over the top-level keys, the `language_model.` tensors; the vision tower and
+/// projector are left out, as llama.cpp's converter leaves them out of the text GGUF.
 public struct Gemma3: Architecture {
     public init() {}
-    public var modelTypes: [String] { ["gemma3_text"] }
+    public var modelTypes: [String] { ["gemma3_text", "gemma3"] }
     public var ggufArchitecture: String { "gemma3" }
     public var hfClass: String { "Gemma3ForCausalLM" }
 
@@ -29,7 +31,17 @@ public struct Gemma3: Architecture {
         (0..<count).map { ($0 + 1) % period != 0 }
     }
 
-    public func config(hf json: JSONValue, path: String) throws -> ModelConfig {
+    public func config(hf root: JSONValue, path: String) throws -> ModelConfig {
+        // A multimodal `gemma3` folder: its text_config over the top-level keys, as llama.cpp's
+        // converter merges them; the text model's tensors are under "language_model.".
+        var json = root
+        let multimodal = root["model_type"]?.stringValue == "gemma3"
+        if multimodal {
+            guard case let .object(top) = root, case let .object(text)? = root["text_config"] else {
+                throw QuantaError.malformed("\(path): text_config", "a gemma3 (multimodal) config needs a text_config object")
+            }
+            json = .object(top.filter { key, _ in !text.contains { $0.0 == key } } + text)
+        }
         let reader = ConfigReader(json: json, path: path)
         func set(_ key: String) -> Bool { json[key].map { $0 != .null } ?? false }
         for key in ["final_logit_softcapping", "attn_logit_softcapping"] where set(key) {
@@ -46,6 +58,10 @@ public struct Gemma3: Architecture {
             throw QuantaError.unsupported("\(path): hidden_activation", "'\(activation)' (gemma3 supports gelu_pytorch_tanh)")
         }
         var c = try reader.decoderConfig(modelType: modelTypes[0], attentionBias: false)
+        if multimodal {
+            c.hfTensorPrefix = "language_model."
+            c.architectures = root["architectures"]?.arrayValue?.compactMap(\.stringValue) ?? []
+        }
         c.tieWordEmbeddings = reader.bool("tie_word_embeddings") ?? true
         if !set("max_position_embeddings") { c.maxPositionEmbeddings = 131072 }
         c.qkNorm = true

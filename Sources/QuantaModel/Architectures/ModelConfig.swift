@@ -59,6 +59,10 @@ public struct ModelConfig: Sendable, Equatable {
     public var longRope: LongRope?
     public var bosTokenIds: [Int] = []
     public var eosTokenIds: [Int] = []
+    /// Prepended to every Hugging Face tensor name: "language_model." for a multimodal folder
+    /// whose text model this is (gemma3's `Gemma3ForConditionalGeneration`); tensors outside it
+    /// (vision tower, projector) are not read.
+    public var hfTensorPrefix = ""
     /// `dtype` (transformers 5) or `torch_dtype` (4.x), e.g. "float32".
     public var dtype: String?
 
