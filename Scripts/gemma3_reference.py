@@ -24,6 +24,8 @@ import sys
 
 import numpy as np
 
+from reference_common import check_saved, sampled_logits
+
 SEED = 7
 IDS = [5, 17, 300, 2048, 4095, 9, 9, 1000]
 D, F, L, NH, NKV, HD, V, WINDOW = 64, 96, 7, 4, 2, 32, 4096, 4
@@ -57,7 +59,6 @@ def main():
     multimodal = len(sys.argv) == 5
 
     import torch
-    from safetensors import safe_open
     from transformers import Gemma3ForCausalLM, Gemma3TextConfig
     from transformers.utils import logging as hf_logging
 
@@ -95,22 +96,8 @@ def main():
     shutil.copyfile(tokenizer_json, out + "/tokenizer.json")
     shutil.copyfile(os.path.join(os.path.dirname(tokenizer_json), "tokenizer_config.json"), out + "/tokenizer_config.json")
 
-    with safe_open(out + "/model.safetensors", framework="np") as f:
-        saved = {name: f.get_tensor(name) for name in f.keys()}
-    for name in sorted(saved):
-        print(f"{name} {list(saved[name].shape)} {saved[name].dtype}", file=sys.stderr)
-    if multimodal:
-        saved = {k: v for k, v in saved.items() if k.startswith("language_model.")}
-    if set(saved) != set(weights):
-        sys.exit(f"saved tensor names differ: missing {sorted(set(weights) - set(saved))}, "
-                 f"extra {sorted(set(saved) - set(weights))}")
-    for name, value in weights.items():
-        if saved[name].dtype != np.float32 or not np.array_equal(saved[name], value):
-            sys.exit(f"saved tensor {name} differs from the generated weights")
-
-    with torch.no_grad():
-        logits = model(input_ids=torch.tensor([IDS])).logits[0]
-    return " ".join(repr(float(v)) for v in logits[:, ::97].reshape(-1).tolist())
+    check_saved(out, weights, prefix="language_model." if multimodal else "")
+    return sampled_logits(model, IDS)
 
 
 if __name__ == "__main__":

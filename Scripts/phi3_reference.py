@@ -28,6 +28,8 @@ import sys
 
 import numpy as np
 
+from reference_common import check_saved, sampled_logits
+
 SEED = 11
 IDS = [5, 17, 300, 2048, 4095, 9, 9, 1000]
 D, F, L, NH, NKV, HD = 64, 96, 3, 4, 2, 16
@@ -61,7 +63,6 @@ def main():
     V = 1024 if sentencepiece else 4096
 
     import torch
-    from safetensors import safe_open
     from transformers import Phi3Config, Phi3ForCausalLM
     from transformers.utils import logging as hf_logging
 
@@ -112,20 +113,8 @@ def main():
     with open(out + "/tokenizer_config.json", "w", encoding="utf-8") as f:
         json.dump(tokenizer_config, f, indent=2)
 
-    with safe_open(out + "/model.safetensors", framework="np") as f:
-        saved = {name: f.get_tensor(name) for name in f.keys()}
-    for name in sorted(saved):
-        print(f"{name} {list(saved[name].shape)} {saved[name].dtype}", file=sys.stderr)
-    if set(saved) != set(weights):
-        sys.exit(f"saved tensor names differ: missing {sorted(set(weights) - set(saved))}, "
-                 f"extra {sorted(set(saved) - set(weights))}")
-    for name, value in weights.items():
-        if saved[name].dtype != np.float32 or not np.array_equal(saved[name], value):
-            sys.exit(f"saved tensor {name} differs from the generated weights")
-
-    with torch.no_grad():
-        logits = model(input_ids=torch.tensor([[i % V for i in IDS]])).logits[0]
-    return " ".join(repr(float(v)) for v in logits[:, ::97].reshape(-1).tolist())
+    check_saved(out, weights)
+    return sampled_logits(model, [i % V for i in IDS])
 
 
 if __name__ == "__main__":

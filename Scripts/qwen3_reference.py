@@ -18,6 +18,8 @@ import sys
 
 import numpy as np
 
+from reference_common import check_saved, sampled_logits
+
 SEED = 5
 IDS = [5, 17, 300, 2048, 4095, 9, 9, 1000]
 D, F, L, NH, NKV, HD, V = 64, 96, 2, 4, 2, 32, 4096
@@ -51,7 +53,6 @@ def main():
     out, tokenizer_json = sys.argv[1], sys.argv[2]
 
     import torch
-    from safetensors import safe_open
     from transformers import Qwen3Config, Qwen3ForCausalLM
     from transformers.utils import logging as hf_logging
 
@@ -72,20 +73,8 @@ def main():
     model.save_pretrained(out, safe_serialization=True)
     shutil.copyfile(tokenizer_json, out + "/tokenizer.json")
 
-    with safe_open(out + "/model.safetensors", framework="np") as f:
-        saved = {name: f.get_tensor(name) for name in f.keys()}
-    for name in sorted(saved):
-        print(f"{name} {list(saved[name].shape)} {saved[name].dtype}", file=sys.stderr)
-    if set(saved) != set(weights):
-        sys.exit(f"saved tensor names differ: missing {sorted(set(weights) - set(saved))}, "
-                 f"extra {sorted(set(saved) - set(weights))}")
-    for name, value in weights.items():
-        if saved[name].dtype != np.float32 or not np.array_equal(saved[name], value):
-            sys.exit(f"saved tensor {name} differs from the generated weights")
-
-    with torch.no_grad():
-        logits = model(input_ids=torch.tensor([IDS])).logits[0]
-    return " ".join(repr(float(v)) for v in logits[:, ::97].reshape(-1).tolist())
+    check_saved(out, weights)
+    return sampled_logits(model, IDS)
 
 
 if __name__ == "__main__":

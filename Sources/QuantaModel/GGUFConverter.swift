@@ -29,6 +29,11 @@ public enum GGUFConverter {
             kv += try SentencePieceVocabulary.ggufMetadata(tokenizer: tokenizer, path: tokenizerPath, tokenizerConfig: model.files.tokenizerConfig,
                                                           configJSON: model.files.configJSON, sentencePieceModel: spModel,
                                                           addedTokensJSON: addedTokens, vocabSize: c.vocabSize, phi3: c.modelType == "phi3")
+            // Gemma's SentencePiece model adds no "▁" prefix; its converter says so last.
+            if spModel != nil && c.architecture.ggufArchitecture == "gemma3" {
+                kv.removeAll { $0.key == "tokenizer.ggml.add_space_prefix" }
+                kv.append(("tokenizer.ggml.add_space_prefix", .bool(false)))
+            }
         } else {
             kv += try tokenizerMetadata(tokenizer: tokenizer, path: tokenizerPath, tokenizerConfig: model.files.tokenizerConfig,
                                         config: c, generationConfig: model.files.generationConfig)

@@ -48,8 +48,9 @@ public enum SentencePieceVocabulary {
             }
             return (prefix, meta["split"]?.boolValue ?? true)
         }
-        if let pre = json["pre_tokenizer"], pre != .null {
-            throw QuantaError.unsupported("\(path): pre_tokenizer", "\(pre.serialized()) in a SentencePiece-style tokenizer (Quanta knows Metaspace)")
+        // Gemma's Split on " " finds no space once the normalizer has replaced them all.
+        if let pre = json["pre_tokenizer"], pre != .null, !(pre["type"]?.stringValue == "Split" && pre["pattern"]?["String"]?.stringValue == " ") {
+            throw QuantaError.unsupported("\(path): pre_tokenizer", "\(pre.serialized()) in a SentencePiece-style tokenizer (Quanta knows Metaspace, and Split on \" \" after the Replace normalizer)")
         }
         var prefix = SentencePieceTokenizer.Prefix.never, replaces = false
         for step in normalizerSteps(json["normalizer"]) {

@@ -173,19 +173,7 @@ final class Gemma3Tests: XCTestCase {
         let convert = try TestSupport.run(try TestSupport.python(), ["-c", TestSupport.llamaConverterWrapper, tree + "/convert_hf_to_gguf.py", folder,
                                                                      "--outtype", "f32", "--outfile", theirs])
         XCTAssertEqual(convert.status, 0, convert.stderr)
-        let a = try GGUFFile(path: ours), b = try GGUFFile(path: theirs)
-        XCTAssertEqual(Set(a.tensors.map(\.name)), Set(b.tensors.map(\.name)))
-        for info in b.tensors {
-            guard let mine = a.tensor(info.name) else { continue }
-            XCTAssertEqual(mine.dimensions, info.dimensions, info.name)
-            XCTAssertEqual(mine.type, info.type, info.name)
-            XCTAssertTrue(a.rawBytes(mine).elementsEqual(b.rawBytes(info)), info.name)
-        }
-        func keys(_ f: GGUFFile) -> [(key: String, value: GGUFValue)] {
-            f.metadata.filter { $0.key.hasPrefix("gemma3.") || $0.key.hasPrefix("tokenizer.") }
-        }
-        XCTAssertEqual(keys(a).map(\.key), keys(b).map(\.key))
-        for (key, value) in keys(b) { XCTAssertEqual(a[key], value, key) }
+        TestSupport.assertSameGGUF(try GGUFFile(path: ours), try GGUFFile(path: theirs), keyPrefixes: ["gemma3.", "tokenizer."])
 
         // llama.cpp runs Quanta's file as Quanta does (sliding pattern, attention scale, RoPE bases
         // and scaling, norms): llama-perplexity's PPL within 1e-4 relative of Quanta's fp32 eval.
@@ -240,15 +228,9 @@ final class Gemma3Tests: XCTestCase {
             let run = try TestSupport.quanta(["quantize", from, to, "F32"])
             XCTAssertEqual(run.status, 0, run.stderr)
         }
-        let a = try GGUFFile(path: ours), b = try GGUFFile(path: textOnly)
+        let a = try GGUFFile(path: ours)
         XCTAssertEqual(a.tensors.count, 2 + 7 * 13)
-        XCTAssertEqual(a.tensors.map(\.name), b.tensors.map(\.name))
-        for (x, y) in zip(a.tensors, b.tensors) { XCTAssertTrue(a.rawBytes(x).elementsEqual(b.rawBytes(y)), x.name) }
-        func keys(_ f: GGUFFile) -> [(key: String, value: GGUFValue)] {
-            f.metadata.filter { $0.key.hasPrefix("gemma3.") || $0.key.hasPrefix("tokenizer.") }
-        }
-        XCTAssertEqual(keys(a).map(\.key), keys(b).map(\.key))
-        for (key, value) in keys(b) { XCTAssertEqual(a[key], value, key) }
+        TestSupport.assertSameGGUF(a, try GGUFFile(path: textOnly), keyPrefixes: ["gemma3.", "tokenizer."])
 
         guard let tree = ProcessInfo.processInfo.environment["QUANTA_LLAMA_CPP"],
               FileManager.default.fileExists(atPath: tree + "/convert_hf_to_gguf.py") else {
@@ -258,14 +240,57 @@ final class Gemma3Tests: XCTestCase {
         let convert = try TestSupport.run(try TestSupport.python(), ["-c", TestSupport.llamaConverterWrapper, tree + "/convert_hf_to_gguf.py",
                                                                      folder, "--outtype", "f32", "--outfile", theirs])
         XCTAssertEqual(convert.status, 0, convert.stderr)
-        let c = try GGUFFile(path: theirs)
-        XCTAssertEqual(Set(a.tensors.map(\.name)), Set(c.tensors.map(\.name)))
-        for info in c.tensors {
-            guard let mine = a.tensor(info.name) else { continue }
-            XCTAssertEqual(mine.dimensions, info.dimensions, info.name)
-            XCTAssertTrue(a.rawBytes(mine).elementsEqual(c.rawBytes(info)), info.name)
+        TestSupport.assertSameGGUF(a, try GGUFFile(path: theirs), keyPrefixes: ["gemma3.", "tokenizer."])
+    }
+    /// A Gemma 3 folder with Gemma's tokenizer form: `tokenizer.model` (SentencePiece BPE) and the
+    /// tokenizer.json transformers' GemmaConverter writes (spaces replaced by "▁", no prefix, a
+    /// Split on " " with nothing left to split, no Strip in the decoder). The GGUF vocabulary is
+    /// `_set_vocab_sentencepiece`'s with `add_space_prefix` false, and the GGUF tokenizer (llama.cpp's
+    /// SPM by score) gives the folder tokenizer's ids; with QUANTA_LLAMA_CPP the file equals the converter's.
+    func testSentencePieceTokenizerModel() throws {
+        let python = try TestSupport.python()
+        guard try TestSupport.run(python, ["-c", "import torch, transformers, sentencepiece"]).status == 0 else {
+            throw XCTSkip("torch, transformers or sentencepiece absent from the oracle venv: run `bash Scripts/setup.sh --torch`")
         }
-        XCTAssertEqual(keys(a).map(\.key), keys(c).map(\.key))
-        for (key, value) in keys(c) { XCTAssertEqual(a[key], value, key) }
+        let (folder, _) = try reference(scalar: 32)
+        let root = try TestSupport.temporaryFolder()
+        let vocabulary = try TestSupport.run(python, [TestSupport.path("Scripts/sentencepiece_vocabulary.py"), root,
+                                                      TestSupport.path("Calibration/calib-c4.txt")])
+        XCTAssertEqual(vocabulary.status, 0, vocabulary.stderr)
+        _ = try TestSupport.oracle(#"""
+            import json, shutil, sys
+            root, folder = sys.argv[1], sys.argv[2]
+            sp = "\u2581"
+            j = json.load(open(root + "/sp.json", encoding="utf-8"))
+            j["normalizer"] = {"type": "Replace", "pattern": {"String": " "}, "content": sp}
+            j["pre_tokenizer"] = {"type": "Split", "pattern": {"String": " "}, "behavior": "MergedWithPrevious", "invert": False}
+            j["decoder"] = {"type": "Sequence", "decoders": [{"type": "Replace", "pattern": {"String": sp}, "content": " "},
+                            {"type": "ByteFallback"}, {"type": "Fuse"}]}
+            json.dump(j, open(folder + "/tokenizer.json", "w", encoding="utf-8"), ensure_ascii=False)
+            shutil.copy(root + "/sp.model", folder + "/tokenizer.model")
+            json.dump({"add_bos_token": True, "add_eos_token": False, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
+                       "pad_token": None, "model_max_length": 512, "tokenizer_class": "GemmaTokenizerFast"},
+                      open(folder + "/tokenizer_config.json", "w"))
+            """#, [root, folder])
+        let gguf = folder + ".gguf"
+        let run = try TestSupport.quanta(["quantize", folder, gguf, "F32"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let file = try GGUFFile(path: gguf)
+        XCTAssertEqual(file["tokenizer.ggml.model"]?.stringValue, "llama")
+        XCTAssertEqual(file.metadata.last { $0.key.hasPrefix("tokenizer.") }?.key, "tokenizer.ggml.add_space_prefix")
+        XCTAssertEqual(file["tokenizer.ggml.add_space_prefix"]?.boolValue, false)
+        let fromFolder = try DecoderModel(path: folder).tokenizer, fromGGUF = try BPETokenizer(gguf: file)
+        let text = String(decoding: try TestSupport.read(TestSupport.path("Calibration/calib-c4.txt")), as: UTF8.self)
+        let lines = text.split(separator: "\n").prefix(400).map(String.init) + [" leading", "two  spaces", "tab\there", "x"]
+        for line in lines { XCTAssertEqual(fromGGUF.encode(line), fromFolder.encode(line), line) }
+
+        guard let tree = ProcessInfo.processInfo.environment["QUANTA_LLAMA_CPP"],
+              FileManager.default.fileExists(atPath: tree + "/convert_hf_to_gguf.py") else {
+            throw XCTSkip("set QUANTA_LLAMA_CPP to a llama.cpp source tree to compare with its convert_hf_to_gguf.py")
+        }
+        let theirs = folder + "-llamacpp.gguf"
+        let convert = try TestSupport.run(python, [tree + "/convert_hf_to_gguf.py", folder, "--outtype", "f32", "--outfile", theirs])
+        XCTAssertEqual(convert.status, 0, convert.stderr)
+        TestSupport.assertSameGGUF(file, try GGUFFile(path: theirs), keyPrefixes: ["gemma3.", "tokenizer."])
     }
 }

@@ -175,19 +175,7 @@ final class Phi3Tests: XCTestCase {
         let convert = try TestSupport.run(try TestSupport.python(), ["-c", TestSupport.llamaConverterWrapper, tree + "/convert_hf_to_gguf.py",
                                                                      folder, "--outtype", "f32", "--outfile", theirs])
         XCTAssertEqual(convert.status, 0, convert.stderr)
-        let a = try GGUFFile(path: ours), b = try GGUFFile(path: theirs)
-        XCTAssertEqual(Set(a.tensors.map(\.name)), Set(b.tensors.map(\.name)))
-        for info in b.tensors {
-            guard let mine = a.tensor(info.name) else { continue }
-            XCTAssertEqual(mine.dimensions, info.dimensions, info.name)
-            XCTAssertEqual(mine.type, info.type, info.name)
-            XCTAssertTrue(a.rawBytes(mine).elementsEqual(b.rawBytes(info)), info.name)
-        }
-        func keys(_ f: GGUFFile) -> [(key: String, value: GGUFValue)] {
-            f.metadata.filter { $0.key.hasPrefix("phi3.") || $0.key.hasPrefix("tokenizer.") }
-        }
-        XCTAssertEqual(keys(a).map(\.key), keys(b).map(\.key))
-        for (key, value) in keys(b) { XCTAssertEqual(a[key], value, key) }
+        TestSupport.assertSameGGUF(try GGUFFile(path: ours), try GGUFFile(path: theirs), keyPrefixes: ["phi3.", "tokenizer."])
 
         let perplexity = tree + "/build/bin/llama-perplexity"
         if FileManager.default.isExecutableFile(atPath: perplexity) {
@@ -264,9 +252,6 @@ final class Phi3Tests: XCTestCase {
         let theirs = folder + "-llamacpp.gguf"
         let convert = try TestSupport.run(python, [tree + "/convert_hf_to_gguf.py", folder, "--outtype", "f32", "--outfile", theirs])
         XCTAssertEqual(convert.status, 0, convert.stderr)
-        func keys(_ f: GGUFFile) -> [(key: String, value: GGUFValue)] { f.metadata.filter { $0.key.hasPrefix("tokenizer.") } }
-        let converted = try GGUFFile(path: theirs)
-        XCTAssertEqual(keys(file).map(\.key), keys(converted).map(\.key))
-        for (key, value) in keys(converted) { XCTAssertEqual(file[key], value, key) }
+        TestSupport.assertSameGGUF(file, try GGUFFile(path: theirs), keyPrefixes: ["phi3.", "tokenizer."])
     }
 }
