@@ -183,6 +183,11 @@ final class SentencePieceTokenizerTests: XCTestCase {
             with torch.no_grad():
                 for p in model.parameters(): p.normal_(0, 0.2)
             model.save_pretrained(folder, safe_serialization=True)
+            if name == "mistral":  # 300 positions: the window of 256 binds
+                ids = [(7 * i + 3) % n for i in range(300)]
+                with torch.no_grad():
+                    logits = model(input_ids=torch.tensor([ids])).logits[0]
+                json.dump({"ids": ids, "logits": logits[:, ::37].reshape(-1).tolist()}, open(root + "/mistral-reference.json", "w"))
             shutil.copy(tokenizer_json, folder + "/tokenizer.json")
             if name != "json": shutil.copy(root + "/sp.model", folder + "/tokenizer.model")
             json.dump({"add_bos_token": True, "add_eos_token": False, "bos_token": "<s>", "eos_token": "</s>", "unk_token": "<unk>",
@@ -257,8 +262,9 @@ final class SentencePieceTokenizerTests: XCTestCase {
         XCTAssertEqual(modelTypes.filter { $0 == 6 }.count, 256)
     }
 
-    /// Every tokenizer.* key (order, type, value) equals what convert_hf_to_gguf.py --outtype f32
-    /// writes for the same folder (QUANTA_LLAMA_CPP names the llama.cpp tree).
+    /// Every tensor (dimensions, type, bytes) and every llama.* and tokenizer.* key (order, type,
+    /// value) equals what convert_hf_to_gguf.py --outtype f32 writes for the same folder
+    /// (QUANTA_LLAMA_CPP names the llama.cpp tree).
     func testGGUFExportAgainstConverter() throws {
         guard let llamaCpp = Self.llamaCpp else {
             throw XCTSkip("QUANTA_LLAMA_CPP (a llama.cpp tree with convert_hf_to_gguf.py) not set: the converter comparison did not run")
@@ -268,9 +274,7 @@ final class SentencePieceTokenizerTests: XCTestCase {
             let out = root + "/\(name)-converter.gguf"
             let run = try TestSupport.run(try TestSupport.python(), [llamaCpp + "/convert_hf_to_gguf.py", root + "/" + name, "--outtype", "f32", "--outfile", out])
             XCTAssertEqual(run.status, 0, run.stderr)
-            let theirs = Self.tokenizerKeys(try GGUFFile(path: out)), ours = Self.tokenizerKeys(try GGUFFile(path: root + "/\(name).gguf"))
-            XCTAssertEqual(ours.map(\.0), theirs.map(\.0), name)
-            for ((key, a), (_, b)) in zip(ours, theirs) { XCTAssertEqual(a, b, "\(name): \(key)") }
+            TestSupport.assertSameGGUF(try GGUFFile(path: root + "/\(name).gguf"), try GGUFFile(path: out), keyPrefixes: ["llama.", "tokenizer."])
         }
     }
 
@@ -363,7 +367,8 @@ final class SentencePieceTokenizerTests: XCTestCase {
         XCTAssertEqual(q8_0["perplexity"]?.doubleValue ?? .nan, ppl, accuracy: ppl * 0.01)
         print("perplexity: folder \(ppl), F32 GGUF \(f32["perplexity"]?.doubleValue ?? .nan), Q8_0 GGUF \(q8_0["perplexity"]?.doubleValue ?? .nan), \(tokens) tokens")
     }
-    /// A Mistral folder with the SentencePiece tokenizer end to end: `quanta quantize` to F32
+    /// A Mistral folder with the SentencePiece tokenizer end to end: logits of 300 positions
+    /// within 1e-4 of transformers' (the window of 256 binds); `quanta quantize` to F32
     /// and Q8_0 GGUF (architecture llama, the window dropped as llama.cpp's converter drops it;
     /// the tokenizer keys those of the Llama folder with the same files), `quanta eval` of the
     /// folder and both files at a context of 128 (inside the window of 256): F32 within 1e-4
@@ -373,6 +378,16 @@ final class SentencePieceTokenizerTests: XCTestCase {
         let root = try Self.folders()
         let folder = root + "/mistral", f32 = root + "/mistral.gguf", q8 = root + "/mistral-q8.gguf"
         XCTAssertEqual(try ModelFolder(path: folder).config.slidingWindow, 256)
+        // The forward pass against transformers' MistralForCausalLM over 300 positions (the window binds).
+        let reference = try JSONParser.parse(TestSupport.read(root + "/mistral-reference.json"))
+        let ids = try XCTUnwrap(reference["ids"]?.arrayValue?.compactMap(\.intValue)).map(Int32.init)
+        let expected = try XCTUnwrap(reference["logits"]?.arrayValue?.compactMap(\.doubleValue)).map(Float.init)
+        let model = try DecoderModel(path: folder)
+        let vocab = model.config.vocabSize
+        let logits = try model.logits([ids])
+        let sampled = (0..<ids.count).flatMap { t in stride(from: 0, to: vocab, by: 37).map { logits[t * vocab + $0] } }
+        XCTAssertEqual(sampled.count, expected.count)
+        XCTAssertLessThan(zip(sampled, expected).map { abs($0 - $1) }.max() ?? .infinity, 1e-4)
         for (out, type) in [(f32, "F32"), (q8, "Q8_0")] {
             let run = try TestSupport.quanta(["quantize", folder, out, type])
             XCTAssertEqual(run.status, 0, run.stderr)
