@@ -191,6 +191,14 @@ public final class DecoderModel: @unchecked Sendable {
         }
     }
 
+    /// Worker threads of every forward pass in the process (default: the online cores; at least
+    /// 1). Set it before any pass: each output element is computed the same way whatever the
+    /// count, so logits do not depend on it.
+    public static var threads: Int {
+        get { Kernels.cores }
+        set { Kernels.cores = max(1, newValue) }
+    }
+
     /// Query rows per attention block (causal attention skips the keys after each block).
     public var attentionBlock = 128
 

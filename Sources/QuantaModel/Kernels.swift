@@ -5,8 +5,8 @@ import Dispatch
 // plain loops over contiguous rows.
 
 enum Kernels {
-    /// Online cores.
-    static let cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
+    /// Worker threads: the online cores unless `DecoderModel.threads` says otherwise.
+    nonisolated(unsafe) static var cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 
     /// C[m, n] (ldc) = A[m, k] (lda) · B[n, k]ᵀ (ldb) (+ C when `accumulate`), all row-major.
     /// With `split`, the rows of A and C are divided among the cores, each part on

@@ -5,6 +5,10 @@ import QuantaIO
 import QuantaReport
 import QuantaModel
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// `quanta eval MODEL --text FILE`: perplexity and drift with llama-perplexity's protocol.
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -35,18 +39,21 @@ struct Eval: ParsableCommand {
     @Option(name: .customLong("add-bos"), help: "BOS at the start of each chunk: auto follows the model's tokenizer (add_bos_token).") var addBOS: BOS = .auto
     @Option(help: "fp32: weight error only. llamacpp: also quantize activations inside the dot products and keep K/V in f16, as llama.cpp's CPU backend does when it runs the file.")
     var runtime: Runtime = .fp32
+    @Option(help: "Worker threads (the numbers do not depend on it).") var threads: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     @Flag(help: "Print the result as JSON.") var json = false
 
     func validate() throws {
         guard ctx >= 4 else { throw ValidationError("--ctx must be at least 4") }
         if let batch, batch < 1 { throw ValidationError("--batch must be at least 1") }
         if let chunks, chunks < 1 { throw ValidationError("--chunks must be at least 1") }
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard baseline == nil || baselineLogits == nil else { throw ValidationError("give --baseline or --baseline-logits, not both") }
         guard topK >= 0 else { throw ValidationError("--top-k must be 0 or more") }
         guard topK == 0 || saveLogits != nil else { throw ValidationError("--top-k applies to --save-logits; give --save-logits FILE or drop --top-k") }
     }
 
     func run() throws {
+        DecoderModel.threads = threads
         try reportingFailures {
             if let saveLogits {
                 try FileSystem.checkOutput(saveLogits, option: "--save-logits", inputs: [model, text] + [baseline, baselineLogits].compactMap { $0 })

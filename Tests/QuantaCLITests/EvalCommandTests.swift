@@ -127,6 +127,29 @@ final class EvalCommandTests: XCTestCase {
         XCTAssertGreaterThan(number(runtime, "drift", "mean_kld"), 0.005877 * 1.01, "activation rounding adds to the weights' 0.005877")
     }
 
+    /// Every number eval prints is the same at 1, 2 and 3 threads (3 splits unevenly, and past
+    /// this machine's cores), for both runtimes, with drift against saved baseline logits.
+    func testNumbersDoNotDependOnThreads() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let gguf = folder + "/q4km.gguf"
+        let q = try TestSupport.run(try TestSupport.quantaExecutable(), ["quantize", TestSupport.austenModel, gguf, "Q4_K_M"])
+        XCTAssertEqual(q.status, 0, q.stderr)
+        let common = ["--text", EvalCommandTests.persuasion, "--ctx", "256", "--chunks", "8", "--batch", "4"]
+        _ = try eval([TestSupport.austenModel] + common + ["--save-logits", folder + "/f32.h5"])
+        func withoutTime(_ json: JSONValue) -> JSONValue {
+            guard case let .object(members) = json else { return json }
+            return .object(members.filter { $0.0 != "seconds" })
+        }
+        for runtime in ["fp32", "llamacpp"] {
+            let runs = try [1, 2, 3].map { threads in
+                withoutTime(try eval([gguf] + common + ["--baseline-logits", folder + "/f32.h5", "--runtime", runtime, "--threads", String(threads)]))
+            }
+            XCTAssertNotNil(runs[0]["drift"]?["mean_kld"]?.doubleValue, runtime)
+            XCTAssertEqual(runs[1], runs[0], "\(runtime): 2 threads against 1")
+            XCTAssertEqual(runs[2], runs[0], "\(runtime): 3 threads against 1")
+        }
+    }
+
     func testErrors() throws {
         let missing = try TestSupport.run(try TestSupport.quantaExecutable(), ["eval", TestSupport.austenModel, "--text", "/nonexistent.txt"])
         XCTAssertEqual(missing.status, 66)
