@@ -163,29 +163,16 @@ final class Gemma3Tests: XCTestCase {
     /// hash, so the run tells it "gpt-2", the name Quanta writes for a ByteLevel pre-tokenizer.
     /// The last two parts need llama-perplexity and llama-quantize built in QUANTA_LLAMA_CPP/build/bin.
     func testGGUFEqualsLlamaCppConverter() throws {
-        guard let tree = ProcessInfo.processInfo.environment["QUANTA_LLAMA_CPP"],
-              FileManager.default.fileExists(atPath: tree + "/convert_hf_to_gguf.py") else {
-            throw XCTSkip("set QUANTA_LLAMA_CPP to a llama.cpp source tree to compare with its convert_hf_to_gguf.py")
-        }
+        let tree = try TestSupport.llamaCppTree()
         let (folder, _) = try reference(scalar: 32)
         let ours = folder + ".gguf", theirs = folder + "-llamacpp.gguf"
         XCTAssertEqual(try TestSupport.quanta(["quantize", folder, ours, "F32"]).status, 0)
-        let convert = try TestSupport.run(try TestSupport.python(), ["-c", TestSupport.llamaConverterWrapper, tree + "/convert_hf_to_gguf.py", folder,
-                                                                     "--outtype", "f32", "--outfile", theirs])
-        XCTAssertEqual(convert.status, 0, convert.stderr)
+        try TestSupport.convertWithLlamaCpp(tree, folder: folder, to: theirs)
         TestSupport.assertSameGGUF(try GGUFFile(path: ours), try GGUFFile(path: theirs), keyPrefixes: ["gemma3.", "tokenizer."])
 
         // llama.cpp runs Quanta's file as Quanta does (sliding pattern, attention scale, RoPE bases
         // and scaling, norms): llama-perplexity's PPL within 1e-4 relative of Quanta's fp32 eval.
-        let perplexity = tree + "/build/bin/llama-perplexity"
-        if FileManager.default.isExecutableFile(atPath: perplexity) {
-            let text = try TestSupport.temporaryFolder() + "/eval.txt"
-            try String(try String(contentsOfFile: TestSupport.path("Calibration/austen-persuasion-eval.txt"), encoding: .utf8).prefix(4000))
-                .write(toFile: text, atomically: true, encoding: .utf8)
-            let run = try TestSupport.run(perplexity, ["-m", ours, "-f", text, "-c", "64", "--chunks", "8", "-b", "64", "-t", "2"])
-            XCTAssertEqual(run.status, 0, run.stderr)
-            let final = (run.stdout + run.stderr).components(separatedBy: "Final estimate: PPL = ").last?.split(separator: " ").first
-            let theirs = try XCTUnwrap(final.flatMap { Double($0) }, run.stderr)
+        if let (text, theirs) = try TestSupport.llamaPerplexity(tree, model: ours, ctx: 64, chunks: 8) {
             let settings = PerplexityProtocol(context: 64, chunks: 8, addBOS: false, batch: 4)
             let mine = try Evaluator(model: DecoderModel(path: ours), protocol: settings).run(text: String(contentsOfFile: text, encoding: .utf8))
             XCTAssertEqual(mine.perplexity, theirs, accuracy: theirs * 1e-4)
@@ -193,22 +180,10 @@ final class Gemma3Tests: XCTestCase {
 
         // Q4_K_M: llama-quantize on the converter's file and Quanta on the folder pick the same
         // type for every tensor (rows of 64 send the k-quants to their fallbacks) and write the same bytes.
-        let llamaQuantize = tree + "/build/bin/llama-quantize"
-        guard FileManager.default.isExecutableFile(atPath: llamaQuantize) else {
-            throw XCTSkip("\(llamaQuantize) is not built: the Q4_K_M comparison is skipped")
-        }
-        let q = folder + "-q4km.gguf", reference = folder + "-llamacpp-q4km.gguf"
-        XCTAssertEqual(try TestSupport.quanta(["quantize", folder, q, "Q4_K_M"]).status, 0)
-        let quantize = try TestSupport.run(llamaQuantize, [theirs, reference, "Q4_K_M"])
-        XCTAssertEqual(quantize.status, 0, quantize.stderr)
-        let mine = try GGUFFile(path: q), expected = try GGUFFile(path: reference)
-        XCTAssertEqual(mine.tensors.map(\.name), expected.tensors.map(\.name))
-        XCTAssertEqual(mine.tensors.map(\.type), expected.tensors.map(\.type))
-        XCTAssertEqual(Set(expected.tensors.map(\.type)), [.f32, .q5_0, .q8_0])
-        for (x, y) in zip(mine.tensors, expected.tensors) {
-            XCTAssertTrue(mine.rawBytes(x).elementsEqual(expected.rawBytes(y)), y.name)
-        }
+        let types = try TestSupport.assertQuantizeEqualsLlamaQuantize(tree, folder: folder, converted: theirs, preset: "Q4_K_M")
+        XCTAssertEqual(Set(types), ["F32", "Q5_0", "Q8_0"])
     }
+
     /// A multimodal `gemma3` folder (Gemma3ForConditionalGeneration: text_config, a SigLIP vision
     /// tower, the projector) read for its text model: transformers' logits of a text-only input,
     /// and a GGUF with only the text model's tensors, byte-equal (tensors and gemma3.* keys) to the
@@ -232,14 +207,9 @@ final class Gemma3Tests: XCTestCase {
         XCTAssertEqual(a.tensors.count, 2 + 7 * 13)
         TestSupport.assertSameGGUF(a, try GGUFFile(path: textOnly), keyPrefixes: ["gemma3.", "tokenizer."])
 
-        guard let tree = ProcessInfo.processInfo.environment["QUANTA_LLAMA_CPP"],
-              FileManager.default.fileExists(atPath: tree + "/convert_hf_to_gguf.py") else {
-            throw XCTSkip("set QUANTA_LLAMA_CPP to a llama.cpp source tree to compare with its convert_hf_to_gguf.py")
-        }
+        let tree = try TestSupport.llamaCppTree()
         let theirs = folder + "-llamacpp.gguf"
-        let convert = try TestSupport.run(try TestSupport.python(), ["-c", TestSupport.llamaConverterWrapper, tree + "/convert_hf_to_gguf.py",
-                                                                     folder, "--outtype", "f32", "--outfile", theirs])
-        XCTAssertEqual(convert.status, 0, convert.stderr)
+        try TestSupport.convertWithLlamaCpp(tree, folder: folder, to: theirs)
         TestSupport.assertSameGGUF(a, try GGUFFile(path: theirs), keyPrefixes: ["gemma3.", "tokenizer."])
     }
     /// A Gemma 3 folder with Gemma's tokenizer form: `tokenizer.model` (SentencePiece BPE) and the
@@ -284,13 +254,9 @@ final class Gemma3Tests: XCTestCase {
         let lines = text.split(separator: "\n").prefix(400).map(String.init) + [" leading", "two  spaces", "tab\there", "x"]
         for line in lines { XCTAssertEqual(fromGGUF.encode(line), fromFolder.encode(line), line) }
 
-        guard let tree = ProcessInfo.processInfo.environment["QUANTA_LLAMA_CPP"],
-              FileManager.default.fileExists(atPath: tree + "/convert_hf_to_gguf.py") else {
-            throw XCTSkip("set QUANTA_LLAMA_CPP to a llama.cpp source tree to compare with its convert_hf_to_gguf.py")
-        }
+        let tree = try TestSupport.llamaCppTree()
         let theirs = folder + "-llamacpp.gguf"
-        let convert = try TestSupport.run(python, [tree + "/convert_hf_to_gguf.py", folder, "--outtype", "f32", "--outfile", theirs])
-        XCTAssertEqual(convert.status, 0, convert.stderr)
+        try TestSupport.convertWithLlamaCpp(tree, folder: folder, to: theirs, gpt2Vocabulary: false)
         TestSupport.assertSameGGUF(file, try GGUFFile(path: theirs), keyPrefixes: ["gemma3.", "tokenizer."])
     }
 }

@@ -165,47 +165,24 @@ final class Phi3Tests: XCTestCase {
     /// converter's file equals Quanta's (attn_qkv raised like attn_v). Needs a llama.cpp tree in
     /// QUANTA_LLAMA_CPP, as Gemma3Tests; the converter reads the folder's tokenizer as Phi-4's GPT2Tokenizer.
     func testGGUFEqualsLlamaCppConverter() throws {
-        guard let tree = ProcessInfo.processInfo.environment["QUANTA_LLAMA_CPP"],
-              FileManager.default.fileExists(atPath: tree + "/convert_hf_to_gguf.py") else {
-            throw XCTSkip("set QUANTA_LLAMA_CPP to a llama.cpp source tree to compare with its convert_hf_to_gguf.py")
-        }
+        let tree = try TestSupport.llamaCppTree()
         let (folder, _) = try reference(original: 32)
         let ours = folder + ".gguf", theirs = folder + "-llamacpp.gguf"
         XCTAssertEqual(try TestSupport.quanta(["quantize", folder, ours, "F32"]).status, 0)
-        let convert = try TestSupport.run(try TestSupport.python(), ["-c", TestSupport.llamaConverterWrapper, tree + "/convert_hf_to_gguf.py",
-                                                                     folder, "--outtype", "f32", "--outfile", theirs])
-        XCTAssertEqual(convert.status, 0, convert.stderr)
+        try TestSupport.convertWithLlamaCpp(tree, folder: folder, to: theirs)
         TestSupport.assertSameGGUF(try GGUFFile(path: ours), try GGUFFile(path: theirs), keyPrefixes: ["phi3.", "tokenizer."])
 
-        let perplexity = tree + "/build/bin/llama-perplexity"
-        if FileManager.default.isExecutableFile(atPath: perplexity) {
-            let text = try TestSupport.temporaryFolder() + "/eval.txt"
-            try String(try String(contentsOfFile: TestSupport.path("Calibration/austen-persuasion-eval.txt"), encoding: .utf8).prefix(4000))
-                .write(toFile: text, atomically: true, encoding: .utf8)
-            let run = try TestSupport.run(perplexity, ["-m", ours, "-f", text, "-c", "64", "--chunks", "8", "-b", "64", "-t", "2"])
-            XCTAssertEqual(run.status, 0, run.stderr)
-            let final = (run.stdout + run.stderr).components(separatedBy: "Final estimate: PPL = ").last?.split(separator: " ").first
-            let theirs = try XCTUnwrap(final.flatMap { Double($0) }, run.stderr)
+        if let (text, theirs) = try TestSupport.llamaPerplexity(tree, model: ours, ctx: 64, chunks: 8) {
             let settings = PerplexityProtocol(context: 64, chunks: 8, addBOS: false, batch: 4)
             let mine = try Evaluator(model: DecoderModel(path: ours), protocol: settings).run(text: String(contentsOfFile: text, encoding: .utf8))
             XCTAssertEqual(mine.perplexity, theirs, accuracy: theirs * 1e-4)
         }
 
-        let llamaQuantize = tree + "/build/bin/llama-quantize"
-        guard FileManager.default.isExecutableFile(atPath: llamaQuantize) else {
-            throw XCTSkip("\(llamaQuantize) is not built: the Q4_K_M comparison is skipped")
-        }
-        let q = folder + "-q4km.gguf", reference = folder + "-llamacpp-q4km.gguf"
-        XCTAssertEqual(try TestSupport.quanta(["quantize", folder, q, "Q4_K_M"]).status, 0)
-        let quantize = try TestSupport.run(llamaQuantize, [theirs, reference, "Q4_K_M"])
-        XCTAssertEqual(quantize.status, 0, quantize.stderr)
-        let mine = try GGUFFile(path: q), expected = try GGUFFile(path: reference)
-        XCTAssertEqual(mine.tensors.map(\.name), expected.tensors.map(\.name))
-        XCTAssertEqual(mine.tensors.map(\.type), expected.tensors.map(\.type))
-        for (x, y) in zip(mine.tensors, expected.tensors) {
-            XCTAssertTrue(mine.rawBytes(x).elementsEqual(expected.rawBytes(y)), y.name)
-        }
+        // attn_qkv follows attn_v's rules: Q6_K (falling back to Q8_0 for rows of 64) in the last block.
+        let types = try TestSupport.assertQuantizeEqualsLlamaQuantize(tree, folder: folder, converted: theirs, preset: "Q4_K_M")
+        XCTAssertTrue(types.contains("Q8_0"))
     }
+
     /// Phi-3 mini's tokenizer form (SentencePiece `tokenizer.model` plus added tokens in
     /// tokenizer.json, tokenizer_config.json and added_tokens.json; vocab_size 1024 beyond the
     /// 1003 tokens): the folder runs as transformers does, and the GGUF vocabulary follows
@@ -245,13 +222,9 @@ final class Phi3Tests: XCTestCase {
         XCTAssertEqual(file["tokenizer.ggml.model"]?.stringValue, "llama")
         XCTAssertEqual(file["tokenizer.ggml.eos_token_id"]?.intValue, 1000)
 
-        guard let tree = ProcessInfo.processInfo.environment["QUANTA_LLAMA_CPP"],
-              FileManager.default.fileExists(atPath: tree + "/convert_hf_to_gguf.py") else {
-            throw XCTSkip("set QUANTA_LLAMA_CPP to a llama.cpp source tree to compare with its convert_hf_to_gguf.py")
-        }
+        let tree = try TestSupport.llamaCppTree()
         let theirs = folder + "-llamacpp.gguf"
-        let convert = try TestSupport.run(python, [tree + "/convert_hf_to_gguf.py", folder, "--outtype", "f32", "--outfile", theirs])
-        XCTAssertEqual(convert.status, 0, convert.stderr)
+        try TestSupport.convertWithLlamaCpp(tree, folder: folder, to: theirs, gpt2Vocabulary: false)
         TestSupport.assertSameGGUF(file, try GGUFFile(path: theirs), keyPrefixes: ["phi3.", "tokenizer."])
     }
 }

@@ -16,18 +16,6 @@ public enum TestSupport {
     /// The bundled model folder.
     public static var austenModel: String { path("Models/austen-llama") }
 
-    /// `python -c` source running llama.cpp's convert_hf_to_gguf.py (argv[1], then its own
-    /// arguments) with the pre-tokenizer named "gpt-2": the converter does not know the bundled
-    /// tokenizer's hash, and "gpt-2" is the name Quanta writes for a ByteLevel pre-tokenizer.
-    public static let llamaConverterWrapper = """
-        import runpy, sys
-        converter = sys.argv[1]
-        sys.path.insert(0, converter.rsplit("/", 1)[0])
-        import conversion.base as base
-        base.TextModel.get_vocab_base_pre = lambda self, tokenizer: "gpt-2"
-        sys.argv = [converter] + sys.argv[2:]
-        runpy.run_path(converter, run_name="__main__")
-        """
 
     /// A file of llama.cpp's golden outputs (`Tests/Fixtures/golden/austen-llama`).
     public static func golden(_ name: String) -> String {
