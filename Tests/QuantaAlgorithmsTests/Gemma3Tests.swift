@@ -12,7 +12,6 @@ import XCTest
 /// of 4 over 8 tokens, head_dim 32 with 4 heads on hidden 64, linear RoPE scaling on the global
 /// layer), against its logits; then `quanta quantize` to GGUF, llama.cpp's converter, eval and convert.
 final class Gemma3Tests: XCTestCase {
-    static let ids: [Int32] = [5, 17, 300, 2048, 4095, 9, 9, 1000]
     /// Largest |ours - transformers| allowed on logits of magnitude up to ~12.5 (measured: 5.7e-6
     /// with query_pre_attn_scalar 24, 4.8e-6 with 32).
     static let tolerance: Float = 5e-5
@@ -20,26 +19,11 @@ final class Gemma3Tests: XCTestCase {
     /// A model folder with `query_pre_attn_scalar` = `scalar` and transformers' logits at
     /// columns 0, 97, ... of the 8 positions.
     func reference(scalar: Int, multimodal: Bool = false) throws -> (folder: String, logits: [Float]) {
-        let python = try TestSupport.python()
-        let probe = try TestSupport.run(python, ["-c", "import torch, transformers"])
-        guard probe.status == 0 else {
-            throw XCTSkip("torch and transformers absent from the oracle venv: run `bash Scripts/setup.sh --torch`")
-        }
-        let folder = try TestSupport.temporaryFolder() + "/gemma3-\(scalar)\(multimodal ? "-mm" : "")"
-        let run = try TestSupport.run(python, [TestSupport.path("Scripts/gemma3_reference.py"), folder,
-                                               TestSupport.austenModel + "/tokenizer.json", String(scalar)] + (multimodal ? ["multimodal"] : []))
-        XCTAssertEqual(run.status, 0, run.stderr)
-        return (folder, run.stdout.split(separator: " ").map { Float($0.trimmingCharacters(in: .whitespacesAndNewlines))! })
+        try FamilyOracle.run("gemma3_reference.py", folder: "gemma3-\(scalar)\(multimodal ? "-mm" : "")",
+                             [TestSupport.austenModel + "/tokenizer.json", String(scalar)] + (multimodal ? ["multimodal"] : []))
     }
 
-    func sampled(_ logits: [Float]) -> [Float] {
-        (0..<8).flatMap { t in stride(from: 0, to: 4096, by: 97).map { logits[t * 4096 + $0] } }
-    }
 
-    func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
-        XCTAssertEqual(a.count, b.count)
-        return zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
-    }
 
     /// Settings Quanta does not run are refused naming the key, before any weight is read.
     func testUnsupportedConfigsNameTheKey() throws {
@@ -78,7 +62,7 @@ final class Gemma3Tests: XCTestCase {
         XCTAssertEqual(c.ropeLinearFactor, 8)
         XCTAssertTrue(c.tieWordEmbeddings && c.qkNorm && c.postNorms && c.scalesEmbeddings)
         XCTAssertEqual(c.activation, .geluTanh)
-        XCTAssertLessThan(maxDifference(sampled(try model.logits([Gemma3Tests.ids])), transformers), Gemma3Tests.tolerance)
+        XCTAssertLessThan(FamilyOracle.maxDifference(FamilyOracle.sampled(try model.logits([FamilyOracle.ids])), transformers), Gemma3Tests.tolerance)
 
         let run = try TestSupport.quanta(["quantize", folder, folder + ".gguf", "F32"])
         XCTAssertNotEqual(run.status, 0)
@@ -92,7 +76,7 @@ final class Gemma3Tests: XCTestCase {
     func testGGUFEvalAndConvert() throws {
         let (folder, transformers) = try reference(scalar: 32)
         let model = try DecoderModel(path: folder)
-        XCTAssertLessThan(maxDifference(sampled(try model.logits([Gemma3Tests.ids])), transformers), Gemma3Tests.tolerance)
+        XCTAssertLessThan(FamilyOracle.maxDifference(FamilyOracle.sampled(try model.logits([FamilyOracle.ids])), transformers), Gemma3Tests.tolerance)
 
         let gguf = folder + ".gguf"
         let run = try TestSupport.quanta(["quantize", folder, gguf, "F32"])
@@ -130,7 +114,7 @@ final class Gemma3Tests: XCTestCase {
         XCTAssertEqual(back.config.queryPreAttentionScalar, 32)
         XCTAssertEqual(back.config.ropeLinearFactor, 8)
         XCTAssertEqual(back.config.ropeLocalTheta, 10000)
-        XCTAssertEqual(try back.logits([Gemma3Tests.ids]), try model.logits([Gemma3Tests.ids]))
+        XCTAssertEqual(try back.logits([FamilyOracle.ids]), try model.logits([FamilyOracle.ids]))
         let text = String(try String(contentsOfFile: TestSupport.path("Calibration/austen-persuasion-eval.txt"), encoding: .utf8).prefix(4000))
         let settings = PerplexityProtocol(context: 64, chunks: 8, addBOS: true, batch: 4)
         let fromFolder = try Evaluator(model: model, protocol: settings).run(text: text)
@@ -149,9 +133,9 @@ final class Gemma3Tests: XCTestCase {
         _ = try HuggingFaceExport.convert(gguf: gguf, to: hf)
         let converted = try DecoderModel(path: hf)
         XCTAssertEqual(converted.config.modelType, "gemma3_text")
-        XCTAssertEqual(try converted.logits([Gemma3Tests.ids]), try model.logits([Gemma3Tests.ids]))
+        XCTAssertEqual(try converted.logits([FamilyOracle.ids]), try model.logits([FamilyOracle.ids]))
         // (w + 1) - 1 is within half an ulp of 1 of w.
-        XCTAssertLessThanOrEqual(maxDifference(try SafetensorsCollection(file: hf + "/model.safetensors").floatTensor("model.norm.weight").storage,
+        XCTAssertLessThanOrEqual(FamilyOracle.maxDifference(try SafetensorsCollection(file: hf + "/model.safetensors").floatTensor("model.norm.weight").storage,
                                                try weights.floatTensor("model.norm.weight").storage), 0x1p-24)
     }
 
@@ -163,25 +147,9 @@ final class Gemma3Tests: XCTestCase {
     /// hash, so the run tells it "gpt-2", the name Quanta writes for a ByteLevel pre-tokenizer.
     /// The last two parts need llama-perplexity and llama-quantize built in QUANTA_LLAMA_CPP/build/bin.
     func testGGUFEqualsLlamaCppConverter() throws {
-        let tree = try TestSupport.llamaCppTree()
         let (folder, _) = try reference(scalar: 32)
-        let ours = folder + ".gguf", theirs = folder + "-llamacpp.gguf"
-        XCTAssertEqual(try TestSupport.quanta(["quantize", folder, ours, "F32"]).status, 0)
-        try TestSupport.convertWithLlamaCpp(tree, folder: folder, to: theirs)
-        TestSupport.assertSameGGUF(try GGUFFile(path: ours), try GGUFFile(path: theirs), keyPrefixes: ["gemma3.", "tokenizer."])
-
-        // llama.cpp runs Quanta's file as Quanta does (sliding pattern, attention scale, RoPE bases
-        // and scaling, norms): llama-perplexity's PPL within 1e-4 relative of Quanta's fp32 eval.
-        if let (text, theirs) = try TestSupport.llamaPerplexity(tree, model: ours, ctx: 64, chunks: 8) {
-            let settings = PerplexityProtocol(context: 64, chunks: 8, addBOS: false, batch: 4)
-            let mine = try Evaluator(model: DecoderModel(path: ours), protocol: settings).run(text: String(contentsOfFile: text, encoding: .utf8))
-            XCTAssertEqual(mine.perplexity, theirs, accuracy: theirs * 1e-4)
-        }
-
-        // Q4_K_M: llama-quantize on the converter's file and Quanta on the folder pick the same
-        // type for every tensor (rows of 64 send the k-quants to their fallbacks) and write the same bytes.
-        let types = try TestSupport.assertQuantizeEqualsLlamaQuantize(tree, folder: folder, converted: theirs, preset: "Q4_K_M")
-        XCTAssertEqual(Set(types), ["F32", "Q5_0", "Q8_0"])
+        // Rows of 64 send the k-quants to their fallbacks.
+        XCTAssertEqual(Set(try FamilyOracle.checkAgainstLlamaCpp(folder: folder, architecture: "gemma3")), ["F32", "Q5_0", "Q8_0"])
     }
 
     /// A multimodal `gemma3` folder (Gemma3ForConditionalGeneration: text_config, a SigLIP vision
@@ -195,7 +163,7 @@ final class Gemma3Tests: XCTestCase {
         XCTAssertEqual(model.config.modelType, "gemma3_text")
         XCTAssertEqual(model.config.hfTensorPrefix, "language_model.")
         XCTAssertEqual(model.config.slidingLayers, [true, true, true, true, true, false, true])
-        XCTAssertLessThan(maxDifference(sampled(try model.logits([Gemma3Tests.ids])), transformers), Gemma3Tests.tolerance)
+        XCTAssertLessThan(FamilyOracle.maxDifference(FamilyOracle.sampled(try model.logits([FamilyOracle.ids])), transformers), Gemma3Tests.tolerance)
 
         let (text, _) = try reference(scalar: 32)
         let ours = folder + ".gguf", textOnly = text + ".gguf"

@@ -12,33 +12,16 @@ import XCTest
 /// dimensions rotated, LongRoPE), against its logits with the short and the long factors; then
 /// `quanta quantize` to GGUF, llama.cpp's converter, eval and convert.
 final class Phi3Tests: XCTestCase {
-    static let ids: [Int32] = [5, 17, 300, 2048, 4095, 9, 9, 1000]
     /// Largest |ours - transformers| allowed on logits of magnitude up to ~10.
     static let tolerance: Float = 5e-5
 
     /// A model folder with `original_max_position_embeddings` = `original` (named without
     /// "phi3": see testNameLlamaCppCannotLoadIsRefused) and transformers' logits at columns 0, 97, ... of the 8 positions.
     func reference(original: Int) throws -> (folder: String, logits: [Float]) {
-        let python = try TestSupport.python()
-        let probe = try TestSupport.run(python, ["-c", "import torch, transformers"])
-        guard probe.status == 0 else {
-            throw XCTSkip("torch and transformers absent from the oracle venv: run `bash Scripts/setup.sh --torch`")
-        }
-        let folder = try TestSupport.temporaryFolder() + "/tiny-p3-\(original)"
-        let run = try TestSupport.run(python, [TestSupport.path("Scripts/phi3_reference.py"), folder,
-                                               TestSupport.austenModel + "/tokenizer.json", String(original)])
-        XCTAssertEqual(run.status, 0, run.stderr)
-        return (folder, run.stdout.split(separator: " ").map { Float($0.trimmingCharacters(in: .whitespacesAndNewlines))! })
+        try FamilyOracle.run("phi3_reference.py", folder: "tiny-p3-\(original)", [TestSupport.austenModel + "/tokenizer.json", String(original)])
     }
 
-    func sampled(_ logits: [Float]) -> [Float] {
-        (0..<8).flatMap { t in stride(from: 0, to: 4096, by: 97).map { logits[t * 4096 + $0] } }
-    }
 
-    func maxDifference(_ a: [Float], _ b: [Float]) -> Float {
-        XCTAssertEqual(a.count, b.count)
-        return zip(a, b).map { abs($0 - $1) }.max() ?? .infinity
-    }
 
     /// Settings Quanta does not run, or that contradict each other, are refused naming the key.
     func testUnsupportedConfigsNameTheKey() throws {
@@ -78,7 +61,7 @@ final class Phi3Tests: XCTestCase {
             XCTAssertEqual(rope.attentionFactor, (1 + log(4.0) / log(Double(original))).squareRoot(), accuracy: 1e-12)
             XCTAssertNil(c.slidingWindow)
             XCTAssertFalse(c.tieWordEmbeddings)
-            XCTAssertLessThan(maxDifference(sampled(try model.logits([Phi3Tests.ids])), transformers), Phi3Tests.tolerance, "original \(original)")
+            XCTAssertLessThan(FamilyOracle.maxDifference(FamilyOracle.sampled(try model.logits([FamilyOracle.ids])), transformers), Phi3Tests.tolerance, "original \(original)")
         }
     }
 
@@ -116,7 +99,7 @@ final class Phi3Tests: XCTestCase {
         XCTAssertEqual(back.config.longRope?.long, model.config.longRope?.long)
         XCTAssertNil(back.config.slidingWindow)
         // The attention factor went through f32 in the file.
-        XCTAssertLessThan(maxDifference(try back.logits([Phi3Tests.ids]), try model.logits([Phi3Tests.ids])), 1e-5)
+        XCTAssertLessThan(FamilyOracle.maxDifference(try back.logits([FamilyOracle.ids]), try model.logits([FamilyOracle.ids])), 1e-5)
         let text = String(try String(contentsOfFile: TestSupport.path("Calibration/austen-persuasion-eval.txt"), encoding: .utf8).prefix(4000))
         let settings = PerplexityProtocol(context: 64, chunks: 8, addBOS: false, batch: 4)
         let fromFolder = try Evaluator(model: model, protocol: settings).run(text: text)
@@ -135,7 +118,7 @@ final class Phi3Tests: XCTestCase {
         let converted = try DecoderModel(path: hf)
         XCTAssertEqual(converted.config.modelType, "phi3")
         XCTAssertEqual(converted.config.longRope?.short, model.config.longRope?.short)
-        XCTAssertEqual(try converted.logits([Phi3Tests.ids]), try back.logits([Phi3Tests.ids]))
+        XCTAssertEqual(try converted.logits([FamilyOracle.ids]), try back.logits([FamilyOracle.ids]))
     }
 
     /// llama.cpp cannot load a phi3 file named "phi3..." whose vocabulary lacks `<s>`, `</s>`,
@@ -165,22 +148,9 @@ final class Phi3Tests: XCTestCase {
     /// converter's file equals Quanta's (attn_qkv raised like attn_v). Needs a llama.cpp tree in
     /// QUANTA_LLAMA_CPP, as Gemma3Tests; the converter reads the folder's tokenizer as Phi-4's GPT2Tokenizer.
     func testGGUFEqualsLlamaCppConverter() throws {
-        let tree = try TestSupport.llamaCppTree()
         let (folder, _) = try reference(original: 32)
-        let ours = folder + ".gguf", theirs = folder + "-llamacpp.gguf"
-        XCTAssertEqual(try TestSupport.quanta(["quantize", folder, ours, "F32"]).status, 0)
-        try TestSupport.convertWithLlamaCpp(tree, folder: folder, to: theirs)
-        TestSupport.assertSameGGUF(try GGUFFile(path: ours), try GGUFFile(path: theirs), keyPrefixes: ["phi3.", "tokenizer."])
-
-        if let (text, theirs) = try TestSupport.llamaPerplexity(tree, model: ours, ctx: 64, chunks: 8) {
-            let settings = PerplexityProtocol(context: 64, chunks: 8, addBOS: false, batch: 4)
-            let mine = try Evaluator(model: DecoderModel(path: ours), protocol: settings).run(text: String(contentsOfFile: text, encoding: .utf8))
-            XCTAssertEqual(mine.perplexity, theirs, accuracy: theirs * 1e-4)
-        }
-
-        // attn_qkv follows attn_v's rules: Q6_K (falling back to Q8_0 for rows of 64) in the last block.
-        let types = try TestSupport.assertQuantizeEqualsLlamaQuantize(tree, folder: folder, converted: theirs, preset: "Q4_K_M")
-        XCTAssertTrue(types.contains("Q8_0"))
+        // attn_qkv follows attn_v's rules: Q6_K in the last block, falling back to Q8_0 for rows of 64.
+        XCTAssertTrue(try FamilyOracle.checkAgainstLlamaCpp(folder: folder, architecture: "phi3").contains("Q8_0"))
     }
 
     /// Phi-3 mini's tokenizer form (SentencePiece `tokenizer.model` plus added tokens in
@@ -203,9 +173,9 @@ final class Phi3Tests: XCTestCase {
         XCTAssertEqual(run.status, 0, run.stderr)
         let transformers = run.stdout.split(separator: " ").map { Float($0.trimmingCharacters(in: .whitespacesAndNewlines))! }
         let model = try DecoderModel(path: folder)
-        let logits = try model.logits([Phi3Tests.ids.map { $0 % 1024 }])
-        let sampled = (0..<8).flatMap { t in stride(from: 0, to: 1024, by: 97).map { logits[t * 1024 + $0] } }
-        XCTAssertLessThan(maxDifference(sampled, transformers), Phi3Tests.tolerance)
+        let logits = try model.logits([FamilyOracle.ids.map { $0 % 1024 }])
+        let sampled = FamilyOracle.sampled(logits, vocab: 1024)
+        XCTAssertLessThan(FamilyOracle.maxDifference(sampled, transformers), Phi3Tests.tolerance)
 
         let gguf = folder + ".gguf"
         let quantize = try TestSupport.quanta(["quantize", folder, gguf, "F32"])

@@ -13,20 +13,9 @@ final class Qwen3Tests: XCTestCase {
 
     /// The folder and transformers' logits at columns 0, 97, ... of the 8 positions.
     func reference() throws -> (folder: String, logits: [Float]) {
-        let python = try TestSupport.python()
-        let probe = try TestSupport.run(python, ["-c", "import torch, transformers"])
-        guard probe.status == 0 else {
-            throw XCTSkip("torch and transformers absent from the oracle venv: run `bash Scripts/setup.sh --torch`")
-        }
-        let folder = try TestSupport.temporaryFolder() + "/qwen3"
-        let run = try TestSupport.run(python, [TestSupport.path("Scripts/qwen3_reference.py"), folder, TestSupport.austenModel + "/tokenizer.json"])
-        XCTAssertEqual(run.status, 0, run.stderr)
-        return (folder, run.stdout.split(separator: " ").map { Float($0.trimmingCharacters(in: .whitespacesAndNewlines))! })
+        try FamilyOracle.run("qwen3_reference.py", folder: "qwen3", [TestSupport.austenModel + "/tokenizer.json"])
     }
 
-    func sampled(_ logits: [Float]) -> [Float] {
-        (0..<8).flatMap { t in stride(from: 0, to: 4096, by: 97).map { logits[t * 4096 + $0] } }
-    }
 
     /// Largest difference over the largest reference magnitude.
     func relativeError(_ ours: [Float], _ theirs: [Float]) -> Float {
@@ -41,7 +30,7 @@ final class Qwen3Tests: XCTestCase {
         let model = try DecoderModel(path: folder)
         XCTAssertTrue(model.config.qkNorm)
         XCTAssertEqual([model.config.headDim, model.config.qDim, model.config.hiddenSize], [32, 128, 64])
-        XCTAssertLessThan(relativeError(sampled(try model.logits([Qwen3Tests.ids])), transformers), 1e-4)
+        XCTAssertLessThan(relativeError(FamilyOracle.sampled(try model.logits([Qwen3Tests.ids])), transformers), 1e-4)
 
         // F32 GGUF: llama.cpp's qwen3 names and keys, HF rotary halves (no q/k permutation).
         let gguf = folder + ".gguf"
