@@ -25,6 +25,19 @@ enum FamilyOracle {
         return (folder, run.stdout.split(separator: " ").map { Float($0.trimmingCharacters(in: .whitespacesAndNewlines))! })
     }
 
+    /// Each case's `extra` keys added to the config.json members `base` make ModelFolder throw an
+    /// error naming "config.json: <key>".
+    static func assertConfigsRefused(base: String, _ cases: [(extra: String, key: String)], file: StaticString = #filePath, line: UInt = #line) throws {
+        for (extra, key) in cases {
+            let folder = try TestSupport.temporaryFolder() + "/\(key)"
+            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
+            try "{\(base), \(extra)}".write(toFile: folder + "/config.json", atomically: true, encoding: .utf8)
+            XCTAssertThrowsError(try ModelFolder(path: folder), key, file: file, line: line) { error in
+                XCTAssertTrue("\(error)".contains("config.json: \(key)"), "\(error)", file: file, line: line)
+            }
+        }
+    }
+
     /// Columns 0, 97, ... of the 8 positions' logits over a vocabulary of `vocab`, as the scripts print them.
     static func sampled(_ logits: [Float], vocab: Int = 4096) -> [Float] {
         (0..<8).flatMap { t in stride(from: 0, to: vocab, by: 97).map { logits[t * vocab + $0] } }

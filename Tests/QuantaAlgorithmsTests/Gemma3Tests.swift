@@ -35,14 +35,7 @@ final class Gemma3Tests: XCTestCase {
             (#""layer_types": ["full_attention"]"#, "layer_types"),
             (#""rope_scaling": {"rope_type": "yarn", "factor": 4.0}"#, "rope_scaling"),
         ]
-        for (extra, key) in cases {
-            let folder = try TestSupport.temporaryFolder() + "/\(key)"
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            try "{\(base), \(extra)}".write(toFile: folder + "/config.json", atomically: true, encoding: .utf8)
-            XCTAssertThrowsError(try ModelFolder(path: folder), key) { error in
-                XCTAssertTrue("\(error)".contains("config.json: \(key)"), "\(error)")
-            }
-        }
+        try FamilyOracle.assertConfigsRefused(base: base, cases)
     }
 
     /// query_pre_attn_scalar 24 != head_dim 32: transformers' logits, and a GGUF refused because

@@ -33,14 +33,7 @@ final class Phi3Tests: XCTestCase {
             (#""rope_scaling": {"type": "su", "short_factor": [1, 1, 1, 1, 1, 1, 1, 1], "long_factor": [1, 1, 1, 1, 1, 1, 1, -1]}"#, "rope_scaling.long_factor"),
             (#""partial_rotary_factor": 0.1"#, "partial_rotary_factor"),
         ]
-        for (extra, key) in cases {
-            let folder = try TestSupport.temporaryFolder() + "/\(key)"
-            try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
-            try "{\(base), \(extra)}".write(toFile: folder + "/config.json", atomically: true, encoding: .utf8)
-            XCTAssertThrowsError(try ModelFolder(path: folder), key) { error in
-                XCTAssertTrue("\(error)".contains("config.json: \(key)"), "\(error)")
-            }
-        }
+        try FamilyOracle.assertConfigsRefused(base: base, cases)
     }
 
     /// transformers' logits with the short factors (8 positions within the original 32) and with
