@@ -141,9 +141,10 @@ final class Phi3Tests: XCTestCase {
     /// converter's file equals Quanta's (attn_qkv raised like attn_v). Needs a llama.cpp tree in
     /// QUANTA_LLAMA_CPP, as Gemma3Tests; the converter reads the folder's tokenizer as Phi-4's GPT2Tokenizer.
     func testGGUFEqualsLlamaCppConverter() throws {
+        _ = try TestSupport.llamaCppTree()
         let (folder, _) = try reference(original: 32)
-        // attn_qkv follows attn_v's rules: Q6_K in the last block, falling back to Q8_0 for rows of 64.
-        XCTAssertTrue(try FamilyOracle.checkAgainstLlamaCpp(folder: folder, architecture: "phi3").contains("Q8_0"))
+        let types = try FamilyOracle.checkAgainstLlamaCpp(folder: folder, architecture: "phi3")
+        XCTAssertTrue(types.contains("Q8_0"), "attn_qkv follows attn_v's rules: Q6_K in the last block, falling back to Q8_0 for rows of 64")
     }
 
     /// Phi-3 mini's tokenizer form (SentencePiece `tokenizer.model` plus added tokens in
