@@ -191,4 +191,45 @@ final class Phi3Tests: XCTestCase {
         try TestSupport.convertWithLlamaCpp(tree, folder: folder, to: theirs, gpt2Vocabulary: false)
         TestSupport.assertSameGGUF(file, try GGUFFile(path: theirs), keyPrefixes: ["phi3.", "tokenizer."])
     }
+    /// A phi3 GGUF whose RoPE metadata contradicts itself is refused naming the key or tensor:
+    /// an odd rotated width, one wider than a head, factor tensors of the wrong count or sign, long factors without short ones.
+    func testMalformedRoPEMetadataRefused() throws {
+        let (folder, _) = try reference(original: 32)
+        let gguf = folder + ".gguf"
+        XCTAssertEqual(try TestSupport.quanta(["quantize", folder, gguf, "F32"]).status, 0)
+        let file = try GGUFFile(path: gguf)
+        func rewrite(_ name: String, metadata: (inout [(key: String, value: GGUFValue)]) -> Void = { _ in },
+                     tensor: (GGUFTensorInfo, [UInt8]) -> (dimensions: [Int], bytes: [UInt8])? = { info, bytes in (info.dimensions, bytes) }) throws -> String {
+            var kv = file.metadata
+            metadata(&kv)
+            let entries = file.tensors.compactMap { info -> GGUFWriter.TensorEntry? in
+                tensor(info, Array(file.rawBytes(info))).map { GGUFWriter.TensorEntry(name: info.name, dimensions: $0.dimensions, type: info.type, bytes: $0.bytes) }
+            }
+            let path = folder + "-\(name).gguf"
+            try GGUFWriter.write(to: path, metadata: kv, tensors: entries)
+            return path
+        }
+        func floats(_ values: [Float]) -> [UInt8] { values.withUnsafeBytes { Array($0) } }
+        let cases: [(path: String, message: String)] = [
+            (try rewrite("odd") { kv in
+                if let i = kv.firstIndex(where: { $0.key == "phi3.rope.dimension_count" }) { kv[i].value = .uint32(13) }
+            }, "head width 13 (key_length, rope.dimension_count or embedding_length / head_count) is not a positive even number"),
+            (try rewrite("wide") { kv in
+                if let i = kv.firstIndex(where: { $0.key == "phi3.rope.dimension_count" }) { kv[i].value = .uint32(18) }
+            }, "phi3.rope.dimension_count 18 must be even and at most the head width 16"),
+            (try rewrite("count", tensor: { info, bytes in
+                info.name == "rope_factors_long.weight" ? ([5], floats([1, 1, 1, 1, 1])) : (info.dimensions, bytes)
+            }), "tensor 'rope_factors_long.weight': must hold 6 F32 values (rope.dimension_count / 2)"),
+            (try rewrite("sign", tensor: { info, bytes in
+                info.name == "rope_factors_short.weight" ? ([6], floats([1, 1, 1, -1, 1, 1])) : (info.dimensions, bytes)
+            }), "tensor 'rope_factors_short.weight': RoPE factors must be positive"),
+            (try rewrite("alone", tensor: { info, bytes in info.name == "rope_factors_short.weight" ? nil : (info.dimensions, bytes) }),
+             "rope_factors_long.weight without rope_factors_short.weight"),
+        ]
+        for (path, message) in cases {
+            XCTAssertThrowsError(try DecoderModel(path: path), message) { error in
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
+        }
+    }
 }

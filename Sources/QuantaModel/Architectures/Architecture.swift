@@ -228,8 +228,12 @@ struct GGUFConfigReader {
         let kvHeadCount = try optionalPositive("attention.head_count_kv") ?? headCount
         let headDim = try optionalPositive("attention.key_length") ?? optionalPositive("rope.dimension_count") ?? hiddenSize / headCount
         let vocabSize = try optionalPositive("vocab_size") ?? file["tokenizer.ggml.tokens"]?.arrayValue?.count ?? 0
-        guard headCount % kvHeadCount == 0, vocabSize > 0, headDim > 0, headDim % 2 == 0 else {
-            throw QuantaError.malformed(file.path, "inconsistent head counts, head width or vocabulary size")
+        guard headCount % kvHeadCount == 0 else {
+            throw QuantaError.malformed(file.path, "\(arch).attention.head_count \(headCount) is not a multiple of head_count_kv \(kvHeadCount)")
+        }
+        guard vocabSize > 0 else { throw QuantaError.malformed(file.path, "no vocabulary size (\(arch).vocab_size or tokenizer.ggml.tokens)") }
+        guard headDim > 0, headDim % 2 == 0 else {
+            throw QuantaError.malformed(file.path, "head width \(headDim) (key_length, rope.dimension_count or embedding_length / head_count) is not a positive even number")
         }
         func id(_ key: String) -> [Int] { file["tokenizer.ggml.\(key)"]?.intValue.map { [$0] } ?? [] }
         return ModelConfig(
