@@ -112,7 +112,7 @@ public struct Phi3: Architecture {
                 guard info.type == .f32, info.elementCount == rotated / 2 else {
                     throw QuantaError.malformed("\(file.path): tensor '\(info.name)'", "must hold \(rotated / 2) F32 values (rope.dimension_count / 2)")
                 }
-                let values = try file.rawBytes(info).withMemoryRebound(to: Float.self) { Array($0) }
+                let values = file.rawBytes(info).withMemoryRebound(to: Float.self) { Array($0) }
                 guard values.allSatisfy({ $0 > 0 && $0.isFinite }) else {
                     throw QuantaError.malformed("\(file.path): tensor '\(info.name)'", "RoPE factors must be positive")
                 }
