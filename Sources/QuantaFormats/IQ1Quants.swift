@@ -66,14 +66,11 @@ enum IQ1Quants {
         let pairs = work.pairs, sumx = work.sumx, sumw = work.sumw, xp = work.xp, xm = work.xm, index = work.index
         for j in 0..<50 { y[j] = 0 }
         var maxScale: Float = 0
-        var sumx2: Float = 0
-        for i in 0..<QK_K { sumx2 += xbl[i] * xbl[i] }
-        let sigma2 = 2 * sumx2 / Float(QK_K)
+        let sigma2 = superblockSigma2(xbl)
         for ib in 0..<(QK_K / blockSize) {
             let xb = xbl + blockSize * ib
             importanceWeights(xb, qwbl + blockSize * ib, sigma2: sigma2, weight, blockSize)
-            var max = abs(xb[0])
-            for i in 1..<blockSize { max = Swift.max(max, abs(xb[i])) }
+            let max = maxAbs(xb, blockSize)
             if max < 1e-12 {
                 scales[ib] = 0
                 shifts[ib] = 1
@@ -191,9 +188,7 @@ enum IQ1Quants {
         let qs = y, qh = y + 32, sc = y + 48
         for j in 0..<56 { y[j] = 0 }
         var maxScale: Float = 0
-        var sumx2: Float = 0
-        for i in 0..<QK_K { sumx2 += xbl[i] * xbl[i] }
-        let sigma2 = 2 * sumx2 / Float(QK_K)
+        let sigma2 = superblockSigma2(xbl)
         @inline(__always) func weights(_ ib: Int) {
             let xb = xbl + blockSize * ib
             if let qwbl {
@@ -205,8 +200,7 @@ enum IQ1Quants {
         for ib in 0..<(QK_K / blockSize) {
             let xb = xbl + blockSize * ib
             weights(ib)
-            var max = abs(xb[0])
-            for i in 1..<blockSize { max = Swift.max(max, abs(xb[i])) }
+            let max = maxAbs(xb, blockSize)
             if max < 1e-7 {
                 scales[ib] = 0
                 shifts[ib] = 0

@@ -112,14 +112,6 @@ enum IQ3Quants {
         return scale
     }
 
-    /// 2 * mean(x²) over the superblock: the importance weights' offset.
-    @inline(__always)
-    static func sigma2(_ x: UnsafePointer<Float>) -> Float {
-        var sumx2: Float = 0
-        for i in 0..<QK_K { sumx2 += x[i] * x[i] }
-        return 2 * sumx2 / Float(QK_K)
-    }
-
     /// The 4-bit scale of a group: round(0.5 * (scale / d - 1)) in 0...15.
     @inline(__always)
     static func scaleLevel(_ scale: Float, _ id: Float) -> Int {
@@ -132,7 +124,7 @@ enum IQ3Quants {
         for ibl in 0..<(n / QK_K) {
             let xbl = x + QK_K * ibl, yb = y + 98 * ibl
             for j in 0..<98 { yb[j] = 0 }
-            let sigma2 = sigma2(xbl)
+            let sigma2 = superblockSigma2(xbl)
             var maxScale: Float = 0
             for ib in 0..<8 {
                 guard let scale = quantizeGroup(xbl + 32 * ib, qw.map { $0 + QK_K * ibl + 32 * ib }, sigma2: sigma2,
@@ -167,7 +159,7 @@ enum IQ3Quants {
             for j in 0..<110 { yb[j] = 0 }
             var qs = yb + 2, signs = yb + 74
             let qh = yb + 66
-            let sigma2 = sigma2(xbl)
+            let sigma2 = superblockSigma2(xbl)
             var maxScale: Float = 0
             for ib in 0..<8 {
                 guard let scale = quantizeGroup(xbl + 32 * ib, qw.map { $0 + QK_K * ibl + 32 * ib }, sigma2: sigma2,

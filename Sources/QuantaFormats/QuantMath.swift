@@ -474,3 +474,19 @@ func oddLevelSums(_ xval: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, 
     }
     return (sumqx, sumq2)
 }
+
+/// 2 * mean(x²) over a superblock of QK_K values: the offset of the IQ types' importance weights.
+@inline(__always)
+func superblockSigma2(_ x: UnsafePointer<Float>) -> Float {
+    var sumx2: Float = 0
+    for i in 0..<QK_K { sumx2 += x[i] * x[i] }
+    return 2 * sumx2 / Float(QK_K)
+}
+
+/// max |x[i]| over `n` >= 1 values.
+@inline(__always)
+func maxAbs(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+    var max = abs(x[0])
+    for i in 1..<n { max = Swift.max(max, abs(x[i])) }
+    return max
+}
