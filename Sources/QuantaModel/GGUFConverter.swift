@@ -28,9 +28,9 @@ public enum GGUFConverter {
             let addedTokens = FileSystem.kind(of: addedPath) == .file ? try HFModelFolder.readJSON(addedPath) : nil
             kv += try SentencePieceVocabulary.ggufMetadata(tokenizer: tokenizer, path: tokenizerPath, tokenizerConfig: model.files.tokenizerConfig,
                                                           configJSON: model.files.configJSON, sentencePieceModel: spModel,
-                                                          addedTokensJSON: addedTokens, vocabSize: c.vocabSize, phi3: c.modelType == "phi3")
-            // Gemma's SentencePiece model adds no "▁" prefix; its converter says so last.
-            if spModel != nil && c.architecture.ggufArchitecture == "gemma3" {
+                                                          addedTokensJSON: addedTokens, vocabSize: c.vocabSize,
+                                                          phi3: c.architecture.sentencePieceExport == .phi3)
+            if spModel != nil && c.architecture.sentencePieceExport == .gemma {
                 kv.removeAll { $0.key == "tokenizer.ggml.add_space_prefix" }
                 kv.append(("tokenizer.ggml.add_space_prefix", .bool(false)))
             }

@@ -65,7 +65,7 @@ public final class HuggingFaceSource: ModelSource {
         let byHF = Dictionary(uniqueKeysWithValues: table.filter { $0.generated == nil }.map { ($0.hfName, $0) })
         var tensors: [SourceTensor] = []
         var specs: [String: TensorSpec] = [:]
-        // Tensors made from the config (Phi-3's RoPE factors) come first, as llama.cpp's converter writes them.
+        // Tensors made from the config (Phi-3's RoPE factors); the GGUF sink puts every tensor in llama.cpp's order.
         for spec in table where spec.generated != nil {
             tensors.append(SourceTensor(name: spec.ggufName, dimensions: Array(spec.shape.reversed()), type: .f32, role: spec.role, layer: spec.layer))
             specs[spec.ggufName] = spec

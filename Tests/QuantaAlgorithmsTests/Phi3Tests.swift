@@ -143,8 +143,11 @@ final class Phi3Tests: XCTestCase {
     func testGGUFEqualsLlamaCppConverter() throws {
         _ = try TestSupport.llamaCppTree()
         let (folder, _) = try reference(original: 32)
-        let types = try FamilyOracle.checkAgainstLlamaCpp(folder: folder, architecture: "phi3")
-        XCTAssertTrue(types.contains("Q8_0"), "attn_qkv follows attn_v's rules: Q6_K in the last block, falling back to Q8_0 for rows of 64")
+        try FamilyOracle.checkAgainstLlamaCpp(folder: folder, architecture: "phi3")
+        // attn_qkv follows attn_v's rules: Q6_K in the last block (Q8_0 for rows of 64), Q4_K (Q5_0) in the first.
+        let ours = try GGUFFile(path: folder + "-Q4_K_M.gguf")
+        XCTAssertEqual(ours.tensor("blk.2.attn_qkv.weight")?.type, .q8_0)
+        XCTAssertEqual(ours.tensor("blk.0.attn_qkv.weight")?.type, .q5_0)
     }
 
     /// Phi-3 mini's tokenizer form (SentencePiece `tokenizer.model` plus added tokens in

@@ -88,12 +88,25 @@ public protocol Architecture: Sendable {
     /// Throws when llama.cpp would run a GGUF of `config` differently from the model itself
     /// (a setting its GGUF metadata cannot carry).
     func checkGGUF(_ config: ModelConfig) throws
+    /// How llama.cpp's converter writes this family's `tokenizer.model` vocabulary.
+    var sentencePieceExport: SentencePieceExport { get }
+}
+
+/// The family-specific rules of llama.cpp's converter for a SentencePiece `tokenizer.model`.
+public enum SentencePieceExport: Sendable {
+    /// `_set_vocab_sentencepiece`.
+    case llama
+    /// `Phi3MiniModel.set_vocab`: added tokens control when special, else user-defined, tokenizer.json's too.
+    case phi3
+    /// `_set_vocab_sentencepiece`, then `add_space_prefix` false (Gemma adds no "▁" prefix).
+    case gemma
 }
 
 extension Architecture {
     public var readsGGUF: Bool { true }
     public var ggufRopeLayout: RopeLayout { ggufArchitecture == "llama" ? .interleaved : .halves }
     public func checkGGUF(_ config: ModelConfig) throws {}
+    public var sentencePieceExport: SentencePieceExport { .llama }
 
     /// The HF config decoder shared by llama-like families (no biases, no q/k norm, no window).
     public func config(hf json: JSONValue, path: String) throws -> ModelConfig {

@@ -22,6 +22,7 @@ public struct Gemma3: Architecture {
     public var modelTypes: [String] { ["gemma3_text", "gemma3"] }
     public var ggufArchitecture: String { "gemma3" }
     public var hfClass: String { "Gemma3ForCausalLM" }
+    public var sentencePieceExport: SentencePieceExport { .gemma }
 
     /// The sliding pattern llama.cpp assumes when the GGUF has no `attention.sliding_window_pattern`.
     static let llamaCppPeriod = 6

@@ -20,6 +20,7 @@ public struct Phi3: Architecture {
     public var modelTypes: [String] { ["phi3"] }
     public var ggufArchitecture: String { "phi3" }
     public var hfClass: String { "Phi3ForCausalLM" }
+    public var sentencePieceExport: SentencePieceExport { .phi3 }
 
     public func config(hf json: JSONValue, path: String) throws -> ModelConfig {
         let reader = ConfigReader(json: json, path: path)
