@@ -76,11 +76,12 @@ final class Workspace {
 }
 
 /// A decoder-only transformer of any registered architecture (llama, mistral, qwen2, qwen3,
-/// gemma3), in fp32: whole causal sequences, no KV cache, every matrix product through OpenBLAS
+/// gemma3, phi3), in fp32: whole causal sequences, no KV cache, every matrix product through OpenBLAS
 /// sgemm, attention batched per head. The block is the Llama block with the options the family's
 /// config turns on (q/k/v biases, per-head q/k RMSNorm, a sliding window on all or some layers
 /// with their own RoPE base, scaled embeddings, GeGLU, post-attention and post-feed-forward
-/// norms, the attention scale of `query_pre_attn_scalar`). One forward pass at a
+/// norms, the attention scale of `query_pre_attn_scalar`, partial rotary dimensions, LongRoPE;
+/// fused projections are split when the weights load). One forward pass at a
 /// time per model (activation buffers are reused between passes).
 public final class DecoderModel: @unchecked Sendable {
     private let workspace = Workspace()
