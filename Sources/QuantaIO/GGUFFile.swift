@@ -128,6 +128,9 @@ public final class GGUFFile: @unchecked Sendable {
             guard dimensions[0] % type.blockSize == 0 else {
                 throw QuantaError.malformed(subject, "row length \(dimensions[0]) is not a multiple of \(type.name)'s block size \(type.blockSize)")
             }
+            guard !(elements / type.blockSize).multipliedReportingOverflow(by: type.bytesPerBlock).overflow else {
+                throw QuantaError.malformed(subject, "\(elements) elements of \(type.name) overflow a byte count")
+            }
             let offset = try reader.integer(UInt64.self, "data offset of '\(name)'")
             guard offset % UInt64(alignment) == 0 else {
                 throw QuantaError.malformed(subject, "data offset \(offset) is not a multiple of the alignment \(alignment)")
@@ -146,7 +149,8 @@ public final class GGUFFile: @unchecked Sendable {
             let (end, overflow) = tensor.offset.addingReportingOverflow(tensor.byteCount)
             guard !overflow, end <= dataSize else {
                 throw QuantaError.malformed("\(path): tensor '\(tensor.name)'",
-                    "data [\(tensor.offset), \(tensor.offset + tensor.byteCount)) runs past the end of the data section (\(dataSize) bytes)")
+                    overflow ? "data at offset \(tensor.offset) of \(tensor.byteCount) bytes runs past the end of the data section (\(dataSize) bytes)"
+                        : "data [\(tensor.offset), \(end)) runs past the end of the data section (\(dataSize) bytes)")
             }
         }
         let sorted = tensors.sorted { $0.offset < $1.offset }

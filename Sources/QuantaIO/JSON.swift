@@ -254,6 +254,7 @@ public struct JSONParser {
         let text = String(decoding: bytes[start..<index], as: UTF8.self)
         if isInteger, let value = Int64(text) { return .integer(value) }
         guard let value = Double(text) else { throw Failure(offset: start, reason: "invalid number '\(text)'") }
+        guard value.isFinite else { throw Failure(offset: start, reason: "number '\(text)' is out of the range of a 64-bit float") }
         return .number(value)
     }
 

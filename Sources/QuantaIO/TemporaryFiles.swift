@@ -15,6 +15,8 @@ public enum TemporaryFiles {
     enum Kind: Int32 { case free = 0, file, folder, process }
 
     static let capacity = 1024
+    /// Bytes of a slot's path buffer (PATH_MAX with its NUL); longer paths are not registered.
+    static let pathCapacity = Int(PATH_MAX)
     nonisolated(unsafe) static let paths: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?> = {
         let p = UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>.allocate(capacity: capacity)
         p.initialize(repeating: nil, count: capacity)
@@ -44,9 +46,13 @@ public enum TemporaryFiles {
     static func claim(_ kind: Kind, path: String?, pid: pid_t = 0) -> Slot? {
         pthread_mutex_lock(lock)
         defer { pthread_mutex_unlock(lock) }
+        let bytes = path.map { Array($0.utf8CString) } ?? [0]
+        guard bytes.count <= pathCapacity else { return nil }
         for i in 0..<capacity where kinds[i] == Kind.free.rawValue {
-            // The string is never freed: the handler may be reading it; paths are few and short.
-            paths[i] = path.map { strdup($0) } ?? nil
+            // Each slot keeps one buffer for good, reused by later claims: never freed, since
+            // the handler may be reading it, and never growing with the number of outputs.
+            if paths[i] == nil { paths[i] = .allocate(capacity: pathCapacity) }
+            bytes.withUnsafeBufferPointer { paths[i]!.update(from: $0.baseAddress!, count: $0.count) }
             pids[i] = pid
             kinds[i] = kind.rawValue
             return Slot(index: i)
@@ -90,7 +96,7 @@ public enum TemporaryFiles {
     /// Children first, then files, then folders.
     static func cleanUp() {
         for i in 0..<capacity where kinds[i] == Kind.process.rawValue && pids[i] > 0 { kill(pids[i], SIGTERM) }
-        for i in 0..<capacity where kinds[i] == Kind.file.rawValue { if let p = paths[i] { unlink(p) } }
-        for i in stride(from: capacity - 1, through: 0, by: -1) where kinds[i] == Kind.folder.rawValue { if let p = paths[i] { rmdir(p) } }
+        for i in 0..<capacity where kinds[i] == Kind.file.rawValue { if let p = paths[i], p[0] != 0 { unlink(p) } }
+        for i in stride(from: capacity - 1, through: 0, by: -1) where kinds[i] == Kind.folder.rawValue { if let p = paths[i], p[0] != 0 { rmdir(p) } }
     }
 }

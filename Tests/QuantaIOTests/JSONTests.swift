@@ -25,6 +25,9 @@ final class JSONTests: XCTestCase {
             ("\"a\tb\"", "unescaped control character in string at byte 2"),
             ("", "unexpected end of JSON at byte 0"),
             (String(repeating: "[", count: 600), "JSON nested deeper than 512 levels at byte 512"),
+            // Found by Fuzz/Sources/fuzz-json: an overflowing number became infinity and serialized as null.
+            ("[1, 666E666]", "number '666E666' is out of the range of a 64-bit float at byte 4"),
+            ("-1e309", "number '-1e309' is out of the range of a 64-bit float at byte 0"),
         ]
         for (text, message) in cases {
             XCTAssertThrowsError(try parse(text), text) { error in XCTAssertEqual("\(error)", message, text) }

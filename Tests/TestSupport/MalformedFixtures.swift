@@ -139,6 +139,11 @@ public enum MalformedFixtures {
          "array 'a' claims 4294967295 elements of string, more than the 322 bytes left can hold"),
         ("name-too-long", validGGUF.with { $0.tensors = [RawGGUF.tensor(String(repeating: "n", count: 64), [32], type: 0, offset: 0)] }.bytes,
          "tensor '\(String(repeating: "n", count: 64))': name is 64 bytes; ggml allows at most 63"),
+        // Found by Fuzz/Sources/fuzz-imatrix: the byte count of 2^62 F32 elements overflowed (a trap, not an error).
+        ("byte-count-overflow", validGGUF.with { $0.tensors = [RawGGUF.tensor("w", [1 << 31, 1 << 31], type: 0, offset: 0)] }.bytes,
+         "tensor 'w': 4611686018427387904 elements of F32 overflow a byte count"),
+        ("offset-overflow", validGGUF.with { $0.tensors = [RawGGUF.tensor("w", [32], type: 0, offset: UInt64(Int64.max) / 32 * 32)] }.bytes,
+         "tensor 'w': data at offset 9223372036854775776 of 128 bytes runs past the end of the data section (256 bytes)"),
     ]
 
 }

@@ -1,0 +1,14 @@
+import FuzzSupport
+import QuantaIO
+
+// An importance matrix, llama.cpp's GGUF form or the legacy .dat: entry names, column and
+// expert counts, sums and counts; then the per-column importance every quantizer reads.
+fuzzMain { bytes in
+    let path = Scratch.write(bytes, to: "imatrix")
+    guard let matrix = try? ImportanceMatrix.read(path) else { return }
+    for entry in matrix.entries {
+        if let importance = matrix.importance(for: entry.name) {
+            precondition(importance.count == entry.columns, "\(entry.name): \(importance.count) values for \(entry.columns) columns")
+        }
+    }
+}

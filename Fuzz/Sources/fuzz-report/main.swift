@@ -1,0 +1,19 @@
+import FuzzSupport
+import QuantaReport
+
+// report.json, read by `quanta gate` and `quanta report --merge`: rows, texts, numbers; then
+// every gate check and the gate's Markdown and JUnit output.
+var thresholds = GateThresholds()
+thresholds.maxPerplexityIncrease = 0.02
+thresholds.maxKLD = 0.01
+thresholds.minSameTop = 0.9
+thresholds.maxRegression = 0.05
+
+fuzzMain { bytes in
+    let path = Scratch.write(bytes, to: "report.json")
+    guard let report = try? ComparisonReport.read(path) else { return }
+    let checks = Gate.evaluate(report, schemes: [], thresholds: thresholds, baseline: report)
+    _ = Gate.markdown(checks, report: path)
+    _ = Gate.junit(checks)
+    _ = try? ComparisonReport.merge([(path, report), ("other.json", report)])
+}

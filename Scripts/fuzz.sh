@@ -1,0 +1,77 @@
+#!/usr/bin/env bash
+# Coverage-guided fuzzing of Quanta's parsers with libFuzzer and AddressSanitizer.
+#
+#   Scripts/fuzz.sh NAME SECONDS      run harness NAME for SECONDS (0: until it finds something)
+#   Scripts/fuzz.sh --smoke SECONDS   run every harness for SECONDS each (the test command does, with 10)
+#   Scripts/fuzz.sh --list            the harnesses
+#
+# Harnesses live in Fuzz/Sources/fuzz-NAME, their committed seeds in Fuzz/Corpus/NAME (made by
+# Scripts/fuzz_seeds.py from the repository's real files). What a run learns goes to
+# .build-fuzz/corpus/NAME; a crash, leak, timeout or out-of-memory input to
+# .build-fuzz/artifacts/NAME/ (rerun one with `.build-fuzz/release/fuzz-NAME FILE`).
+# Each run ends with a line: name, executions, seconds, coverage edges, features, corpus, peak RSS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+harnesses=(json safetensors safetensors-index gguf gguf-model config tokenizer sentencepiece imatrix statistics logits recipe report)
+
+usage() { echo "usage: Scripts/fuzz.sh NAME SECONDS | --smoke SECONDS | --list" >&2; exit 64; }
+
+build() {
+    command -v pkg-config >/dev/null || bash Scripts/setup.sh
+    mkdir -p .build-fuzz
+    if ! swift build -c release --package-path Fuzz --scratch-path .build-fuzz \
+        -Xswiftc -sanitize=fuzzer,address -Xswiftc -use-ld=lld -Xswiftc -enable-testing >.build-fuzz/build.log 2>&1; then
+        grep -v "warning: Cannot export local symbol" .build-fuzz/build.log | tail -40 >&2
+        echo "fuzz.sh: the harnesses did not build" >&2
+        exit 1
+    fi
+}
+
+# run NAME SECONDS: one campaign; prints the summary line; returns non-zero when the harness failed.
+run() {
+    local name=$1 seconds=$2
+    local bin=.build-fuzz/release/fuzz-$name work=.build-fuzz/corpus/$name artifacts=.build-fuzz/artifacts/$name
+    local log=.build-fuzz/logs/$name.log scratch
+    [[ -x $bin ]] || { echo "fuzz.sh: no harness '$name' (Scripts/fuzz.sh --list)" >&2; return 64; }
+    mkdir -p "$work" "$artifacts" .build-fuzz/logs Fuzz/Corpus/"$name"
+    scratch=$(mktemp -d "${TMPDIR:-/tmp}/quanta-fuzz-run.XXXXXX")
+    local extra=()
+    if [[ $name == imatrix ]]; then
+        extra=(-seed_inputs=Tests/Fixtures/golden/austen-llama/austen-imatrix.gguf,Tests/Fixtures/golden/austen-llama/austen-imatrix.dat)
+    fi
+    local status=0 start=$SECONDS
+    TMPDIR=$scratch SWIFT_BACKTRACE=enable=no QUANTA_FUZZ_FIXTURES=Fuzz/Fixtures ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
+        "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 -print_final_stats=1 \
+        -artifact_prefix="$artifacts/" "${extra[@]}" "$work" Fuzz/Corpus/"$name" >"$log" 2>&1 || status=$?
+    rm -rf "$scratch"
+    local execs edges features corpus rss
+    execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
+    rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
+    edges=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+    features=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+    corpus=$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$log" | tail -1 | cut -d' ' -f2)
+    printf '%-18s %10s execs %6ss  cov %6s  ft %6s  corpus %-10s rss %5s MB  %s\n' "$name" "${execs:-?}" "$((SECONDS - start))" \
+        "${edges:-?}" "${features:-?}" "${corpus:-?}" "${rss:-?}" "$([[ $status == 0 ]] && echo ok || echo "FAILED (see $log, $artifacts)")"
+    if [[ $status != 0 ]]; then
+        grep -E "ERROR|Fatal error|SUMMARY|Test unit written" "$log" | head -8 >&2
+    fi
+    return $status
+}
+
+case "${1:-}" in
+    --list) printf '%s\n' "${harnesses[@]}" ;;
+    --smoke)
+        [[ $# == 2 ]] || usage
+        build
+        failed=0
+        for name in "${harnesses[@]}"; do run "$name" "$2" || failed=1; done
+        exit $failed
+        ;;
+    ""|-*) usage ;;
+    *)
+        [[ $# == 2 ]] || usage
+        build
+        run "$1" "$2"
+        ;;
+esac
