@@ -4,11 +4,13 @@
 #   Scripts/fuzz.sh NAME SECONDS      run harness NAME for SECONDS (0: until it finds something)
 #   Scripts/fuzz.sh --smoke SECONDS   run every harness for SECONDS each (the test command does, with 10)
 #   Scripts/fuzz.sh --list            the harnesses
+#   Scripts/fuzz.sh --no-build NAME SECONDS   as NAME SECONDS, with the harnesses already built
 #
 # Harnesses live in Fuzz/Sources/fuzz-NAME, their committed seeds in Fuzz/Corpus/NAME (made by
 # Scripts/fuzz_seeds.py from the repository's real files). What a run learns goes to
-# .build-fuzz/corpus/NAME; a crash, leak, timeout or out-of-memory input to
-# .build-fuzz/artifacts/NAME/ (rerun one with `.build-fuzz/release/fuzz-NAME FILE`).
+# .build-fuzz-work/corpus/NAME; a crash, leak, timeout or out-of-memory input to
+# .build-fuzz-work/artifacts/NAME/ (rerun one with `.build-fuzz/release/fuzz-NAME FILE`); logs to
+# .build-fuzz-work/logs. (SwiftPM's scratch folder .build-fuzz only holds the build.)
 # Each run ends with a line: name, executions, seconds, coverage edges, features, corpus, peak RSS.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -31,10 +33,10 @@ build() {
 # run NAME SECONDS: one campaign; prints the summary line; returns non-zero when the harness failed.
 run() {
     local name=$1 seconds=$2
-    local bin=.build-fuzz/release/fuzz-$name work=.build-fuzz/corpus/$name artifacts=.build-fuzz/artifacts/$name
-    local log=.build-fuzz/logs/$name.log scratch
+    local bin=.build-fuzz/release/fuzz-$name work=.build-fuzz-work/corpus/$name artifacts=.build-fuzz-work/artifacts/$name
+    local log=.build-fuzz-work/logs/$name.log scratch
     [[ -x $bin ]] || { echo "fuzz.sh: no harness '$name' (Scripts/fuzz.sh --list)" >&2; return 64; }
-    mkdir -p "$work" "$artifacts" .build-fuzz/logs Fuzz/Corpus/"$name"
+    mkdir -p "$work" "$artifacts" .build-fuzz-work/logs Fuzz/Corpus/"$name"
     scratch=$(mktemp -d "${TMPDIR:-/tmp}/quanta-fuzz-run.XXXXXX")
     local extra=()
     if [[ $name == imatrix ]]; then
@@ -60,6 +62,10 @@ run() {
 }
 
 case "${1:-}" in
+    --no-build)
+        [[ $# == 3 ]] || usage
+        run "$2" "$3"
+        ;;
     --list) printf '%s\n' "${harnesses[@]}" ;;
     --smoke)
         [[ $# == 2 ]] || usage

@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The whole test suite: installs the system libraries, the Python test oracles and the
-# SmolLM2 test model, then runs `swift test`.
+# SmolLM2 test model, then runs `swift test`, the report gate and the fuzzers' smoke runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Scripts/setup.sh --oracles --smollm2 --torch --mlx
@@ -11,3 +11,6 @@ swift build --build-tests
 swift test --skip-build --disable-swift-testing
 # The project's own comparison, regenerated and gated against the committed Reports/austen-llama.
 bash Scripts/report.sh --check
+# Every parser's libFuzzer harness for 10 s (its committed seeds, then mutations): a crash, leak,
+# hang or out-of-memory input fails the run.
+bash Scripts/fuzz.sh --smoke 10
