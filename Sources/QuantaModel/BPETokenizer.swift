@@ -57,6 +57,14 @@ public final class BPETokenizer: @unchecked Sendable {
     /// `tokens` by id, `merges` as "left right" token strings in rank order.
     public init(tokens: [String], merges: [String], special: [(String, Int32)], preTokenizer: PreTokenizer,
                 bosID: Int32?, eosID: Int32?, addBOS: Bool, ignoreMerges: Bool, source: String) throws {
+        for (name, id) in [("bos", bosID), ("eos", eosID)] {
+            if let id, id < 0 || Int(id) >= tokens.count {
+                throw QuantaError.malformed(source, "\(name) token id \(id) is outside the vocabulary of \(tokens.count)")
+            }
+        }
+        if let outside = special.first(where: { $0.1 < 0 || Int($0.1) >= tokens.count }) {
+            throw QuantaError.malformed(source, "special token '\(outside.0)' has id \(outside.1), outside the vocabulary of \(tokens.count)")
+        }
         self.tokens = tokens
         self.byteLevel = preTokenizer
         self.sentencePiece = nil
@@ -118,14 +126,26 @@ public final class BPETokenizer: @unchecked Sendable {
             throw QuantaError.unsupported(path, "only byte-level BPE tokenizers are supported")
         }
         var byID: [Int: String] = [:]
-        for (token, id) in vocabJSON { if let i = id.intValue { byID[i] = token } }
+        for (token, id) in vocabJSON {
+            guard let i = id.intValue, i >= 0, i < Int(Int32.max) else {
+                throw QuantaError.malformed(path, "vocab entry '\(token)' has id \(id.serialized()), not an integer in 0..<\(Int32.max)")
+            }
+            byID[i] = token
+        }
         var special: [(String, Int32)] = []
         for added in json["added_tokens"]?.arrayValue ?? [] {
             guard let id = added["id"]?.intValue, let content = added["content"]?.stringValue else { continue }
+            guard id >= 0, id < Int(Int32.max) else {
+                throw QuantaError.malformed(path, "added token '\(content)' has id \(id), not an integer in 0..<\(Int32.max)")
+            }
             byID[id] = content
             special.append((content, Int32(id)))
         }
         let count = (byID.keys.max() ?? -1) + 1
+        // Unassigned ids become "[PADn]" tokens, as transformers pads; a vocabulary mostly of holes is refused.
+        guard count - byID.count <= max(1024, byID.count) else {
+            throw QuantaError.malformed(path, "token ids run to \(count - 1) but only \(byID.count) are assigned")
+        }
         let tokens = (0..<count).map { byID[$0] ?? "[PAD\($0)]" }
         let merges: [String] = (model["merges"]?.arrayValue ?? []).compactMap { merge in
             if let text = merge.stringValue { return text }
@@ -141,8 +161,8 @@ public final class BPETokenizer: @unchecked Sendable {
             return byID.first { $0.value == name }.map { Int32($0.key) }
         }
         try self.init(tokens: tokens, merges: merges, special: special, preTokenizer: pre,
-                      bosID: config?.bosTokenIds.first.map(Int32.init) ?? id("bos_token"),
-                      eosID: config?.eosTokenIds.first.map(Int32.init) ?? id("eos_token"),
+                      bosID: try config?.bosTokenIds.first.map { try BPETokenizer.tokenID($0, "bos_token_id", path: path) } ?? id("bos_token"),
+                      eosID: try config?.eosTokenIds.first.map { try BPETokenizer.tokenID($0, "eos_token_id", path: path) } ?? id("eos_token"),
                       addBOS: tokenizerConfig?["add_bos_token"]?.boolValue ?? false,
                       ignoreMerges: model["ignore_merges"]?.boolValue ?? false, source: path)
     }
@@ -157,7 +177,13 @@ public final class BPETokenizer: @unchecked Sendable {
               let tokens = file["tokenizer.ggml.tokens"]?.arrayValue?.compactMap(\.stringValue) else {
             throw QuantaError.unsupported(file.path, "tokenizer.ggml.model is \(file["tokenizer.ggml.model"]?.summary() ?? "absent"); only gpt2 (byte-level BPE) and llama (SentencePiece) are supported")
         }
+        guard tokens.count == file["tokenizer.ggml.tokens"]?.arrayValue?.count else {
+            throw QuantaError.malformed("\(file.path): tokenizer.ggml.tokens", "is not an array of strings")
+        }
         let types = file["tokenizer.ggml.token_type"]?.arrayValue?.compactMap(\.intValue) ?? []
+        guard types.isEmpty || types.count == tokens.count else {
+            throw QuantaError.malformed("\(file.path): tokenizer.ggml.token_type", "\(types.count) types for \(tokens.count) tokens")
+        }
         let special = types.enumerated().filter { $0.element == 3 || $0.element == 4 }.map { (tokens[$0.offset], Int32($0.offset)) }
         let preName = file["tokenizer.ggml.pre"]?.stringValue ?? "default"
         let pre: PreTokenizer
@@ -169,10 +195,16 @@ public final class BPETokenizer: @unchecked Sendable {
         }
         try self.init(tokens: tokens, merges: file["tokenizer.ggml.merges"]?.arrayValue?.compactMap(\.stringValue) ?? [],
                       special: special, preTokenizer: pre,
-                      bosID: file["tokenizer.ggml.bos_token_id"]?.intValue.map(Int32.init),
-                      eosID: file["tokenizer.ggml.eos_token_id"]?.intValue.map(Int32.init),
+                      bosID: try file["tokenizer.ggml.bos_token_id"]?.intValue.map { try BPETokenizer.tokenID($0, "tokenizer.ggml.bos_token_id", path: file.path) },
+                      eosID: try file["tokenizer.ggml.eos_token_id"]?.intValue.map { try BPETokenizer.tokenID($0, "tokenizer.ggml.eos_token_id", path: file.path) },
                       addBOS: file["tokenizer.ggml.add_bos_token"]?.boolValue ?? false,
                       ignoreMerges: pre == .llama3, source: file.path)
+    }
+
+    /// A token id read from a file, as Int32 (its range against the vocabulary is checked by `init`).
+    private static func tokenID(_ value: Int, _ key: String, path: String) throws -> Int32 {
+        guard let id = Int32(exactly: value) else { throw QuantaError.malformed("\(path): \(key)", "\(value) is not a token id") }
+        return id
     }
 
     /// Token ids of `text` (no BOS; see `addBOS`).

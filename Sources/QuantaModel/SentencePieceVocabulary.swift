@@ -72,13 +72,15 @@ public enum SentencePieceVocabulary {
         guard let vocab = json["model"]?["vocab"]?.objectValue else { throw QuantaError.malformed(path, "model.vocab is missing") }
         var byID: [Int: String] = [:]
         for (token, id) in vocab {
-            guard let i = id.intValue, i >= 0 else { throw QuantaError.malformed(path, "vocab entry '\(token)' has no non-negative integer id") }
+            guard let i = id.intValue, i >= 0, i < Int(Int32.max) else {
+                throw QuantaError.malformed(path, "vocab entry '\(token)' has no integer id in 0..<\(Int32.max)")
+            }
             byID[i] = token
         }
         var added: [(String, Int32)] = []
         for entry in json["added_tokens"]?.arrayValue ?? [] {
-            guard let id = entry["id"]?.intValue, id >= 0, let content = entry["content"]?.stringValue else {
-                throw QuantaError.malformed(path, "added token \(entry.serialized()) has no content or no non-negative id")
+            guard let id = entry["id"]?.intValue, id >= 0, id < Int(Int32.max), let content = entry["content"]?.stringValue else {
+                throw QuantaError.malformed(path, "added token \(entry.serialized()) has no content or no id in 0..<\(Int32.max)")
             }
             byID[id] = content
             added.append((content, Int32(id)))
