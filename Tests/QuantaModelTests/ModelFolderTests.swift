@@ -75,6 +75,14 @@ final class ModelFolderTests: XCTestCase {
         XCTAssertThrowsError(try ModelFolder(path: heads)) { error in
             XCTAssertEqual("\(error)", "\(heads)/config.json: num_key_value_heads: 3 does not divide num_attention_heads 4")
         }
+        // Found by Fuzz/Sources/fuzz-config: 10^16 layers asked for an array of 1.36e18 bytes.
+        for (key, value, limit) in [("num_hidden_layers", "10000000000000000", 512), ("hidden_size", "33554432", 1 << 24),
+                                    ("vocab_size", "4611686018427387904", 1 << 24)] {
+            let huge = try folder(config: ModelFolderTests.qwen2.replacingOccurrences(of: #""\#(key)": "#, with: #""\#(key)": \#(value), "x_\#(key)": "#))
+            XCTAssertThrowsError(try ModelFolder(path: huge), key) { error in
+                XCTAssertEqual("\(error)", "\(huge)/config.json: \(key): \(value) exceeds the limit of \(limit)")
+            }
+        }
         let broken = try folder(config: #"{"model_type": "llama",}"#)
         XCTAssertThrowsError(try ModelFolder(path: broken)) { error in
             XCTAssertEqual("\(error)", "\(broken)/config.json: not valid JSON: expected a string key at byte 23")

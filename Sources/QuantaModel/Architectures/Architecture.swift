@@ -224,6 +224,7 @@ struct GGUFConfigReader {
         guard let v = file["\(arch).\(key)"]?.intValue, v > 0 else {
             throw QuantaError.malformed(file.path, "missing or invalid '\(arch).\(key)'")
         }
+        try ModelConfig.checkBounds(v, key: key, subject: "\(file.path): \(arch).\(key)")
         return v
     }
 
@@ -232,6 +233,7 @@ struct GGUFConfigReader {
         guard let v = value.intValue, v > 0 else {
             throw QuantaError.malformed(file.path, "'\(arch).\(key)' must be a positive integer, got \(value.summary())")
         }
+        try ModelConfig.checkBounds(v, key: key, subject: "\(file.path): \(arch).\(key)")
         return v
     }
 

@@ -5,6 +5,18 @@ import QuantaIO
 /// from a Hugging Face `config.json` or from GGUF metadata. Absent optional keys take the
 /// `transformers` defaults.
 public struct ModelConfig: Sendable, Equatable {
+    /// Largest width, count or length a config may give (2^24: products of two stay far from
+    /// overflow, and every released model is well below it).
+    public static let maximumDimension = 1 << 24
+    /// Largest number of blocks (llama.cpp's LLAMA_MAX_LAYERS).
+    public static let maximumLayers = 512
+
+    /// Checks a positive size read from `key` against the limits above.
+    static func checkBounds(_ value: Int, key: String, subject: String) throws {
+        let limit = key.hasSuffix("num_hidden_layers") || key.hasSuffix("block_count") ? maximumLayers : maximumDimension
+        guard value <= limit else { throw QuantaError.malformed(subject, "\(value) exceeds the limit of \(limit)") }
+    }
+
     /// The registry key of the family (a Hugging Face `model_type`: "llama", "qwen3", ...).
     public var modelType: String
     /// `architectures` of config.json (empty for GGUF sources).
@@ -133,12 +145,14 @@ struct ConfigReader {
     func int(_ key: String) throws -> Int {
         guard let value = json[key] else { throw fail(key, "required key is missing") }
         guard let i = value.intValue, i > 0 else { throw fail(key, "must be a positive integer, got \(value.serialized())") }
+        try ModelConfig.checkBounds(i, key: key, subject: "\(path): \(key)")
         return i
     }
 
     func optionalInt(_ key: String) throws -> Int? {
         guard let value = json[key], value != .null else { return nil }
         guard let i = value.intValue, i > 0 else { throw fail(key, "must be a positive integer, got \(value.serialized())") }
+        try ModelConfig.checkBounds(i, key: key, subject: "\(path): \(key)")
         return i
     }
 
