@@ -2,7 +2,7 @@
 # Coverage-guided fuzzing of Quanta's parsers with libFuzzer and AddressSanitizer.
 #
 #   Scripts/fuzz.sh NAME SECONDS      run harness NAME for SECONDS (0: until it finds something)
-#   Scripts/fuzz.sh --smoke SECONDS   run every harness for SECONDS each (the test command does, with 10)
+#   Scripts/fuzz.sh --smoke SECONDS   run every harness for SECONDS each (the test command does, with 5)
 #   Scripts/fuzz.sh --list            the harnesses
 #   Scripts/fuzz.sh --no-build NAME SECONDS   as NAME SECONDS, with the harnesses already built
 #

@@ -11,6 +11,6 @@ swift build --build-tests
 swift test --skip-build --disable-swift-testing
 # The project's own comparison, regenerated and gated against the committed Reports/austen-llama.
 bash Scripts/report.sh --check
-# Every parser's libFuzzer harness for 10 s (its committed seeds, then mutations): a crash, leak,
+# Every parser's libFuzzer harness for 5 s (its committed seeds, then mutations): a crash, leak,
 # hang or out-of-memory input fails the run.
-bash Scripts/fuzz.sh --smoke 10
+bash Scripts/fuzz.sh --smoke 5

@@ -8,7 +8,8 @@ fuzzMain { bytes in
     guard let matrix = try? ImportanceMatrix.read(path) else { return }
     for entry in matrix.entries {
         if let importance = matrix.importance(for: entry.name) {
-            precondition(importance.count == entry.columns, "\(entry.name): \(importance.count) values for \(entry.columns) columns")
+            let expected = entry.columns * max(entry.counts.count, 1)
+            precondition(importance.count == expected, "\(entry.name): \(importance.count) values for \(entry.columns) columns x \(entry.counts.count) experts")
         }
     }
 }
