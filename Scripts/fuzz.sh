@@ -2,9 +2,10 @@
 # Coverage-guided fuzzing of Quanta's parsers with libFuzzer and AddressSanitizer.
 #
 #   Scripts/fuzz.sh NAME SECONDS      run harness NAME for SECONDS (0: until it finds something)
-#   Scripts/fuzz.sh --smoke SECONDS   run every harness for SECONDS each (the test command does, with 5)
+#   Scripts/fuzz.sh --smoke SECONDS [--no-build]   every harness for SECONDS each (the test command: 5)
 #   Scripts/fuzz.sh --list            the harnesses
 #   Scripts/fuzz.sh --no-build NAME SECONDS   as NAME SECONDS, with the harnesses already built
+#   Scripts/fuzz.sh --build           only build the harnesses (--smoke --no-build runs them later)
 #
 # Harnesses live in Fuzz/Sources/fuzz-NAME, their committed seeds in Fuzz/Corpus/NAME (made by
 # Scripts/fuzz_seeds.py from the repository's real files). What a run learns goes to
@@ -17,7 +18,7 @@ cd "$(dirname "$0")/.."
 
 harnesses=(json safetensors safetensors-index gguf gguf-model config tokenizer sentencepiece imatrix statistics logits recipe report)
 
-usage() { echo "usage: Scripts/fuzz.sh NAME SECONDS | --smoke SECONDS | --list" >&2; exit 64; }
+usage() { echo "usage: Scripts/fuzz.sh NAME SECONDS | --smoke SECONDS [--no-build] | --build | --list" >&2; exit 64; }
 
 build() {
     command -v pkg-config >/dev/null || bash Scripts/setup.sh
@@ -67,9 +68,10 @@ case "${1:-}" in
         run "$2" "$3"
         ;;
     --list) printf '%s\n' "${harnesses[@]}" ;;
+    --build) build ;;
     --smoke)
-        [[ $# == 2 ]] || usage
-        build
+        [[ $# == 2 || ( $# == 3 && $3 == --no-build ) ]] || usage
+        [[ $# == 3 ]] || build
         failed=0
         for name in "${harnesses[@]}"; do run "$name" "$2" || failed=1; done
         exit $failed

@@ -8,9 +8,14 @@ cache="${QUANTA_CACHE:-$HOME/.cache/quanta}"
 export QUANTA_PYTHON="$cache/venv/bin/python"
 export QUANTA_SMOLLM2="$cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 swift build --build-tests
+# The fuzz harnesses (a separate build with AddressSanitizer) compile while the tests run.
+bash Scripts/fuzz.sh --build &
+fuzz_build=$!
+trap 'kill $fuzz_build 2>/dev/null || true' EXIT
 swift test --skip-build --disable-swift-testing
 # The project's own comparison, regenerated and gated against the committed Reports/austen-llama.
 bash Scripts/report.sh --check
 # Every parser's libFuzzer harness for 5 s (its committed seeds, then mutations): a crash, leak,
 # hang or out-of-memory input fails the run.
-bash Scripts/fuzz.sh --smoke 5
+wait $fuzz_build
+bash Scripts/fuzz.sh --smoke 5 --no-build
