@@ -64,12 +64,14 @@ public enum GGUFConverter {
         var special: [Int: Bool] = [:]
         var byID: [Int: String] = [:]
         for (token, id) in vocab {
-            guard let i = id.intValue, i >= 0 else { throw QuantaError.malformed(path, "vocab entry '\(token)' has no integer id") }
+            guard let i = id.intValue, i >= 0, i < Int(Int32.max) else {
+                throw QuantaError.malformed(path, "vocab entry '\(token)' has no integer id in 0..<\(Int32.max)")
+            }
             byID[i] = token
         }
         for added in tokenizer["added_tokens"]?.arrayValue ?? [] {
             guard let id = added["id"]?.intValue, let content = added["content"]?.stringValue else { continue }
-            guard id >= 0 else { throw QuantaError.malformed(path, "added token '\(content)' has the negative id \(id)") }
+            guard id >= 0, id < Int(Int32.max) else { throw QuantaError.malformed(path, "added token '\(content)' has id \(id), not in 0..<\(Int32.max)") }
             byID[id] = content
             special[id] = added["special"]?.boolValue ?? false
         }

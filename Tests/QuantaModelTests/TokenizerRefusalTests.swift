@@ -44,6 +44,19 @@ final class TokenizerRefusalTests: XCTestCase {
         assertRefused(added, "\(added): added token '<x>' has id 3000000000, not an integer in 0..<2147483647")
     }
 
+    /// The GGUF converter reads tokenizer.json on its own (`quanta quantize FOLDER`).
+    func testConverterIdsOutsideInt32() throws {
+        // Int64.max: the largest id plus one overflowed (a trap) before the bound.
+        let tokenizer = try tokenizerJSON { setVocabID(&$0, token: "!", id: Int64.max) }
+        let folder = String(tokenizer.dropLast("/tokenizer.json".count))
+        for name in ["config.json", "model.safetensors", "tokenizer_config.json"] {
+            XCTAssertEqual(symlink(TestSupport.austenModel + "/" + name, folder + "/" + name), 0)
+        }
+        XCTAssertThrowsError(try HuggingFaceSource(path: folder)) { error in
+            XCTAssertEqual("\(error)", "\(tokenizer): vocab entry '!' has no integer id in 0..<2147483647")
+        }
+    }
+
     func testTokenizerJSONMostlyHoles() throws {
         let path = try tokenizerJSON { setVocabID(&$0, token: "!", id: 1_000_000) }
         assertRefused(path, "\(path): token ids run to 1000000 but only 4096 are assigned")
