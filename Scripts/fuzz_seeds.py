@@ -163,6 +163,8 @@ def main():
             if isinstance(value, list) and len(value) > 2:
                 report[key] = value[:2]
         write(os.path.join(reports, "austen-llama-2-rows.json"), json.dumps(report, indent=1))
+        report["rows"][0].update(perplexity=1e300, bytes=2 ** 62, mean_kld=5e-324, p99_kld=0)
+        write(os.path.join(reports, "extreme-numbers.json"), json.dumps(report, indent=1))
     finally:
         shutil.rmtree(work)
 

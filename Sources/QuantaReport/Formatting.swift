@@ -13,10 +13,11 @@ public func grouped(_ value: Int) -> String {
 
 /// `value` with `places` decimals, without Foundation.
 public func fixed(_ value: Double, _ places: Int) -> String {
-    guard value.isFinite else { return "\(value)" }
+    guard value.isFinite, places <= 18 else { return "\(value)" }
     var scale: Int64 = 1
     for _ in 0..<max(places, 0) { scale *= 10 }
-    let scaled = Int64((abs(value) * Double(scale)).rounded())
+    // Beyond Int64 (a number read from a report can be anything) Swift's shortest form is shown.
+    guard let scaled = Int64(exactly: (abs(value) * Double(scale)).rounded()) else { return "\(value)" }
     let sign = value < 0 && scaled != 0 ? "-" : ""
     guard places > 0 else { return sign + String(scaled) }
     let digits = String(scaled % scale)

@@ -178,7 +178,9 @@ extension ComparisonReport {
         guard v.isFinite else { return "—" }
         guard v > 0 else { return "0" }
         let e = Int(log10(v).rounded(.down))
-        return "\(fixed(v / pow(10, Double(e)), 3))e\(e)"
+        let scale = pow(10, Double(e))
+        guard scale.isNormal else { return "\(v)" }  // subnormal values: 10^e itself underflows
+        return "\(fixed(v / scale, 3))e\(e)"
     }
 
     func escape(_ s: String) -> String {

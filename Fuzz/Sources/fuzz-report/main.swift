@@ -2,7 +2,8 @@ import FuzzSupport
 import QuantaReport
 
 // report.json, read by `quanta gate` and `quanta report --merge`: rows, texts, numbers; then
-// every gate check and the gate's Markdown and JUnit output.
+// every gate check, the gate's Markdown and JUnit output, and the report's Markdown and HTML
+// (tables, SVG charts scaled by the numbers read).
 var thresholds = GateThresholds()
 thresholds.maxPerplexityIncrease = 0.02
 thresholds.maxKLD = 0.01
@@ -16,4 +17,7 @@ fuzzMain { bytes in
     _ = Gate.markdown(checks, report: path)
     _ = Gate.junit(checks)
     _ = try? ComparisonReport.merge([(path, report), ("other.json", report)])
+    // What `quanta report --merge` renders from the files it is given.
+    _ = report.markdown
+    _ = report.html
 }
