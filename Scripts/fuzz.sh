@@ -8,7 +8,8 @@
 #   Scripts/fuzz.sh --build           only build the harnesses (--smoke --no-build runs them later)
 #
 # Harnesses live in Fuzz/Sources/fuzz-NAME, their committed seeds in Fuzz/Corpus/NAME (made by
-# Scripts/fuzz_seeds.py from the repository's real files). What a run learns goes to
+# Scripts/fuzz_seeds.py from the repository's real files), mutation dictionaries for JSON and YAML
+# inputs in Fuzz/Dictionaries. What a run learns goes to
 # .build-fuzz-work/corpus/NAME; a crash, leak, timeout or out-of-memory input to
 # .build-fuzz-work/artifacts/NAME/ (rerun one with `.build-fuzz/release/fuzz-NAME FILE`); logs to
 # .build-fuzz-work/logs. (SwiftPM's scratch folder .build-fuzz only holds the build.)
@@ -40,6 +41,10 @@ run() {
     mkdir -p "$work" "$artifacts" .build-fuzz-work/logs Fuzz/Corpus/"$name"
     scratch=$(mktemp -d "${TMPDIR:-/tmp}/quanta-fuzz-run.XXXXXX")
     local extra=()
+    case $name in
+        json|safetensors|safetensors-index|config|tokenizer|report) extra=(-dict=Fuzz/Dictionaries/json.dict) ;;
+        recipe) extra=(-dict=Fuzz/Dictionaries/yaml.dict) ;;
+    esac
     if [[ $name == imatrix ]]; then
         extra=(-seed_inputs=Tests/Fixtures/golden/austen-llama/austen-imatrix.gguf,Tests/Fixtures/golden/austen-llama/austen-imatrix.dat)
     fi
