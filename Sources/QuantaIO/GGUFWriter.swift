@@ -110,6 +110,10 @@ public enum GGUFWriter {
             guard names.insert(tensor.name).inserted else {
                 throw QuantaError(.invalidArgument, "tensor '\(tensor.name)'", "name given twice")
             }
+            guard tensor.name.utf8.count <= GGUFFile.maximumNameLength else {
+                throw QuantaError(.invalidArgument, "tensor '\(tensor.name)'",
+                                  "name is \(tensor.name.utf8.count) bytes; ggml allows at most \(GGUFFile.maximumNameLength)")
+            }
             guard !tensor.dimensions.isEmpty, tensor.dimensions.count <= GGUFFile.maximumDimensions,
                   tensor.dimensions[0] % tensor.type.blockSize == 0 else {
                 throw QuantaError(.invalidArgument, "tensor '\(tensor.name)'",

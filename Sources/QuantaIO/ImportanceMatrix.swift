@@ -70,17 +70,23 @@ public struct ImportanceMatrix: Sendable, Equatable {
             guard let countsInfo = file.tensor(name + ".counts") else {
                 throw QuantaError.malformed("\(file.path): tensor '\(info.name)'", "has no matching '\(name).counts'")
             }
-            guard info.type == .f32, countsInfo.type == .f32, info.dimensions.count <= 2,
+            guard info.type == .f32, countsInfo.type == .f32, info.dimensions.count <= 2, !info.dimensions.contains(0),
                   countsInfo.elementCount == (info.dimensions.count == 2 ? info.dimensions[1] : 1) else {
                 throw QuantaError.malformed("\(file.path): tensor '\(info.name)'", "in_sum2/counts must be F32 [columns, experts] and [experts]")
             }
             entries.append(Entry(name: name, columns: info.dimensions[0], sums: floats(file.rawBytes(info)),
                                  counts: floats(file.rawBytes(countsInfo))))
         }
+        func count(_ key: String) throws -> Int {
+            guard let value = file[key] else { return 0 }
+            guard let n = value.intValue, n >= 0, n <= Int(UInt32.max) else {
+                throw QuantaError.malformed("\(file.path): \(key)", "must be an integer in 0...\(UInt32.max), got \(value.summary())")
+            }
+            return n
+        }
         return ImportanceMatrix(entries: entries,
                                 datasets: file["imatrix.datasets"]?.arrayValue?.compactMap(\.stringValue) ?? [],
-                                chunkCount: file["imatrix.chunk_count"]?.intValue ?? 0,
-                                chunkSize: file["imatrix.chunk_size"]?.intValue ?? 0)
+                                chunkCount: try count("imatrix.chunk_count"), chunkSize: try count("imatrix.chunk_size"))
     }
 
     static func floats(_ raw: UnsafeRawBufferPointer) -> [Float] {
@@ -97,6 +103,7 @@ public struct ImportanceMatrix: Sendable, Equatable {
             throw QuantaError.malformed(file.path, "entry count \(count) does not fit the file (not an imatrix .dat?)")
         }
         var entries: [Entry] = []
+        var seen = Set<String>()
         var lastCall = 0
         for i in 0..<Int(count) {
             let length = try reader.integer(Int32.self, "name length of entry \(i)")
@@ -105,6 +112,9 @@ public struct ImportanceMatrix: Sendable, Equatable {
             }
             guard let name = decodeUTF8(try reader.slice(Int(length), "name of entry \(i)")) else {
                 throw QuantaError.malformed(file.path, "entry \(i) has a name that is not UTF-8")
+            }
+            guard seen.insert(name).inserted else {
+                throw QuantaError.malformed(file.path, "entry '\(name)' appears twice")
             }
             let ncall = try reader.integer(Int32.self, "ncall of '\(name)'")
             let nval = try reader.integer(Int32.self, "value count of '\(name)'")
@@ -120,6 +130,7 @@ public struct ImportanceMatrix: Sendable, Equatable {
         var datasets: [String] = []
         if reader.remaining > 0 {
             lastCall = Int(try reader.integer(Int32.self, "last chunk"))
+            guard lastCall >= 0 else { throw QuantaError.malformed(file.path, "last chunk \(lastCall) is negative") }
             let length = try reader.integer(Int32.self, "dataset name length")
             guard length >= 0, Int(length) <= reader.remaining, let name = decodeUTF8(try reader.slice(Int(length), "dataset name")) else {
                 throw QuantaError.malformed(file.path, "bad dataset name at the end of the file")
@@ -142,26 +153,30 @@ public struct ImportanceMatrix: Sendable, Equatable {
         try GGUFWriter.write(to: path, metadata: [
             ("general.type", .string("imatrix")),
             ("imatrix.datasets", .array(.string, datasets.map { .string($0) })),
-            ("imatrix.chunk_count", .uint32(UInt32(chunkCount))),
-            ("imatrix.chunk_size", .uint32(UInt32(chunkSize))),
+            ("imatrix.chunk_count", .uint32(UInt32(clamping: chunkCount))),
+            ("imatrix.chunk_size", .uint32(UInt32(clamping: chunkSize))),
         ], tensors: tensors)
     }
 
     /// Writes the legacy `.dat` format; values are the mean times `chunkCount` (llama-imatrix's ncall).
     public func writeLegacy(to path: String) throws {
+        func int32(_ value: Int, _ what: String) throws -> Int32 {
+            guard let v = Int32(exactly: value) else { throw QuantaError(.invalidArgument, path, "\(what) \(value) does not fit the legacy format's 32 bits") }
+            return v
+        }
         var out = ByteWriter()
-        out.integer(Int32(entries.count))
+        out.integer(try int32(entries.count, "entry count"))
         for entry in entries {
-            out.integer(Int32(entry.name.utf8.count))
+            out.integer(try int32(entry.name.utf8.count, "name length"))
             out.raw(entry.name.utf8)
-            out.integer(Int32(chunkCount))
-            out.integer(Int32(entry.columns))
+            out.integer(try int32(chunkCount, "chunk count"))
+            out.integer(try int32(entry.columns, "column count of '\(entry.name)'"))
             let mean = entry.importance
             for i in 0..<entry.columns { out.float(mean[i] * Float(chunkCount)) }
         }
-        out.integer(Int32(chunkCount))
+        out.integer(try int32(chunkCount, "chunk count"))
         let dataset = datasets.first ?? ""
-        out.integer(Int32(dataset.utf8.count))
+        out.integer(try int32(dataset.utf8.count, "dataset name length"))
         out.raw(dataset.utf8)
         let writer = try AtomicFileWriter(path: path)
         try writer.write(out.bytes)
