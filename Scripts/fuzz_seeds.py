@@ -42,11 +42,11 @@ def write(path, data):
         f.write(data)
 
 
-def tiny_llama(folder):
+def tiny_llama(folder, vocab_size=VOCAB):
     os.makedirs(folder, exist_ok=True)
     config = json.load(open(os.path.join(MODEL, "config.json")))
     config.update(hidden_size=WIDTH, intermediate_size=FFN, num_hidden_layers=1, num_attention_heads=HEADS,
-                  num_key_value_heads=KV_HEADS, head_dim=HEAD_DIM, vocab_size=VOCAB, max_position_embeddings=64,
+                  num_key_value_heads=KV_HEADS, head_dim=HEAD_DIM, vocab_size=vocab_size, max_position_embeddings=64,
                   tie_word_embeddings=True, torch_dtype="float16", dtype="float16")
     write(os.path.join(folder, "config.json"), json.dumps(config, indent=2) + "\n")
     tokenizer = json.load(open(os.path.join(MODEL, "tokenizer.json")))
@@ -63,7 +63,7 @@ def tiny_llama(folder):
     weights = load_file(os.path.join(MODEL, "model.safetensors"))
     q_rows, kv_rows = HEADS * HEAD_DIM, KV_HEADS * HEAD_DIM
     out = {
-        "model.embed_tokens.weight": weights["model.embed_tokens.weight"][:VOCAB, :WIDTH],
+        "model.embed_tokens.weight": weights["model.embed_tokens.weight"][:vocab_size, :WIDTH],
         "model.norm.weight": weights["model.norm.weight"][:WIDTH],
         "model.layers.0.input_layernorm.weight": weights["model.layers.0.input_layernorm.weight"][:WIDTH],
         "model.layers.0.post_attention_layernorm.weight": weights["model.layers.0.post_attention_layernorm.weight"][:WIDTH],
@@ -98,9 +98,10 @@ def main():
         text = os.path.join(work, "text.txt")
         write(text, open(os.path.join(ROOT, "Calibration", "austen-train.txt")).read()[:4000])
         for ext in ["gguf", "dat"]:
-            subprocess.run([quanta, "calibrate", fixture, "--data", text, "--samples", "2", "--seq-len", "16", "--hessian", "none",
-                            "--out", os.path.join(work, f"stats-{ext}.h5"), "--export-imatrix", os.path.join(imatrix, f"tiny-llama.{ext}")],
-                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            # Relative paths from the work folder: the files record the data path, and must not vary.
+            subprocess.run([os.path.abspath(quanta), "calibrate", fixture, "--data", "text.txt", "--samples", "2", "--seq-len", "16",
+                            "--hessian", "none", "--out", f"stats-{ext}.h5", "--export-imatrix", os.path.join(imatrix, f"tiny-llama.{ext}")],
+                           check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
 
         st = corpus("safetensors")
         shutil.copy(os.path.join(fixture, "model.safetensors"), os.path.join(st, "tiny-llama.safetensors"))
@@ -138,9 +139,20 @@ def main():
         write(os.path.join(tokenizers, "tiny-llama-with-config.json"),
               tok + b"\0" + open(os.path.join(fixture, "tokenizer_config.json"), "rb").read())
         sp = corpus("sentencepiece")
-        subprocess.run([sys.executable, os.path.join(ROOT, "Scripts", "sentencepiece_vocabulary.py"), work, text], check=True)
+        subprocess.run([sys.executable, os.path.join(ROOT, "Scripts", "sentencepiece_vocabulary.py"), ".", "text.txt"], check=True, cwd=work)
         shutil.copy(os.path.join(work, "sp.model"), os.path.join(sp, "austen-bpe.model"))
         shutil.copy(os.path.join(work, "sp.json"), os.path.join(tokenizers, "austen-sentencepiece.json"))
+        # The same tiny model with that SentencePiece vocabulary: a GGUF "llama" tokenizer (scores, types).
+        spm_folder = os.path.join(work, "tiny-spm")
+        spm_vocab = len(json.load(open(os.path.join(work, "sp.json")))["model"]["vocab"])
+        tiny_llama(spm_folder, vocab_size=spm_vocab)
+        shutil.copy(os.path.join(work, "sp.json"), os.path.join(spm_folder, "tokenizer.json"))
+        config = json.load(open(os.path.join(spm_folder, "config.json")))
+        config.update(bos_token_id=1, eos_token_id=2)
+        write(os.path.join(spm_folder, "config.json"), json.dumps(config, indent=2) + "\n")
+        write(os.path.join(spm_folder, "tokenizer_config.json"), json.dumps({"add_bos_token": True, "bos_token": "<s>", "eos_token": "</s>"}))
+        out = os.path.join(model, "tiny-spm-Q8_0.gguf")
+        subprocess.run([quanta, "quantize", spm_folder, out, "Q8_0", "--pure"], check=True, stdout=subprocess.DEVNULL)
 
         js = corpus("json")
         for name in ["config.json", "tokenizer_config.json", "generation_config.json", "eval_results.json"]:
