@@ -13,6 +13,7 @@ let harnesses: [(name: String, dependencies: [Target.Dependency])] = [
     ("gguf", quanta("QuantaCore", "QuantaIO", "QuantaFormats")),
     ("gguf-model", quanta("QuantaCore", "QuantaIO", "QuantaModel")),
     ("config", quanta("QuantaCore", "QuantaIO", "QuantaModel")),
+    ("quantized-folder", quanta("QuantaCore", "QuantaIO", "QuantaModel")),
     ("tokenizer", quanta("QuantaCore", "QuantaIO", "QuantaModel")),
     ("sentencepiece", quanta("QuantaModel")),
     ("imatrix", quanta("QuantaIO")),

@@ -17,7 +17,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-harnesses=(json safetensors safetensors-index gguf gguf-model config tokenizer sentencepiece imatrix statistics logits recipe report)
+harnesses=(json safetensors safetensors-index gguf gguf-model config quantized-folder tokenizer sentencepiece imatrix statistics logits recipe report)
 
 usage() { echo "usage: Scripts/fuzz.sh NAME SECONDS | --smoke SECONDS [--no-build] | --build | --list" >&2; exit 64; }
 
@@ -42,7 +42,7 @@ run() {
     scratch=$(mktemp -d "${TMPDIR:-/tmp}/quanta-fuzz-run.XXXXXX")
     local extra=()
     case $name in
-        json|safetensors|safetensors-index|config|tokenizer|report) extra=(-dict=Fuzz/Dictionaries/json.dict) ;;
+        json|safetensors|safetensors-index|config|quantized-folder|tokenizer|report) extra=(-dict=Fuzz/Dictionaries/json.dict) ;;
         recipe) extra=(-dict=Fuzz/Dictionaries/yaml.dict) ;;
     esac
     if [[ $name == imatrix ]]; then

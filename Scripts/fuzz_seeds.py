@@ -10,7 +10,7 @@ Writes
   tokens of its tokenizer (merges kept when both parts and the result survive), weights sliced
   from the real ones and stored as F16 (the fixture of the `config` harness, and a seed);
 - Fuzz/Corpus/NAME: seeds per harness: tiny-llama converted by QUANTA_BINARY to GGUF (F32, F16,
-  Q8_0, Q4_0, IQ4_NL), its importance matrix (GGUF and .dat), the configs of every supported
+  Q8_0, Q4_0, IQ4_NL) and to GPTQ, MLX and compressed-tensors folders, its importance matrix (GGUF and .dat), the configs of every supported
   family as the tests write them, recipes, a report cut to two rows, a SentencePiece model and
   tokenizer.json trained on Calibration/austen-train.txt (Scripts/sentencepiece_vocabulary.py).
 The same command gives the same files (fixed slices, one-thread SentencePiece training).
@@ -102,6 +102,17 @@ def main():
             subprocess.run([os.path.abspath(quanta), "calibrate", fixture, "--data", "text.txt", "--samples", "2", "--seq-len", "16",
                             "--hessian", "none", "--out", f"stats-{ext}.h5", "--export-imatrix", os.path.join(imatrix, f"tiny-llama.{ext}")],
                            check=True, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, cwd=work)
+
+        # Quantized folders of tiny-llama as one input each: config.json, NUL, quantize_config.json, NUL, model.safetensors.
+        quantized = corpus("quantized-folder")
+        for name, args in [("gptq", ["--format", "gptq", "--bits", "4"]), ("gptq-act", ["--format", "gptq", "--bits", "8", "--asym"]),
+                           ("mlx", ["--format", "mlx", "--bits", "4"]), ("compressed-tensors", ["--format", "compressed-tensors", "--bits", "4"])]:
+            out = os.path.join(work, "q-" + name)
+            subprocess.run([quanta, "quantize", fixture, out, "--method", "rtn", "--group-size", "32"] + args, check=True, stdout=subprocess.DEVNULL)
+            extra = os.path.join(out, "quantize_config.json")
+            parts = [open(os.path.join(out, "config.json"), "rb").read(), open(extra, "rb").read() if os.path.exists(extra) else b"",
+                     open(os.path.join(out, "model.safetensors"), "rb").read()]
+            write(os.path.join(quantized, f"tiny-llama-{name}.bin"), b"\0".join(parts))
 
         st = corpus("safetensors")
         shutil.copy(os.path.join(fixture, "model.safetensors"), os.path.join(st, "tiny-llama.safetensors"))
