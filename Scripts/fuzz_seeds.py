@@ -10,7 +10,7 @@ Writes
   tokens of its tokenizer (merges kept when both parts and the result survive), weights sliced
   from the real ones and stored as F16 (the fixture of the `config` harness, and a seed);
 - Fuzz/Corpus/NAME: seeds per harness: tiny-llama converted by QUANTA_BINARY to GGUF (F32, F16,
-  Q8_0, Q4_0, IQ4_NL) and to GPTQ, MLX and compressed-tensors folders, its importance matrix (GGUF and .dat), the configs of every supported
+  Q8_0, Q4_0, IQ4_NL) and to GPTQ, MLX, compressed-tensors and AWQ folders, its importance matrix (GGUF and .dat), the configs of every supported
   family as the tests write them, recipes, a report cut to two rows, a SentencePiece model and
   tokenizer.json trained on Calibration/austen-train.txt (Scripts/sentencepiece_vocabulary.py).
 The same command gives the same files (fixed slices, one-thread SentencePiece training).
@@ -94,9 +94,8 @@ def main():
                            else [quanta, "quantize", fixture, out, preset], check=True, stdout=subprocess.DEVNULL)
             if preset in ("F16", "Q8_0"):
                 shutil.copy(out, model)
+        write(os.path.join(work, "text.txt"), open(os.path.join(ROOT, "Calibration", "austen-train.txt")).read()[:4000])
         imatrix = corpus("imatrix")
-        text = os.path.join(work, "text.txt")
-        write(text, open(os.path.join(ROOT, "Calibration", "austen-train.txt")).read()[:4000])
         for ext in ["gguf", "dat"]:
             # Relative paths from the work folder: the files record the data path, and must not vary.
             subprocess.run([os.path.abspath(quanta), "calibrate", fixture, "--data", "text.txt", "--samples", "2", "--seq-len", "16",
@@ -105,10 +104,12 @@ def main():
 
         # Quantized folders of tiny-llama as one input each: config.json, NUL, quantize_config.json, NUL, model.safetensors.
         quantized = corpus("quantized-folder")
-        for name, args in [("gptq", ["--format", "gptq", "--bits", "4"]), ("gptq-act", ["--format", "gptq", "--bits", "8", "--asym"]),
-                           ("mlx", ["--format", "mlx", "--bits", "4"]), ("compressed-tensors", ["--format", "compressed-tensors", "--bits", "4"])]:
+        rtn = ["--method", "rtn", "--group-size", "32"]
+        for name, args in [("gptq", rtn + ["--format", "gptq", "--bits", "4"]), ("gptq-act", rtn + ["--format", "gptq", "--bits", "8", "--asym"]),
+                           ("mlx", rtn + ["--format", "mlx", "--bits", "4"]), ("compressed-tensors", rtn + ["--format", "compressed-tensors", "--bits", "4"]),
+                           ("awq", ["--format", "awq", "--method", "awq", "--data", "text.txt", "--samples", "2", "--seq-len", "16", "--group-size", "32"])]:
             out = os.path.join(work, "q-" + name)
-            subprocess.run([quanta, "quantize", fixture, out, "--method", "rtn", "--group-size", "32"] + args, check=True, stdout=subprocess.DEVNULL)
+            subprocess.run([os.path.abspath(quanta), "quantize", fixture, out] + args, check=True, stdout=subprocess.DEVNULL, cwd=work)
             extra = os.path.join(out, "quantize_config.json")
             parts = [open(os.path.join(out, "config.json"), "rb").read(), open(extra, "rb").read() if os.path.exists(extra) else b"",
                      open(os.path.join(out, "model.safetensors"), "rb").read()]
