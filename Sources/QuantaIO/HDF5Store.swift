@@ -396,6 +396,13 @@ public final class HDF5Store {
             throw QuantaError(.invalidArgument, datasetSubject(name), "holds \(info.type.rawValue), not \(T.hdf5Type.rawValue)")
         }
         let count = info.elementCount
+        // A small file can declare a huge dataset (chunks never written, or compressed): the
+        // size must be one the stored bytes can hold, deflate expanding them 1032:1 at most.
+        let bytes = UInt64(count * MemoryLayout<T>.size), stored = UInt64(H5Dget_storage_size(dataset))
+        let (limit, overflow) = stored.multipliedReportingOverflow(by: 1100)
+        guard bytes <= 1 << 20 || overflow || bytes <= limit else {
+            throw QuantaError.malformed(datasetSubject(name), "shape \(info.shape) needs \(bytes) bytes but the file stores only \(stored) for it")
+        }
         let storage = try [T](unsafeUninitializedCapacity: count) { buffer, initialized in
             if count > 0 {
                 let status = H5Dread(dataset, HDF5Store.memoryType(T.hdf5Type), quanta_H5S_ALL(), quanta_H5S_ALL(),

@@ -253,6 +253,26 @@ final class HDF5StoreTests: XCTestCase {
         XCTAssertLessThan(packed, raw / 50)
     }
 
+    /// A file of a few kilobytes can declare a dataset of a terabyte (chunks never written, or
+    /// compressed): reading it must not allocate what the file cannot hold. A deflated dataset
+    /// of zeros (1000:1 here) still reads.
+    func testDeclaredSizeBeyondWhatTheFileStores() throws {
+        let folder = try TestSupport.temporaryFolder()
+        _ = try TestSupport.oracle("""
+            import sys, h5py, numpy as np
+            with h5py.File(sys.argv[1] + "/huge.h5", "w") as f:
+                f.create_dataset("tokens", shape=(2**37,), dtype="i8", chunks=(4096,), compression="gzip")
+                f.create_dataset("zeros", data=np.zeros(1 << 20, dtype="f8"), chunks=(1 << 17,), compression="gzip", compression_opts=9)
+            """, [folder])
+        let store = try HDF5Store(path: folder + "/huge.h5", mode: .read)
+        defer { try? store.close() }
+        XCTAssertEqual(try store.info("tokens").shape, [1 << 37])
+        XCTAssertThrowsError(try store.read("tokens", as: Int64.self)) { error in
+            XCTAssertEqual("\(error)", "\(folder)/huge.h5: dataset 'tokens': shape [137438953472] needs 1099511627776 bytes but the file stores only 0 for it")
+        }
+        XCTAssertEqual(try store.read("zeros", as: Double.self).storage, [Double](repeating: 0, count: 1 << 20))
+    }
+
     func testNotAnHDF5File() throws {
         let path = try TestSupport.temporaryFolder() + "/fake.h5"
         try TestSupport.write(Array("not hdf5 at all".utf8), to: path)
