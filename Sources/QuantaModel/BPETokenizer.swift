@@ -122,43 +122,20 @@ public final class BPETokenizer: @unchecked Sendable {
             self.init(try SentencePieceVocabulary.tokenizer(json: json, path: path, tokenizerConfig: tokenizerConfig, config: config))
             return
         }
-        guard let model = json["model"], model["type"]?.stringValue == "BPE", let vocabJSON = model["vocab"]?.objectValue else {
+        guard let model = json["model"], model["type"]?.stringValue == "BPE", model["vocab"]?.objectValue != nil else {
             throw QuantaError.unsupported(path, "only byte-level BPE tokenizers are supported")
         }
-        var byID: [Int: String] = [:]
-        for (token, id) in vocabJSON {
-            guard let i = id.intValue, i >= 0, i < Int(Int32.max) else {
-                throw QuantaError.malformed(path, "vocab entry '\(token)' has id \(id.serialized()), not an integer in 0..<\(Int32.max)")
-            }
-            byID[i] = token
-        }
-        var special: [(String, Int32)] = []
-        for added in json["added_tokens"]?.arrayValue ?? [] {
-            guard let id = added["id"]?.intValue, let content = added["content"]?.stringValue else { continue }
-            guard id >= 0, id < Int(Int32.max) else {
-                throw QuantaError.malformed(path, "added token '\(content)' has id \(id), not an integer in 0..<\(Int32.max)")
-            }
-            byID[id] = content
-            special.append((content, Int32(id)))
-        }
-        let count = (byID.keys.max() ?? -1) + 1
-        // Unassigned ids become "[PADn]" tokens, as transformers pads; a vocabulary mostly of holes is refused.
-        guard count - byID.count <= max(1024, byID.count) else {
-            throw QuantaError.malformed(path, "token ids run to \(count - 1) but only \(byID.count) are assigned")
-        }
-        let tokens = (0..<count).map { byID[$0] ?? "[PAD\($0)]" }
-        let merges: [String] = (model["merges"]?.arrayValue ?? []).compactMap { merge in
-            if let text = merge.stringValue { return text }
-            if let pair = merge.arrayValue, pair.count == 2, let a = pair[0].stringValue, let b = pair[1].stringValue { return a + " " + b }
-            return nil
-        }
+        let vocabulary = try TokenizerJSONVocabulary(json, path: path)
+        let tokens = try vocabulary.paddedTokens(path: path)
+        let special = vocabulary.added.map { ($0.content, $0.id) }
+        let merges = try TokenizerJSONVocabulary.merges(json, path: path)
         let preName = try GGUFConverter.preTokenizerName(json["pre_tokenizer"], path: path)
         guard let pre = PreTokenizer(rawValue: preName == "default" ? "gpt-2" : preName) else {
             throw QuantaError.unsupported(path, "pre-tokenizer '\(preName)' is not supported")
         }
         func id(_ key: String) -> Int32? {
             guard let name = tokenizerConfig?[key]?.stringValue ?? tokenizerConfig?[key]?["content"]?.stringValue else { return nil }
-            return byID.first { $0.value == name }.map { Int32($0.key) }
+            return vocabulary.id(of: name).map { Int32($0) }
         }
         try self.init(tokens: tokens, merges: merges, special: special, preTokenizer: pre,
                       bosID: try config?.bosTokenIds.first.map { try BPETokenizer.tokenID($0, "bos_token_id", path: path) } ?? id("bos_token"),
@@ -202,7 +179,8 @@ public final class BPETokenizer: @unchecked Sendable {
     }
 
     /// A token id read from a file, as Int32 (its range against the vocabulary is checked by `init`).
-    private static func tokenID(_ value: Int, _ key: String, path: String) throws -> Int32 {
+    /// A config.json token id as an Int32 (the tokenizer's init then checks it against the vocabulary).
+    static func tokenID(_ value: Int, _ key: String, path: String) throws -> Int32 {
         guard let id = Int32(exactly: value) else { throw QuantaError.malformed("\(path): \(key)", "\(value) is not a token id") }
         return id
     }

@@ -58,49 +58,28 @@ public enum GGUFConverter {
     /// `tokenizer.ggml.*` keys from a byte-level BPE `tokenizer.json`.
     static func tokenizerMetadata(tokenizer: JSONValue, path: String, tokenizerConfig: JSONValue?, config: ModelConfig,
                                   generationConfig: JSONValue?) throws -> [(key: String, value: GGUFValue)] {
-        guard let model = tokenizer["model"], model["type"]?.stringValue == "BPE", let vocab = model["vocab"]?.objectValue else {
+        guard let model = tokenizer["model"], model["type"]?.stringValue == "BPE", model["vocab"]?.objectValue != nil else {
             throw QuantaError.unsupported(path, "only byte-level BPE tokenizers (model.type \"BPE\") can be converted; this one is \(tokenizer["model"]?["type"]?.serialized() ?? "untyped")")
         }
+        let vocabulary = try TokenizerJSONVocabulary(tokenizer, path: path)
         var special: [Int: Bool] = [:]
-        var byID: [Int: String] = [:]
-        for (token, id) in vocab {
-            guard let i = id.intValue, i >= 0, i < Int(Int32.max) else {
-                throw QuantaError.malformed(path, "vocab entry '\(token)' has no integer id in 0..<\(Int32.max)")
-            }
-            byID[i] = token
-        }
-        for added in tokenizer["added_tokens"]?.arrayValue ?? [] {
-            guard let id = added["id"]?.intValue, let content = added["content"]?.stringValue else { continue }
-            guard id >= 0, id < Int(Int32.max) else { throw QuantaError.malformed(path, "added token '\(content)' has id \(id), not in 0..<\(Int32.max)") }
-            byID[id] = content
-            special[id] = added["special"]?.boolValue ?? false
-        }
-        let size = max(config.vocabSize, (byID.keys.max() ?? -1) + 1)
-        guard size <= config.vocabSize + byID.count else {
-            throw QuantaError.malformed(path, "token id \(size - 1) leaves most of a vocabulary of \(size) empty (vocab_size \(config.vocabSize), \(byID.count) tokens)")
-        }
+        for added in vocabulary.added { special[Int(added.id)] = added.special }
+        let texts = try vocabulary.paddedTokens(minimumCount: config.vocabSize, path: path)
+        let size = texts.count
         var tokens: [GGUFValue] = []
         var types: [GGUFValue] = []
-        tokens.reserveCapacity(size)
-        for id in 0..<size {
-            if let token = byID[id] {
-                tokens.append(.string(token))
-                let type: TokenType = special[id].map { $0 ? .control : .userDefined } ?? .normal
-                types.append(.int32(type.rawValue))
-            } else {
-                tokens.append(.string("[PAD\(id)]"))
-                types.append(.int32(TokenType.unused.rawValue))
-            }
+        tokens.reserveCapacity(texts.count)
+        types.reserveCapacity(texts.count)
+        for (id, text) in texts.enumerated() {
+            tokens.append(.string(text))
+            let type: TokenType = vocabulary.byID[id] == nil ? .unused : special[id].map { $0 ? .control : .userDefined } ?? .normal
+            types.append(.int32(type.rawValue))
         }
-        let merges: [GGUFValue] = try (model["merges"]?.arrayValue ?? []).map { merge in
-            if let text = merge.stringValue { return .string(text) }
-            if let pair = merge.arrayValue, pair.count == 2, let a = pair[0].stringValue, let b = pair[1].stringValue { return .string(a + " " + b) }
-            throw QuantaError.malformed(path, "merge \(merge.serialized()) is neither \"a b\" nor [a, b]")
-        }
+        let merges = try TokenizerJSONVocabulary.merges(tokenizer, path: path).map { GGUFValue.string($0) }
         func tokenID(_ key: String) -> Int? {
             if let id = generationConfig?[key + "_id"]?.intValue { return id }
             if let name = tokenizerConfig?[key]?.stringValue ?? tokenizerConfig?[key]?["content"]?.stringValue,
-               let id = byID.first(where: { $0.value == name })?.key { return id }
+               let id = vocabulary.id(of: name) { return id }
             return nil
         }
         var kv: [(key: String, value: GGUFValue)] = [

@@ -67,30 +67,10 @@ public enum SentencePieceVocabulary {
         return (prefix, false)
     }
 
-    /// Tokens by id from `model.vocab` and `added_tokens`, ids checked.
+    /// Tokens by id from `model.vocab` and `added_tokens` (every id assigned), the added tokens, and the `model.vocab` count.
     static func tokensByID(_ json: JSONValue, path: String) throws -> (tokens: [String], added: [(String, Int32)], baseCount: Int) {
-        guard let vocab = json["model"]?["vocab"]?.objectValue else { throw QuantaError.malformed(path, "model.vocab is missing") }
-        var byID: [Int: String] = [:]
-        for (token, id) in vocab {
-            guard let i = id.intValue, i >= 0, i < Int(Int32.max) else {
-                throw QuantaError.malformed(path, "vocab entry '\(token)' has no integer id in 0..<\(Int32.max)")
-            }
-            byID[i] = token
-        }
-        var added: [(String, Int32)] = []
-        for entry in json["added_tokens"]?.arrayValue ?? [] {
-            guard let id = entry["id"]?.intValue, id >= 0, id < Int(Int32.max), let content = entry["content"]?.stringValue else {
-                throw QuantaError.malformed(path, "added token \(entry.serialized()) has no content or no id in 0..<\(Int32.max)")
-            }
-            byID[id] = content
-            added.append((content, Int32(id)))
-        }
-        let count = (byID.keys.max() ?? -1) + 1
-        guard count == byID.count else {
-            throw QuantaError.malformed(path, "token ids are not 0..<\(byID.count): the largest is \(count - 1)")
-        }
-        guard count <= Int(Int32.max) else { throw QuantaError.malformed(path, "\(count) tokens") }
-        return ((0..<count).map { byID[$0]! }, added, vocab.count)
+        let vocabulary = try TokenizerJSONVocabulary(json, path: path)
+        return (try vocabulary.denseTokens(path: path), vocabulary.added.map { ($0.content, $0.id) }, vocabulary.baseCount)
     }
 
     /// Whether the post-processor puts `token` first (`TemplateProcessing` "single").
@@ -147,15 +127,11 @@ public enum SentencePieceVocabulary {
         let model = json["model"]!
         let (prefix, split) = try form(json, path: path)
         let (tokens, added, _) = try tokensByID(json, path: path)
-        let merges: [String] = try (model["merges"]?.arrayValue ?? []).map { merge in
-            if let text = merge.stringValue { return text }
-            if let pair = merge.arrayValue, pair.count == 2, let a = pair[0].stringValue, let b = pair[1].stringValue { return a + " " + b }
-            throw QuantaError.malformed(path, "merge \(merge.serialized()) is neither \"a b\" nor [a, b]")
-        }
+        let merges = try TokenizerJSONVocabulary.merges(json, path: path)
         var index: [String: Int32] = [:]
         for (i, t) in tokens.enumerated() where index[t] == nil { index[t] = Int32(i) }
         func id(_ key: String) -> Int32? { configToken(tokenizerConfig, key).flatMap { index[$0] } }
-        let bos = config?.bosTokenIds.first.map(Int32.init) ?? id("bos_token")
+        let bos = try config?.bosTokenIds.first.map { try BPETokenizer.tokenID($0, "bos_token_id", path: path) } ?? id("bos_token")
         let unknown: Int32?
         if let name = model["unk_token"]?.stringValue {
             guard let u = index[name] else { throw QuantaError.malformed(path, "unk_token '\(name)' is not in the vocabulary") }
@@ -164,13 +140,13 @@ public enum SentencePieceVocabulary {
             unknown = nil
         }
         let addBOS = tokenizerConfig?["add_bos_token"]?.boolValue
-            ?? templateStarts(with: bos.map { tokens[Int($0)] }, json) ?? true
+            ?? templateStarts(with: bos.flatMap { tokens.indices.contains(Int($0)) ? tokens[Int($0)] : nil }, json) ?? true
         if model["dropout"].map({ $0 != .null }) == true {
             throw QuantaError.unsupported("\(path): model.dropout", "BPE dropout makes tokenization random")
         }
         return try SentencePieceTokenizer(
             tokens: tokens, scores: [], merges: merges, joining: .mergeRanks, prefix: prefix, splitOnSpace: split,
-            special: added, bosID: bos, eosID: config?.eosTokenIds.first.map(Int32.init) ?? id("eos_token"),
+            special: added, bosID: bos, eosID: try config?.eosTokenIds.first.map { try BPETokenizer.tokenID($0, "eos_token_id", path: path) } ?? id("eos_token"),
             unknownID: unknown, addBOS: addBOS, fuseUnknown: model["fuse_unk"]?.boolValue ?? false, source: path)
     }
 

@@ -53,8 +53,28 @@ final class TokenizerRefusalTests: XCTestCase {
             XCTAssertEqual(symlink(TestSupport.austenModel + "/" + name, folder + "/" + name), 0)
         }
         XCTAssertThrowsError(try HuggingFaceSource(path: folder)) { error in
-            XCTAssertEqual("\(error)", "\(tokenizer): vocab entry '!' has no integer id in 0..<2147483647")
+            XCTAssertEqual("\(error)", "\(tokenizer): vocab entry '!' has id 9223372036854775807, not an integer in 0..<2147483647")
         }
+    }
+
+    /// The SentencePiece-style reader shares the checks: a config.json BOS beyond Int32 or beyond
+    /// the vocabulary (it trapped, indexing the tokens for the post-processor's template) and an
+    /// added token without an id (the byte-level reader skipped it) are refused.
+    func testSentencePieceTokenizerJSONIds() throws {
+        let seed = TestSupport.path("Fuzz/Corpus/tokenizer/austen-sentencepiece.json")
+        for (bos, message) in [(1000, "\(seed): bos token id 1000 is outside the vocabulary of 1000"),
+                               (1 << 40, "\(seed): bos_token_id: 1099511627776 is not a token id")] {
+            var config = try ModelFolder(path: TestSupport.austenModel).config
+            config.bosTokenIds = [bos]
+            assertRefused(seed, config: config, message)
+        }
+        guard case var .object(members) = try HFModelFolder.readJSON(seed), let i = members.firstIndex(where: { $0.0 == "added_tokens" }) else {
+            return XCTFail("no added_tokens in \(seed)")
+        }
+        members[i].1 = .array([.object([("content", .string("<x>"))])])
+        let path = try TestSupport.temporaryFolder() + "/tokenizer.json"
+        try TestSupport.write(Array(JSONValue.object(members).serialized().utf8), to: path)
+        assertRefused(path, "\(path): added token {\"content\":\"<x>\"} has no content or no id")
     }
 
     func testTokenizerJSONMostlyHoles() throws {

@@ -220,20 +220,20 @@ struct GGUFConfigReader {
     let file: GGUFFile
     let arch: String
 
-    func positive(_ key: String) throws -> Int {
+    func positive(_ key: String, limit: Int = ModelConfig.maximumDimension) throws -> Int {
         guard let v = file["\(arch).\(key)"]?.intValue, v > 0 else {
             throw QuantaError.malformed(file.path, "missing or invalid '\(arch).\(key)'")
         }
-        try ModelConfig.checkBounds(v, key: key, subject: "\(file.path): \(arch).\(key)")
+        try ModelConfig.checkBounds(v, limit: limit, subject: "\(file.path): \(arch).\(key)")
         return v
     }
 
-    func optionalPositive(_ key: String) throws -> Int? {
+    func optionalPositive(_ key: String, limit: Int = ModelConfig.maximumDimension) throws -> Int? {
         guard let value = file["\(arch).\(key)"] else { return nil }
         guard let v = value.intValue, v > 0 else {
             throw QuantaError.malformed(file.path, "'\(arch).\(key)' must be a positive integer, got \(value.summary())")
         }
-        try ModelConfig.checkBounds(v, key: key, subject: "\(file.path): \(arch).\(key)")
+        try ModelConfig.checkBounds(v, limit: limit, subject: "\(file.path): \(arch).\(key)")
         return v
     }
 
@@ -253,7 +253,7 @@ struct GGUFConfigReader {
         func id(_ key: String) -> [Int] { file["tokenizer.ggml.\(key)"]?.intValue.map { [$0] } ?? [] }
         return ModelConfig(
             modelType: modelType,
-            hiddenSize: hiddenSize, intermediateSize: try positive("feed_forward_length"), layerCount: try positive("block_count"),
+            hiddenSize: hiddenSize, intermediateSize: try positive("feed_forward_length"), layerCount: try positive("block_count", limit: ModelConfig.maximumLayers),
             headCount: headCount, kvHeadCount: kvHeadCount, headDim: headDim, headDimInConfig: file["\(arch).attention.key_length"] != nil,
             vocabSize: vocabSize,
             rmsNormEps: Double(Float(file["\(arch).attention.layer_norm_rms_epsilon"]?.doubleValue ?? 1e-5)),

@@ -11,9 +11,9 @@ public struct ModelConfig: Sendable, Equatable {
     /// Largest number of blocks (llama.cpp's LLAMA_MAX_LAYERS).
     public static let maximumLayers = 512
 
-    /// Checks a positive size read from `key` against the limits above.
-    static func checkBounds(_ value: Int, key: String, subject: String) throws {
-        let limit = key.hasSuffix("num_hidden_layers") || key.hasSuffix("block_count") ? maximumLayers : maximumDimension
+    /// Checks a positive size read from a file against `limit` (`maximumDimension`, or
+    /// `maximumLayers` for a block count); `subject` names the file and key in the error.
+    static func checkBounds(_ value: Int, limit: Int = maximumDimension, subject: String) throws {
         guard value <= limit else { throw QuantaError.malformed(subject, "\(value) exceeds the limit of \(limit)") }
     }
 
@@ -142,17 +142,17 @@ struct ConfigReader {
 
     func fail(_ key: String, _ reason: String) -> QuantaError { QuantaError.malformed("\(path): \(key)", reason) }
 
-    func int(_ key: String) throws -> Int {
+    func int(_ key: String, limit: Int = ModelConfig.maximumDimension) throws -> Int {
         guard let value = json[key] else { throw fail(key, "required key is missing") }
         guard let i = value.intValue, i > 0 else { throw fail(key, "must be a positive integer, got \(value.serialized())") }
-        try ModelConfig.checkBounds(i, key: key, subject: "\(path): \(key)")
+        try ModelConfig.checkBounds(i, limit: limit, subject: "\(path): \(key)")
         return i
     }
 
-    func optionalInt(_ key: String) throws -> Int? {
+    func optionalInt(_ key: String, limit: Int = ModelConfig.maximumDimension) throws -> Int? {
         guard let value = json[key], value != .null else { return nil }
         guard let i = value.intValue, i > 0 else { throw fail(key, "must be a positive integer, got \(value.serialized())") }
-        try ModelConfig.checkBounds(i, key: key, subject: "\(path): \(key)")
+        try ModelConfig.checkBounds(i, limit: limit, subject: "\(path): \(key)")
         return i
     }
 
@@ -173,7 +173,7 @@ struct ConfigReader {
     func decoderConfig(modelType: String, attentionBias: Bool) throws -> ModelConfig {
         let hiddenSize = try int("hidden_size")
         let intermediateSize = try int("intermediate_size")
-        let layerCount = try int("num_hidden_layers")
+        let layerCount = try int("num_hidden_layers", limit: ModelConfig.maximumLayers)
         let headCount = try int("num_attention_heads")
         let kvHeadCount = try optionalInt("num_key_value_heads") ?? headCount
         guard headCount % kvHeadCount == 0 else {

@@ -47,7 +47,7 @@ public struct Phi3: Architecture {
         c.ropeDimensions = rotated == c.headDim ? nil : rotated
         let original = rope?["original_max_position_embeddings"]?.intValue ?? json["original_max_position_embeddings"]?.intValue
         if let original, original <= 0 { throw reader.fail("original_max_position_embeddings", "must be a positive integer, got \(original)") }
-        if let original { try ModelConfig.checkBounds(original, key: "original_max_position_embeddings", subject: "\(reader.path): original_max_position_embeddings") }
+        if let original { try ModelConfig.checkBounds(original, subject: "\(reader.path): original_max_position_embeddings") }
         c.originalContext = original
         let type = rope?["rope_type"]?.stringValue ?? rope?["type"]?.stringValue ?? "default"
         switch type {
