@@ -2,7 +2,8 @@
 # Coverage-guided fuzzing of Quanta's parsers with libFuzzer and AddressSanitizer.
 #
 #   Scripts/fuzz.sh NAME SECONDS      run harness NAME for SECONDS (0: until it finds something)
-#   Scripts/fuzz.sh --smoke SECONDS [--no-build]   every harness for SECONDS each (the test command: 5)
+#   Scripts/fuzz.sh --smoke SECONDS [--no-build]   every harness for SECONDS each, one per core at a time
+#                                     (QUANTA_FUZZ_JOBS overrides the count; the test command: 5 seconds)
 #   Scripts/fuzz.sh --list            the harnesses
 #   Scripts/fuzz.sh --no-build NAME SECONDS   as NAME SECONDS, with the harnesses already built
 #   Scripts/fuzz.sh --build           only build the harnesses (--smoke --no-build runs them later)
@@ -56,13 +57,13 @@ run() {
     local execs edges features corpus rss
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rss=$(sed -n 's/^stat::peak_rss_mb: *//p' "$log" | tail -1)
-    edges=$(grep -o 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-    features=$(grep -o 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
-    corpus=$(grep -o 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$log" | tail -1 | cut -d' ' -f2)
+    edges=$(grep -ao 'cov: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+    features=$(grep -ao 'ft: [0-9]*' "$log" | tail -1 | cut -d' ' -f2)
+    corpus=$(grep -ao 'corp: [0-9]*/[0-9]*[a-zA-Z]*' "$log" | tail -1 | cut -d' ' -f2)
     printf '%-18s %10s execs %6ss  cov %6s  ft %6s  corpus %-10s rss %5s MB  %s\n' "$name" "${execs:-?}" "$((SECONDS - start))" \
         "${edges:-?}" "${features:-?}" "${corpus:-?}" "${rss:-?}" "$([[ $status == 0 ]] && echo ok || echo "FAILED (see $log, $artifacts)")"
     if [[ $status != 0 ]]; then
-        grep -E "ERROR|Fatal error|SUMMARY|Test unit written" "$log" | head -8 >&2
+        grep -aE "ERROR|Fatal error|SUMMARY|Test unit written" "$log" | head -8 >&2
     fi
     return $status
 }
@@ -77,8 +78,22 @@ case "${1:-}" in
     --smoke)
         [[ $# == 2 || ( $# == 3 && $3 == --no-build ) ]] || usage
         [[ $# == 3 ]] || build
+        # One harness per core at a time (each is single-threaded); lines printed in the list's order.
+        jobs=${QUANTA_FUZZ_JOBS:-$(nproc)}
+        outputs=$(mktemp -d "${TMPDIR:-/tmp}/quanta-fuzz-smoke.XXXXXX")
+        trap 'rm -rf "$outputs"' EXIT
+        running=0
+        for name in "${harnesses[@]}"; do
+            if (( running >= jobs )); then wait -n || true; running=$((running - 1)); fi
+            ( run "$name" "$2" >"$outputs/$name.out" 2>&1; echo $? >"$outputs/$name.status" ) &
+            running=$((running + 1))
+        done
+        wait
         failed=0
-        for name in "${harnesses[@]}"; do run "$name" "$2" || failed=1; done
+        for name in "${harnesses[@]}"; do
+            cat "$outputs/$name.out"
+            [[ $(cat "$outputs/$name.status" 2>/dev/null) == 0 ]] || failed=1
+        done
         exit $failed
         ;;
     ""|-*) usage ;;
