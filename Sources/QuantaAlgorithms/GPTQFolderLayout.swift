@@ -22,6 +22,17 @@ public struct GPTQFolderLayout: CheckpointLayout {
         guard grid.groupSize == -1 || grid.groupSize > 0 else { throw QuantaError(.invalidArgument, "--group-size", "must be positive or -1") }
     }
 
+    /// vLLM 0.33's GPTQ reader (`AutoGPTQConfig`) takes only symmetric 4- and 8-bit grids and
+    /// refuses act-order with groups; transformers (through GPTQModel) loads every grid written here.
+    public func loaderNote(_ grid: AffineQuantizer.Options, actOrder: Bool) -> String? {
+        var refused: [String] = []
+        if !grid.symmetric { refused.append("asymmetric grids") }
+        if ![4, 8].contains(grid.bits) { refused.append("\(grid.bits)-bit grids") }
+        if actOrder && grid.groupSize != -1 && !grid.staticGroups { refused.append("act-order with groups") }
+        guard !refused.isEmpty else { return nil }
+        return "vLLM loads GPTQ folders only with symmetric 4- or 8-bit grids and no act-order groups, so it will refuse this one (\(refused.joined(separator: ", "))); transformers and GPTQModel load it. For vLLM use --sym --bits 4|8, or --format compressed-tensors (asymmetric too) or --format awq"
+    }
+
     public var mixesGrids: Bool { true }
 
     public var fusesLinears: Bool { true }

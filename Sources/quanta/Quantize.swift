@@ -364,6 +364,7 @@ extension Quantize {
         settings.grid = grid
         settings.solver = solver
         settings.layout = layout!
+        if mix.recipe == nil, !mix.hasTarget, let note = layout!.loaderNote(grid, actOrder: actOrder) { printError("quanta: note: " + note) }
         let model = try HuggingFaceSource(path: source)
         let file = try stats.map { try StatisticsFile(path: $0) }
         try file?.check(against: model)
