@@ -92,12 +92,13 @@ public protocol CheckpointLayout: Sendable {
     func decode(_ layer: SolvedLinear) -> [Float]
     /// Members config.json gets (replacing any of the same name) and extra JSON files.
     func configuration(_ settings: CheckpointSettings) -> (config: [(String, JSONValue)], files: [(name: String, json: JSONValue)])
-    /// What a known loader refuses in a folder of this layout on `grid`, said before the work; nil when none.
-    func loaderNote(_ grid: AffineQuantizer.Options, actOrder: Bool) -> String?
+    /// What a known loader refuses in a folder of this layout on `grid` (or on several grids, a
+    /// recipe's or an allocation's, when `mixed`), said with the result; nil when none.
+    func loaderNote(_ grid: AffineQuantizer.Options, actOrder: Bool, mixed: Bool) -> String?
 }
 
 extension CheckpointLayout {
-    public func loaderNote(_ grid: AffineQuantizer.Options, actOrder: Bool) -> String? { nil }
+    public func loaderNote(_ grid: AffineQuantizer.Options, actOrder: Bool, mixed: Bool) -> String? { nil }
 
     /// Bytes the stored tensors of one linear `[rows(out), columns(in)]` take on `grid`, nil when
     /// the layout cannot store that shape on it.

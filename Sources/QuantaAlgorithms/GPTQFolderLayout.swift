@@ -23,8 +23,12 @@ public struct GPTQFolderLayout: CheckpointLayout {
     }
 
     /// vLLM 0.33's GPTQ reader (`AutoGPTQConfig`) takes only symmetric 4- and 8-bit grids and
-    /// refuses act-order with groups; transformers (through GPTQModel) loads every grid written here.
-    public func loaderNote(_ grid: AffineQuantizer.Options, actOrder: Bool) -> String? {
+    /// refuses act-order with groups; transformers (through GPTQModel) loads every single grid
+    /// written here, but its GPTQ config (optimum 2.3) drops GPTQModel's per-module `dynamic`.
+    public func loaderNote(_ grid: AffineQuantizer.Options, actOrder: Bool, mixed: Bool) -> String? {
+        if mixed {
+            return "transformers reads one grid for every linear (its GPTQ config drops GPTQModel's per-module `dynamic`) and refuses this folder; GPTQModel loads it (on CPU: GPTQModel.load(FOLDER, backend=BACKEND.TORCH))"
+        }
         var refused: [String] = []
         if !grid.symmetric { refused.append("asymmetric grids") }
         if ![4, 8].contains(grid.bits) { refused.append("\(grid.bits)-bit grids") }

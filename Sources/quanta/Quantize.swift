@@ -364,7 +364,6 @@ extension Quantize {
         settings.grid = grid
         settings.solver = solver
         settings.layout = layout!
-        if mix.recipe == nil, !mix.hasTarget, let note = layout!.loaderNote(grid, actOrder: actOrder) { printError("quanta: note: " + note) }
         let model = try HuggingFaceSource(path: source)
         let file = try stats.map { try StatisticsFile(path: $0) }
         try file?.check(against: model)
@@ -464,6 +463,7 @@ extension Quantize {
         } else {
             print("wrote \(output): \(summary.quantized) linear layers as \(format.rawValue) \(grids) (\(how)) in \(fixed(summary.seconds, 2)) s")
         }
+        if let note = layout!.loaderNote(settings.grid, actOrder: settings.solver.actOrder, mixed: counts.count > 1) { printError("quanta: note: " + note) }
     }
 
     func millis(_ seconds: Double) -> Double { (seconds * 1000).rounded() / 1000 }

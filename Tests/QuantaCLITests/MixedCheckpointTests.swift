@@ -78,6 +78,9 @@ final class MixedCheckpointTests: XCTestCase {
             print(same, sorted((str(k), v) for k, v in seen.items()), bits("model.layers.1.self_attn.qkv_proj"), bits("model.layers.0.mlp.gate_up_proj"))
             """, [out, fp32]).trimmingCharacters(in: .whitespacesAndNewlines)
         XCTAssertEqual(check, "True [('3', 3), ('4', 37), ('8', 1), ('None', 1)] 3 4")
+        XCTAssertTrue(try quanta(["quantize", TestSupport.austenModel, folder + "/noted", "--format", "gptq", "--recipe", recipe]).stderr
+            .contains("quanta: note: transformers reads one grid for every linear"))
+        try assertGPTQModelLoads(out, fp32: fp32)
 
         try TestSupport.write(Array(try XCTUnwrap(config["meta"]?["recipe"]?.stringValue).utf8), to: recipe)
         run = try quanta(["quantize", TestSupport.austenModel, again, "--format", "gptq", "--recipe", recipe])
@@ -92,6 +95,37 @@ final class MixedCheckpointTests: XCTestCase {
         run = try quanta(["quantize", TestSupport.austenModel, folder + "/mlx", "--format", "mlx", "--recipe", recipe])
         XCTAssertEqual(run.stderr, "quanta: error: \(recipe): is a gptq recipe; give --format gptq\n")
         XCTAssertFalse(FileManager.default.fileExists(atPath: folder + "/split"))
+    }
+
+    /// GPTQModel's own loader (transformers drops `dynamic`) builds the 3-, 4- and 8-bit linears
+    /// `dynamic` names, leaves the skipped one in f16, and dequantizes each (scales widened to fp32)
+    /// to what `quanta convert` reads, bit for bit; its fp16 forward runs.
+    func assertGPTQModelLoads(_ folder: String, fp32: String, file: StaticString = #filePath, line: UInt = #line) throws {
+        let present = "import importlib.util as u, sys; sys.exit(0 if all(u.find_spec(m) for m in ('torch', 'gptqmodel')) else 1)"
+        guard try TestSupport.run(try TestSupport.python(), ["-c", present]).status == 0 else {
+            throw XCTSkip("torch or gptqmodel absent from the oracle venv: run `bash Scripts/setup.sh --torch`")
+        }
+        let output = try TestSupport.oracle("""
+            import sys, numpy as np, torch
+            from gptqmodel import GPTQModel, BACKEND
+            from gptqmodel.nn_modules.qlinear import BaseQuantLinear
+            from safetensors.numpy import load_file
+            model = GPTQModel.load(sys.argv[1], device="cpu", dtype=torch.float16, backend=BACKEND.TORCH)
+            reference = load_file(sys.argv[2] + "/model.safetensors")
+            quantized = [(n, m) for n, m in model.model.named_modules() if isinstance(m, BaseQuantLinear)]
+            exact = 0
+            with torch.no_grad():
+                for name, module in quantized:
+                    scales = module.scales
+                    module.scales = scales.float()
+                    exact += int(np.array_equal(module.dequantize_weight().float().t().contiguous().numpy(), reference[name + ".weight"]))
+                    module.scales = scales
+                logits = model.model(torch.tensor([[0, 920, 310, 259, 1953, 465, 73, 1166, 552, 3051]])).logits
+            print("RESULT", len(quantized), exact, sorted({m.bits for _, m in quantized}), type(model.model.model.layers[2].self_attn.o_proj).__name__,
+                  bool(torch.isfinite(logits).all()))
+            """, [folder, fp32], file: file, line: line)
+        let last = output.split(separator: "\n").last { $0.hasPrefix("RESULT ") }.map(String.init)
+        XCTAssertEqual(last, "RESULT 41 41 [3, 4, 8] Linear True", output, file: file, line: line)
     }
 
     /// mlx-lm loads a folder whose v_proj has 6-bit groups of 32, one o_proj in f16 and a
