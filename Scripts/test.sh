@@ -21,7 +21,8 @@ export QUANTA_SMOLLM2="$cache/models/SmolLM2-135M-Instruct.Q4_1.gguf"
 bash Scripts/fuzz.sh --build &
 fuzz_build=$!
 trap 'kill $fuzz_build 2>/dev/null || true; rm -f "$setup_log"' EXIT
-swift test --skip-build --disable-swift-testing
+# Two test processes at a time (one per core): much of a test is a single-threaded Python oracle.
+swift test --skip-build --disable-swift-testing --parallel
 # The project's own comparison, regenerated and gated against the committed Reports/austen-llama.
 bash Scripts/report.sh --check
 # Every parser's libFuzzer harness for 5 s (its committed seeds, then mutations): a crash, leak,
