@@ -28,6 +28,9 @@ public final class BlockRunner {
     public var threads = 1
     /// Rows per forward batch (whole sequences; at least one).
     public var batchRows = 2048
+    /// Keep llama-imatrix's float sums beside the statistics (`InputStatistics.imatrixSums`; set
+    /// with the llamacpp runtime to export its importance matrix bit for bit).
+    public var imatrixSums = false
     /// Keep each block's inputs for the handler (needed to replace a block's weights).
     public var keepInputs = false
 
@@ -60,7 +63,7 @@ public final class BlockRunner {
         for l in 0..<config.layerCount {
             let weights = try DecoderWeights.layer(l, from: source)
             saved?.update(from: X, count: rows * d)
-            let observer = StatisticsObserver(config: config, layer: l, hessian: hessian, threads: threads)
+            let observer = StatisticsObserver(config: config, layer: l, hessian: hessian, threads: threads, imatrixLength: imatrixSums ? length : nil)
             forEachBatch(perBatch) { first, count in
                 model.block(weights, index: l, X + first * length * d, sequences: count, length: length, observer: observer)
             }
@@ -78,7 +81,7 @@ public final class BlockRunner {
             }
             progress?(l + 1, config.layerCount, Double((l + 1) * rows) / max(monotonicSeconds() - start, 1e-9))
         }
-        let head = StatisticsObserver(config: config, layer: nil, hessian: hessian, threads: threads)
+        let head = StatisticsObserver(config: config, layer: nil, hessian: hessian, threads: threads, imatrixLength: imatrixSums ? length : nil)
         forEachBatch(perBatch) { first, count in
             _ = model.finalNorm(X + first * length * d, rows: count * length, observer: head)
         }
@@ -112,7 +115,8 @@ public final class BlockRunner {
         for l in 0..<config.layerCount {
             var weights = try DecoderWeights.layer(l, from: source)
             for (input, entry, stop) in stages {
-                let observer = input.map { StatisticsObserver(config: config, layer: l, hessian: hessian, threads: threads, inputs: [$0]) }
+                let observer = input.map { StatisticsObserver(config: config, layer: l, hessian: hessian, threads: threads, inputs: [$0],
+                                                              imatrixLength: imatrixSums ? length : nil) }
                 forEachBatch(perBatch) { first, count in
                     let row = first * length
                     model.block(weights, index: l, X + row * d, sequences: count, length: length, observer: observer, entry: entry, stop: stop,
@@ -122,7 +126,7 @@ public final class BlockRunner {
             }
             progress?(l + 1, config.layerCount, Double((l + 1) * rows) / max(monotonicSeconds() - start, 1e-9))
         }
-        let head = StatisticsObserver(config: config, layer: nil, hessian: hessian, threads: threads)
+        let head = StatisticsObserver(config: config, layer: nil, hessian: hessian, threads: threads, imatrixLength: imatrixSums ? length : nil)
         forEachBatch(perBatch) { first, count in
             _ = model.finalNorm(X + first * length * d, rows: count * length, observer: head)
         }
@@ -141,10 +145,12 @@ final class StatisticsObserver: ForwardObserver {
     let statistics: [LinearInput: InputStatistics]
     let threads: Int
 
-    init(config: ModelConfig, layer: Int?, hessian: HessianMode, threads: Int, inputs: [LinearInput]? = nil) {
+    init(config: ModelConfig, layer: Int?, hessian: HessianMode, threads: Int, inputs: [LinearInput]? = nil, imatrixLength: Int? = nil) {
         let inputs: [LinearInput] = inputs ?? (layer == nil ? [.output] : [.attentionQKV, .attentionOutput, .ffnGateUp, .ffnDown])
         statistics = Dictionary(uniqueKeysWithValues: inputs.map {
-            ($0, InputStatistics(layer: layer, input: $0, columns: $0.columns(config), hessian: hessian))
+            let statistics = InputStatistics(layer: layer, input: $0, columns: $0.columns(config), hessian: hessian)
+            statistics.imatrixLength = imatrixLength
+            return ($0, statistics)
         })
         self.threads = threads
     }

@@ -12,12 +12,16 @@ public enum ImatrixExport {
         public let input: LinearInput
         public let tokens: Int
         public let sumSquares: [Double]
+        /// llama-imatrix's float sums of the same squares, when the run kept them (`InputStatistics.imatrixSums`):
+        /// exported instead of `sumSquares` rounded to float.
+        public let imatrixSums: [Float]?
 
-        public init(layer: Int?, input: LinearInput, tokens: Int, sumSquares: [Double]) {
+        public init(layer: Int?, input: LinearInput, tokens: Int, sumSquares: [Double], imatrixSums: [Float]? = nil) {
             self.layer = layer
             self.input = input
             self.tokens = tokens
             self.sumSquares = sumSquares
+            self.imatrixSums = imatrixSums
         }
     }
 
@@ -28,7 +32,7 @@ public enum ImatrixExport {
         for s in sums where includeOutput || s.input != .output {
             for role in s.input.roles {
                 guard let spec = specs.first(where: { $0.role == role && $0.layer == s.layer }) else { continue }
-                entries.append(.init(name: spec.ggufName, columns: s.sumSquares.count, sums: s.sumSquares.map { Float($0) },
+                entries.append(.init(name: spec.ggufName, columns: s.sumSquares.count, sums: s.imatrixSums ?? s.sumSquares.map { Float($0) },
                                      counts: [Float(s.tokens)]))
             }
         }
@@ -38,5 +42,5 @@ public enum ImatrixExport {
 }
 
 extension InputStatistics {
-    public var sums: ImatrixExport.Sums { .init(layer: layer, input: input, tokens: tokens, sumSquares: sumSquares) }
+    public var sums: ImatrixExport.Sums { .init(layer: layer, input: input, tokens: tokens, sumSquares: sumSquares, imatrixSums: imatrixSums) }
 }

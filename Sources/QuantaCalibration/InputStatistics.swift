@@ -79,6 +79,14 @@ public final class InputStatistics: @unchecked Sendable {
     public private(set) var maxAbs: [Float]
     /// Row-major `[columns, columns]`, symmetric; nil unless the mode is `.full`.
     public private(set) var gram: [Double]?
+    /// llama-imatrix's own sums of x^2 when `imatrixLength` is set: float, each square rounded
+    /// to float and added in the order its micro-batches hold the rows (see `add`).
+    public private(set) var imatrixSums: [Float]?
+    /// The sequence length of the rows `add` receives (whole sequences, in order), which turns on
+    /// `imatrixSums`; nil: off.
+    public var imatrixLength: Int? {
+        didSet { imatrixSums = imatrixLength.map { _ in [Float](repeating: 0, count: columns) } }
+    }
     private var batchGram: [Float]
 
     public init(layer: Int?, input: LinearInput, columns: Int, hessian: HessianMode) {
@@ -100,6 +108,7 @@ public final class InputStatistics: @unchecked Sendable {
         defer { seconds += monotonicSeconds() - start }
         tokens += rows
         let n = columns
+        if let length = imatrixLength { addImatrixSums(x, rows: rows, length: length) }
         // Splitting narrow inputs costs more than it saves (256-768 columns: 0.47 ns per element on one thread, 0.8-1.1 on two).
         let workers = max(1, min(threads, n / 2048))
         let span = (n + workers - 1) / workers
@@ -171,4 +180,33 @@ public final class InputStatistics: @unchecked Sendable {
 
     /// Drops the per-batch working memory.
     public func releaseScratch() { batchGram = [] }
+
+    /// llama-imatrix (`n_batch` 2048, `n_ubatch` 512) decodes the B = rows / length sequences of a
+    /// batch in micro-batches of 512 / B positions of every sequence (`split_equal`): micro-batch u
+    /// holds positions [u p, (u + 1) p) of sequence 0, then of sequence 1, and so on. Its float
+    /// sums add the squares in that order. Batches that do not split evenly keep the row order.
+    private func addImatrixSums(_ x: UnsafePointer<Float>, rows: Int, length: Int) {
+        let n = columns, sequences = rows / length
+        var per = length
+        if sequences > 0, rows % length == 0, 512 % sequences == 0 {
+            per = min(length, 512 / sequences)
+            if length % per != 0 { per = length }
+        }
+        imatrixSums!.withUnsafeMutableBufferPointer { sums in
+            let out = sums.baseAddress!
+            func add(_ row: Int) {
+                let r = x + row * n
+                for j in 0..<n { out[j] += r[j] * r[j] }
+            }
+            guard rows % length == 0, per < length else {
+                for row in 0..<rows { add(row) }
+                return
+            }
+            for u in 0..<(length / per) {
+                for s in 0..<sequences {
+                    for t in (u * per)..<((u + 1) * per) { add(s * length + t) }
+                }
+            }
+        }
+    }
 }

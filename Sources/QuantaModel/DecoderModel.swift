@@ -98,6 +98,13 @@ public final class DecoderModel: @unchecked Sendable {
     /// LongRoPE's tables with the long factors, for sequences longer than the original context.
     private let longTables: (cos: [Float], sin: [Float])?
     private let maxPositions: Int
+    /// RoPE's tables as ggml computes them (float angles), made on first use by the llamacpp
+    /// runtime; nil when the rotation is not plain (scaled, partial, LongRoPE or two bases).
+    private lazy var ggmlTables: (cos: [Float], sin: [Float])? = {
+        let c = config
+        guard c.ropeLinearFactor == nil, c.longRope == nil, c.ropeLocalTheta == nil, c.rotaryDimensions == c.headDim else { return nil }
+        return GGMLOrder.ropeTables(base: Float(c.ropeTheta), dimensions: c.headDim, positions: maxPositions)
+    }()
 
     public init(config: ModelConfig, weights: DecoderWeights, tokenizer: BPETokenizer, path: String, maxPositions: Int = 4096) {
         self.config = config
@@ -190,6 +197,42 @@ public final class DecoderModel: @unchecked Sendable {
                 }
             }
         }
+    }
+
+    /// `rope` with ggml's float angle tables and fused multiply-adds (`GGMLOrder`).
+    private func ropeGGML(_ x: UnsafeMutablePointer<Float>, count: Int, heads: Int, stride: Int, tables: (cos: [Float], sin: [Float])) {
+        let hd = config.headDim, half = hd / 2, layout = weights.ropeLayout
+        tables.cos.withUnsafeBufferPointer { cb in
+            tables.sin.withUnsafeBufferPointer { sb in
+                for t in 0..<count {
+                    let c = cb.baseAddress! + t * half, s = sb.baseAddress! + t * half
+                    for h in 0..<heads {
+                        let v = x + t * stride + h * hd
+                        for i in 0..<half {
+                            let (i0, i1) = layout == .halves ? (i, i + half) : (2 * i, 2 * i + 1)
+                            (v[i0], v[i1]) = GGMLOrder.rotate(v[i0], v[i1], cos: c[i], sin: s[i])
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Whether block `layer` runs every operation in ggml's order under the llamacpp runtime
+    /// (`GGMLOrder`): f32 weights, a plain Llama block (SwiGLU, no post-norms, no sliding window,
+    /// the default attention scale, plain RoPE) and widths of whole 16-float vectors.
+    private func followsGGML(_ layer: DecoderWeights.Layer, slides: Bool) -> Bool {
+        let c = config
+        guard runtime == .llamacpp, c.activation == .silu, layer.attentionPostNorm == nil, layer.ffnPostNorm == nil, !slides,
+              c.queryPreAttentionScalar == nil, [c.hiddenSize, c.qDim, c.intermediateSize, c.headDim].allSatisfy({ $0 % 16 == 0 }),
+              LinearRole.allCases.allSatisfy({ layer.types[$0].map { $0 == .f32 } ?? true }) else { return false }
+        return ggmlTables != nil
+    }
+
+    /// Whether the final norm and the head run in ggml's order: the blocks do (`followsGGML`) and the head is f32.
+    private var headFollowsGGML: Bool {
+        guard let first = weights.layers.first, weights.outputType == nil || weights.outputType == .f32 else { return false }
+        return followsGGML(first, slides: false)
     }
 
     /// Worker threads of every forward pass in the process (default: the online cores; at least
@@ -295,7 +338,11 @@ public final class DecoderModel: @unchecked Sendable {
         let scratch = workspace.buffer(9, runtime == .llamacpp ? rows * d : 1)
         let input = linearInput(H, count: rows * d, rowLength: d, type: weights.outputType, scratch: scratch)
         head.withUnsafeBufferPointer { w in
-            Kernels.gemmNT(rows, c.vocabSize, d, input, d, w.baseAddress!, d, logits, c.vocabSize, split: true)
+            if headFollowsGGML {
+                Kernels.gemmNTggml(rows, c.vocabSize, d, input, w.baseAddress!, logits)
+            } else {
+                Kernels.gemmNT(rows, c.vocabSize, d, input, d, w.baseAddress!, d, logits, c.vocabSize, split: true)
+            }
         }
         return try body(UnsafeBufferPointer(start: logits, count: rows * c.vocabSize))
     }
@@ -329,7 +376,13 @@ public final class DecoderModel: @unchecked Sendable {
     public func finalNorm(_ X: UnsafePointer<Float>, rows: Int, observer: ForwardObserver? = nil) -> UnsafeMutablePointer<Float> {
         let d = config.hiddenSize
         let H = workspace.buffer(1, rows * d)
-        weights.outputNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: Float(config.rmsNormEps)) }
+        weights.outputNorm.withUnsafeBufferPointer {
+            if headFollowsGGML {
+                GGMLOrder.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: Float(config.rmsNormEps))
+            } else {
+                Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: Float(config.rmsNormEps))
+            }
+        }
         observer?.linearInput(layer: -1, role: .output, UnsafeBufferPointer(start: H, count: rows * d), rows: rows, columns: d)
         return H
     }
@@ -354,9 +407,25 @@ public final class DecoderModel: @unchecked Sendable {
         let ab = UnsafeMutableBufferPointer(start: A, count: rows * c.qDim), gb = UnsafeMutableBufferPointer(start: G, count: rows * f)
         let scale = 1 / Float(c.queryPreAttentionScalar ?? Double(c.headDim)).squareRoot(), eps = Float(c.rmsNormEps)
         let slides = c.slides(layer: l)
+        // llama.cpp's order for f32 weights; its tiled flash attention where each sequence has at
+        // least 64 queries per 512-token micro-batch (llama-perplexity and llama-imatrix put
+        // 2048 / T sequences in a batch: T / 4 queries each, so T >= 256).
+        let exact = followsGGML(layer, slides: slides), tiled = exact && T >= 256
+        let tables = exact ? ggmlTables : nil
+        func norm(_ weight: [Float], _ x: UnsafeMutablePointer<Float>, _ out: UnsafeMutablePointer<Float>, rows: Int, n: Int) {
+            weight.withUnsafeBufferPointer {
+                if exact { GGMLOrder.rmsNorm(x, $0.baseAddress!, out, rows: rows, n: n, eps: eps) } else { Kernels.rmsNorm(x, $0.baseAddress!, out, rows: rows, n: n, eps: eps) }
+            }
+        }
+        /// X += w · input, as ggml: the product in tinyBLAS's order into a buffer, then one add.
+        func addProduct(_ w: [Float], _ input: UnsafePointer<Float>, k: Int) {
+            let P = workspace.buffer(12, rows * d)
+            w.withUnsafeBufferPointer { Kernels.gemmNTggml(rows, d, k, input, $0.baseAddress!, P) }
+            for i in 0..<(rows * d) { X[i] += P[i] }
+        }
         var hq: UnsafePointer<Float>
         if entry == .attention {
-            layer.attentionNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: eps) }
+            norm(layer.attentionNorm, X, H, rows: rows, n: d)
             if let observer {
                 for role in [LinearRole.q, .k, .v] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
             }
@@ -383,26 +452,37 @@ public final class DecoderModel: @unchecked Sendable {
             layer.kBias?.withUnsafeBufferPointer { Kernels.add(K, $0.baseAddress!, rows: rows, n: c.kvDim) }
             layer.vBias?.withUnsafeBufferPointer { Kernels.add(V, $0.baseAddress!, rows: rows, n: c.kvDim) }
             // qwen3: RMSNorm over each head's headDim values, before RoPE.
-            layer.qNorm?.withUnsafeBufferPointer { Kernels.rmsNorm(Q, $0.baseAddress!, Q, rows: rows * c.headCount, n: c.headDim, eps: eps) }
-            layer.kNorm?.withUnsafeBufferPointer { Kernels.rmsNorm(K, $0.baseAddress!, K, rows: rows * c.kvHeadCount, n: c.headDim, eps: eps) }
+            if let qNorm = layer.qNorm { norm(qNorm, Q, Q, rows: rows * c.headCount, n: c.headDim) }
+            if let kNorm = layer.kNorm { norm(kNorm, K, K, rows: rows * c.kvHeadCount, n: c.headDim) }
             // Sequences are independent: their rotations (and f16 round trips) spread over the cores.
             nonisolated(unsafe) let (q, k, v) = (Q, K, V)
             let llamacpp = runtime == .llamacpp, workers = min(Kernels.cores, B)
             DispatchQueue.concurrentPerform(iterations: workers) { worker in
                 for s in stride(from: worker, to: B, by: workers) {
-                    rope(q + s * T * c.qDim, count: T, heads: c.headCount, stride: c.qDim, local: slides)
-                    rope(k + s * T * c.kvDim, count: T, heads: c.kvHeadCount, stride: c.kvDim, local: slides)
+                    if let tables {
+                        ropeGGML(q + s * T * c.qDim, count: T, heads: c.headCount, stride: c.qDim, tables: tables)
+                        ropeGGML(k + s * T * c.kvDim, count: T, heads: c.kvHeadCount, stride: c.kvDim, tables: tables)
+                    } else {
+                        rope(q + s * T * c.qDim, count: T, heads: c.headCount, stride: c.qDim, local: slides)
+                        rope(k + s * T * c.kvDim, count: T, heads: c.kvHeadCount, stride: c.kvDim, local: slides)
+                    }
                     if llamacpp {
-                        // llama.cpp keeps K and V in an f16 cache, and its f16 products take Q in f16.
+                        // llama.cpp keeps K and V in an f16 cache; its untiled attention takes Q in f16 too.
                         ActivationQuantization.roundTrip(.f16, k + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
                         ActivationQuantization.roundTrip(.f16, v + s * T * c.kvDim, count: T * c.kvDim, rowLength: c.kvDim)
-                        ActivationQuantization.roundTrip(.f16, q + s * T * c.qDim, count: T * c.qDim, rowLength: c.qDim)
+                        if !tiled { ActivationQuantization.roundTrip(.f16, q + s * T * c.qDim, count: T * c.qDim, rowLength: c.qDim) }
                     }
                 }
             }
             for s in 0..<B {
-                attention(Q + s * T * c.qDim, K + s * T * c.kvDim, V + s * T * c.kvDim, A + s * T * c.qDim, T: T, scale: scale,
-                          window: slides ? c.slidingWindow : nil)
+                if tiled {
+                    GGMLOrder.attention(Q + s * T * c.qDim, K + s * T * c.kvDim, V + s * T * c.kvDim, A + s * T * c.qDim, T: T,
+                                        heads: c.headCount, kvHeads: c.kvHeadCount, headDim: c.headDim, qStride: c.qDim, kvStride: c.kvDim,
+                                        scale: scale, halves: weights.ropeLayout == .halves)
+                } else {
+                    attention(Q + s * T * c.qDim, K + s * T * c.kvDim, V + s * T * c.kvDim, A + s * T * c.qDim, T: T, scale: scale,
+                              window: slides ? c.slidingWindow : nil)
+                }
             }
             observer?.linearInput(layer: l, role: .o, UnsafeBufferPointer(ab), rows: rows, columns: c.qDim)
             if stop == .o { return }
@@ -414,23 +494,31 @@ public final class DecoderModel: @unchecked Sendable {
                 layer.o.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, c.qDim, ao, c.qDim, $0.baseAddress!, c.qDim, P, d, split: true) }
                 postNorm.withUnsafeBufferPointer { Kernels.rmsNorm(P, $0.baseAddress!, P, rows: rows, n: d, eps: eps) }
                 for i in 0..<(rows * d) { X[i] += P[i] }
+            } else if exact {
+                addProduct(layer.o, ao, k: c.qDim)
             } else {
                 layer.o.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, c.qDim, ao, c.qDim, $0.baseAddress!, c.qDim, X, d, accumulate: true, split: true) }
             }
         }
         if entry != .down {
-            layer.ffnNorm.withUnsafeBufferPointer { Kernels.rmsNorm(X, $0.baseAddress!, H, rows: rows, n: d, eps: eps) }
+            norm(layer.ffnNorm, X, H, rows: rows, n: d)
             if let observer {
                 for role in [LinearRole.gate, .up] { observer.linearInput(layer: l, role: role, UnsafeBufferPointer(hb), rows: rows, columns: d) }
             }
             if stop == .gate { return }
-            hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.gate], scratch: scratch)
-            layer.gate.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, G, f, split: true) }
-            hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.up], scratch: scratch)
-            layer.up.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, U, f, split: true) }
-            switch c.activation {
-            case .silu: Kernels.swiglu(G, U, count: rows * f)
-            case .geluTanh: Kernels.geglu(G, U, count: rows * f)
+            if exact {
+                layer.gate.withUnsafeBufferPointer { Kernels.gemmNTggml(rows, f, d, H, $0.baseAddress!, G) }
+                layer.up.withUnsafeBufferPointer { Kernels.gemmNTggml(rows, f, d, H, $0.baseAddress!, U) }
+                GGMLOrder.swiglu(G, U, rows: rows, n: f)
+            } else {
+                hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.gate], scratch: scratch)
+                layer.gate.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, G, f, split: true) }
+                hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.up], scratch: scratch)
+                layer.up.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, U, f, split: true) }
+                switch c.activation {
+                case .silu: Kernels.swiglu(G, U, count: rows * f)
+                case .geluTanh: Kernels.geglu(G, U, count: rows * f)
+                }
             }
             observer?.linearInput(layer: l, role: .down, UnsafeBufferPointer(gb), rows: rows, columns: f)
             if stop == .down { return }
@@ -441,6 +529,8 @@ public final class DecoderModel: @unchecked Sendable {
             layer.down.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, f, gd, f, $0.baseAddress!, f, P, d, split: true) }
             postNorm.withUnsafeBufferPointer { Kernels.rmsNorm(P, $0.baseAddress!, P, rows: rows, n: d, eps: eps) }
             for i in 0..<(rows * d) { X[i] += P[i] }
+        } else if exact {
+            addProduct(layer.down, gd, k: f)
         } else {
             layer.down.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, f, gd, f, $0.baseAddress!, f, X, d, accumulate: true, split: true) }
         }

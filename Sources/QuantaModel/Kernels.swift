@@ -40,22 +40,36 @@ enum Kernels {
         nonisolated(unsafe) let (pa, pb, pc) = (a, b, c)
         let parts = min(cores, m), rows = (m + parts - 1) / parts
         DispatchQueue.concurrentPerform(iterations: parts) { part in
-            var lanes = [Float](repeating: 0, count: 16)
-            lanes.withUnsafeMutableBufferPointer { lane in
-                let l = lane.baseAddress!
-                for i in (part * rows)..<min(m, (part + 1) * rows) {
-                    let x = pa + i * k
-                    for j in 0..<n {
-                        let w = pb + j * k
-                        for t in 0..<16 { l[t] = 0 }
-                        for base in stride(from: 0, to: k, by: 16) {
-                            for t in 0..<16 { l[t] = l[t].addingProduct(x[base + t], w[base + t]) }
-                        }
-                        let h0 = l[0] + l[8], h1 = l[1] + l[9], h2 = l[2] + l[10], h3 = l[3] + l[11]
-                        let h4 = l[4] + l[12], h5 = l[5] + l[13], h6 = l[6] + l[14], h7 = l[7] + l[15]
-                        let q0 = h0 + h4, q1 = h1 + h5, q2 = h2 + h6, q3 = h3 + h7
-                        pc[i * n + j] = (q0 + q2) + (q1 + q3)
+            @inline(__always) func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
+            @inline(__always) func reduce(_ l: SIMD16<Float>) -> Float {
+                let h = l.lowHalf + l.highHalf, q = h.lowHalf + h.highHalf
+                return (q[0] + q[2]) + (q[1] + q[3])
+            }
+            for i in (part * rows)..<min(m, (part + 1) * rows) {
+                let x = pa + i * k
+                var j = 0
+                while j + 4 <= n {  // four columns share each load of x
+                    let w0 = pb + j * k, w1 = w0 + k, w2 = w1 + k, w3 = w2 + k
+                    var l0 = SIMD16<Float>(), l1 = l0, l2 = l0, l3 = l0
+                    for base in stride(from: 0, to: k, by: 16) {
+                        let v = load(x + base)
+                        l0 = l0.addingProduct(v, load(w0 + base))
+                        l1 = l1.addingProduct(v, load(w1 + base))
+                        l2 = l2.addingProduct(v, load(w2 + base))
+                        l3 = l3.addingProduct(v, load(w3 + base))
                     }
+                    pc[i * n + j] = reduce(l0)
+                    pc[i * n + j + 1] = reduce(l1)
+                    pc[i * n + j + 2] = reduce(l2)
+                    pc[i * n + j + 3] = reduce(l3)
+                    j += 4
+                }
+                while j < n {
+                    let w = pb + j * k
+                    var l = SIMD16<Float>()
+                    for base in stride(from: 0, to: k, by: 16) { l = l.addingProduct(load(x + base), load(w + base)) }
+                    pc[i * n + j] = reduce(l)
+                    j += 1
                 }
             }
         }

@@ -37,7 +37,7 @@ struct Calibrate: ParsableCommand {
     @Option(help: "full: Gram matrices (GPTQ); diag: sums of x^2 only; none: the same as diag.") var hessian: HessianMode = .full
     @Option(name: .customLong("export-imatrix"), help: "Also write llama.cpp's importance matrix (.gguf, or legacy .dat).") var exportImatrix: String?
     @Option(name: .customLong("add-bos"), help: "BOS at the start of each sample: auto follows the model's tokenizer.") var addBOS: BOS = .auto
-    @Option(help: "fp32: the model's own fp32 activations. llamacpp: as llama.cpp computes them (f16 K/V in ggml's summation order, activations quantized for quantized weights), which reproduces llama-imatrix's numbers.")
+    @Option(help: "fp32: the model's own fp32 activations. llamacpp: as llama.cpp computes them (f16 K/V, activations quantized for quantized weights; for f32 weights every operation in ggml's order, and --export-imatrix sums as llama-imatrix does), which reproduces llama-imatrix's file bit for bit.")
     var runtime: Runtime = .fp32
     @Option(help: "Threads for the statistics.") var threads: Int = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
     @Flag(help: "Print the result as JSON.") var json = false
@@ -78,6 +78,7 @@ struct Calibrate: ParsableCommand {
             let runner = try BlockRunner(source: source, sequences: sequences)
             runner.hessian = hessian
             runner.model.runtime = runtime
+            runner.imatrixSums = runtime == .llamacpp && exportImatrix != nil
             runner.threads = threads
             let writer = try StatisticsWriter(path: out, provenance: provenance, tokens: runner.rows)
             var sums: [ImatrixExport.Sums] = []
