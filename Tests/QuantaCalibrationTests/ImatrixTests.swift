@@ -39,4 +39,29 @@ final class ImatrixTests: XCTestCase {
             }
         }
     }
+
+    /// The llamacpp runtime's ggml-order pass and llama-imatrix's float sums do not depend on the
+    /// thread count (rows and heads are split, every value is computed whole by one thread).
+    func testLlamaOrderDoesNotDependOnThreads() throws {
+        let source = try HuggingFaceSource(path: TestSupport.austenModel)
+        let data = try CalibrationData(path: TestSupport.path("Calibration/calib-wiki.txt"))
+        let tokenizer = try source.tokenizer()
+        let sequences = try CalibrationSampler.sequential(context: 256, chunks: 8).sequences(data, tokenizer: tokenizer, bos: tokenizer.bosID)
+        var results: [[[UInt32]]] = []
+        for threads in [1, 2, 3] {
+            DecoderModel.threads = threads
+            let runner = try BlockRunner(source: source, sequences: sequences)
+            runner.hessian = .diag
+            runner.threads = threads
+            runner.model.runtime = .llamacpp
+            runner.imatrixSums = true
+            var sums: [[UInt32]] = []
+            try runner.run(onBlock: { block in sums += block.statistics.map { $0.imatrixSums!.map(\.bitPattern) }; return nil }, onHead: { _ in })
+            results.append(sums)
+        }
+        DecoderModel.threads = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+        XCTAssertEqual(results[0].count, 24)
+        XCTAssertEqual(results[0], results[1])
+        XCTAssertEqual(results[0], results[2])
+    }
 }
