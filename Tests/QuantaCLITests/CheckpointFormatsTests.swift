@@ -181,13 +181,7 @@ final class CheckpointFormatsTests: XCTestCase {
         XCTAssertEqual(bits.status, 64)
         XCTAssertTrue(bits.stderr.contains("--bits 3: the awq (GEMM) layout stores 4 bits"), bits.stderr)
         // transformers (through GPTQModel's AWQ linear) loads the folder as it is.
-        let loaded = try TransformersLoading.check(folder: awq, fp32: fp32)
-        XCTAssertEqual(loaded.quantizedModules, 42)
-        XCTAssertEqual(loaded.exactModules, 42, "GPTQModel's dequantization equals Quanta's, bit for bit")
-        XCTAssertEqual(loaded.moduleClass, "TorchAtenAwqLinear")
-        XCTAssertEqual(loaded.strayKeys, 0, "no missing or unexpected keys")
-        XCTAssertLessThan(loaded.logitDifference, 1e-3)
-        XCTAssertEqual(loaded.sameArgmax, TransformersLoading.ids.count)
+        try TransformersLoading.assertLoads(folder: awq, fp32: fp32, moduleClass: "TorchAtenAwqLinear")
     }
 
     /// `--format compressed-tensors`: numpy unpacks the pack-quantized folder from the layout's

@@ -68,4 +68,18 @@ enum TransformersLoading {
         return Result(quantizedModules: Int(fields[1]) ?? -1, exactModules: Int(fields[2]) ?? -1, moduleClass: fields[3],
                       strayKeys: Int(fields[4]) ?? -1, logitDifference: Double(fields[5]) ?? .infinity, sameArgmax: Int(fields[6]) ?? -1)
     }
+
+    /// `check`, asserting what every loadable folder gives: `modules` quantized linears of class
+    /// `moduleClass`, all dequantized bit for bit as Quanta reads them, no stray keys, logits within
+    /// 1e-3 (relative to the largest) of Quanta's forward with the same argmax everywhere.
+    static func assertLoads(folder: String, fp32: String, moduleClass: String, modules: Int = 42,
+                            file: StaticString = #filePath, line: UInt = #line) throws {
+        let loaded = try check(folder: folder, fp32: fp32, file: file, line: line)
+        XCTAssertEqual(loaded.quantizedModules, modules, file: file, line: line)
+        XCTAssertEqual(loaded.exactModules, modules, "GPTQModel's dequantization equals Quanta's, bit for bit", file: file, line: line)
+        XCTAssertEqual(loaded.moduleClass, moduleClass, file: file, line: line)
+        XCTAssertEqual(loaded.strayKeys, 0, "no missing or unexpected keys", file: file, line: line)
+        XCTAssertLessThan(loaded.logitDifference, 1e-3, file: file, line: line)
+        XCTAssertEqual(loaded.sameArgmax, ids.count, file: file, line: line)
+    }
 }
