@@ -32,7 +32,7 @@ public struct GPTQFolderLayout: CheckpointLayout {
         var refused: [String] = []
         if !grid.symmetric { refused.append("asymmetric grids") }
         if ![4, 8].contains(grid.bits) { refused.append("\(grid.bits)-bit grids") }
-        if actOrder && grid.groupSize != -1 && !grid.staticGroups { refused.append("act-order with groups") }
+        if actOrder && grid.groupSize != -1 { refused.append("act-order with groups") }
         guard !refused.isEmpty else { return nil }
         return "vLLM loads GPTQ folders only with symmetric 4- or 8-bit grids and no act-order groups, so it will refuse this one (\(refused.joined(separator: ", "))); transformers and GPTQModel load it. For vLLM use --sym --bits 4|8, or --format compressed-tensors (asymmetric too) or --format awq"
     }
