@@ -135,7 +135,7 @@ public struct Recipe: Sendable, Equatable {
         } else {
             lines.append("rules:")
             for rule in rules {
-                lines.append("  - match: '\(rule.pattern.replacingOccurrences(of: "'", with: "''"))'")
+                lines.append("  - match: \(Recipe.yamlScalar(rule.pattern))")
                 lines.append("    scheme: \(rule.scheme)")
             }
         }
@@ -147,12 +147,43 @@ public struct Recipe: Sendable, Equatable {
         if mse { lines.append("  mse: true") }
         if let c = calibration {
             lines.append("calibration:")
-            lines.append("  data: '\(c.data.replacingOccurrences(of: "'", with: "''"))'")
+            lines.append("  data: \(Recipe.yamlScalar(c.data))")
             lines.append("  samples: \(c.samples)")
             lines.append("  seq_len: \(c.sequenceLength)")
             lines.append("  seed: \(c.seed)")
         }
         return lines.joined(separator: "\n") + "\n"
+    }
+
+    /// `text` as a YAML scalar that reads back as itself: single-quoted (backslashes as they are,
+    /// so patterns stay readable) when every character is printable and none is a line break,
+    /// a BOM or a tab; otherwise double-quoted with escapes for those characters, `\` and `"`.
+    static func yamlScalar(_ text: String) -> String {
+        func plain(_ u: Unicode.Scalar) -> Bool {
+            switch u.value {
+            case 0x20...0x7E, 0xA0...0x2027, 0x202A...0xD7FF, 0xE000...0xFEFE, 0xFF00...0xFFFD, 0x10000...0x10FFFF: true
+            default: false
+            }
+        }
+        if text.unicodeScalars.allSatisfy(plain) { return "'" + text.replacingOccurrences(of: "'", with: "''") + "'" }
+        var out = "\""
+        for u in text.unicodeScalars {
+            switch u {
+            case "\\": out += "\\\\"
+            case "\"": out += "\\\""
+            case "\n": out += "\\n"
+            case "\t": out += "\\t"
+            default:
+                if plain(u) {
+                    out.unicodeScalars.append(u)
+                } else {
+                    let hex = String(u.value, radix: 16, uppercase: true)
+                    out += u.value <= 0xFFFF ? "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+                                             : "\\U" + String(repeating: "0", count: 8 - hex.count) + hex
+                }
+            }
+        }
+        return out + "\""
     }
 
     /// Parses a recipe; errors name `file`, the line and column, and what is wrong.

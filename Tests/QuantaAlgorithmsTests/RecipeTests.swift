@@ -118,6 +118,25 @@ final class GridRecipeTests: XCTestCase {
         XCTAssertEqual(error("format: gptq\ndefault: skip\n"), "g.yaml:2:10: the default scheme cannot be skip")
     }
 
+    /// Found by the recipe fuzzer: a pattern the YAML writer cannot put in single quotes (here a
+    /// multi-line single-quoted pattern; also line breaks, control characters, BOMs) is written
+    /// double-quoted with escapes, and reads back as the same recipe.
+    func testPatternsWithAnyCharacterRoundTrip() throws {
+        let bytes = try TestSupport.read(TestSupport.path("Fuzz/Corpus/recipe/regression-multiline-quoted-pattern.yaml"))
+        let recipe = try Recipe.parse(String(decoding: bytes, as: UTF8.self), file: "fuzzed.yaml")
+        XCTAssertEqual(try Recipe.parse(recipe.yaml, file: "written.yaml"), recipe, recipe.yaml)
+        // Patterns in YAML's double-quoted escapes: line breaks, a tab, edge spaces, quotes, a
+        // backslash, NEL, LINE SEPARATOR, a BOM, BEL, and characters beyond ASCII.
+        for pattern in [#"a\nb"#, #"tab\there"#, #" lead"#, #"trail "#, #"q'uote\"s"#, #"back\\slash"#, #"\x85"#, #"\u2028"#,
+                        #"\uFEFFx"#, #"\a"#, #"é€😀"#] {
+            let text = "default: Q4_K\nrules:\n  - match: \"\(pattern)\"\n    scheme: Q6_K\n"
+            let parsed = try Recipe.parse(text, file: "p.yaml")
+            XCTAssertEqual(try Recipe.parse(parsed.yaml, file: "written.yaml"), parsed, parsed.yaml)
+        }
+        XCTAssertTrue(try Recipe.parse("default: Q4_K\nrules:\n  - match: 'blk\\.0'\n    scheme: Q6_K\n", file: "s.yaml").yaml.contains("  - match: 'blk\\.0'"),
+                      "plain patterns stay single-quoted, backslashes as they are")
+    }
+
     func testGridSchemeNames() {
         XCTAssertEqual(GridScheme("w4g128"), GridScheme(bits: 4, groupSize: 128))
         XCTAssertEqual(GridScheme("w3g-1:asym"), GridScheme(bits: 3, groupSize: -1, symmetric: false))
