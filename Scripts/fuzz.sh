@@ -9,7 +9,8 @@
 #   Scripts/fuzz.sh --build           only build the harnesses (--smoke --no-build runs them later)
 #
 # Harnesses live in Fuzz/Sources/fuzz-NAME, their committed seeds in Fuzz/Corpus/NAME (made by
-# Scripts/fuzz_seeds.py from the repository's real files), mutation dictionaries for JSON and YAML
+# Scripts/fuzz_seeds.py from the repository's real files) and Fuzz/Regressions/NAME (inputs that
+# once failed, each with a test), mutation dictionaries for JSON and YAML
 # inputs in Fuzz/Dictionaries. What a run learns goes to
 # .build-fuzz-work/corpus/NAME; a crash, leak, timeout or out-of-memory input to
 # .build-fuzz-work/artifacts/NAME/ (rerun one with `.build-fuzz/release/fuzz-NAME FILE`); logs to
@@ -49,10 +50,13 @@ run() {
     if [[ $name == imatrix ]]; then
         extra=(-seed_inputs=Tests/Fixtures/golden/austen-llama/austen-imatrix.gguf,Tests/Fixtures/golden/austen-llama/austen-imatrix.dat)
     fi
+    # Inputs that once failed (kept outside the seeds Scripts/fuzz_seeds.py regenerates) run first too.
+    local regressions=()
+    [[ -d Fuzz/Regressions/$name ]] && regressions=(Fuzz/Regressions/"$name")
     local status=0 start=$SECONDS
     TMPDIR=$scratch SWIFT_BACKTRACE=enable=no QUANTA_FUZZ_FIXTURES=Fuzz/Fixtures ASAN_OPTIONS=detect_leaks=1:allocator_may_return_null=1 \
         "$bin" -max_total_time="$seconds" -timeout=10 -rss_limit_mb=2048 -malloc_limit_mb=2048 -print_final_stats=1 \
-        -artifact_prefix="$artifacts/" "${extra[@]}" "$work" Fuzz/Corpus/"$name" >"$log" 2>&1 || status=$?
+        -artifact_prefix="$artifacts/" "${extra[@]}" "$work" Fuzz/Corpus/"$name" "${regressions[@]}" >"$log" 2>&1 || status=$?
     rm -rf "$scratch"
     local execs edges features corpus rss
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)

@@ -122,7 +122,7 @@ final class GridRecipeTests: XCTestCase {
     /// multi-line single-quoted pattern; also line breaks, control characters, BOMs) is written
     /// double-quoted with escapes, and reads back as the same recipe.
     func testPatternsWithAnyCharacterRoundTrip() throws {
-        let bytes = try TestSupport.read(TestSupport.path("Fuzz/Corpus/recipe/regression-multiline-quoted-pattern.yaml"))
+        let bytes = try TestSupport.read(TestSupport.path("Fuzz/Regressions/recipe/multiline-quoted-pattern.yaml"))
         let recipe = try Recipe.parse(String(decoding: bytes, as: UTF8.self), file: "fuzzed.yaml")
         XCTAssertEqual(try Recipe.parse(recipe.yaml, file: "written.yaml"), recipe, recipe.yaml)
         // Patterns in YAML's double-quoted escapes: line breaks, a tab, edge spaces, quotes, a
