@@ -94,11 +94,9 @@ enum GGMLOrder {
 
     /// `_mm512_reduce_add_ps` of sixteen lanes: halves, quarters, then (0 + 2) + (1 + 3).
     @inline(__always)
-    static func reduce16(_ l: UnsafePointer<Float>) -> Float {
-        let h0 = l[0] + l[8], h1 = l[1] + l[9], h2 = l[2] + l[10], h3 = l[3] + l[11]
-        let h4 = l[4] + l[12], h5 = l[5] + l[13], h6 = l[6] + l[14], h7 = l[7] + l[15]
-        let q0 = h0 + h4, q1 = h1 + h5, q2 = h2 + h6, q3 = h3 + h7
-        return (q0 + q2) + (q1 + q3)
+    static func reduce(_ l: SIMD16<Float>) -> Float {
+        let h = l.lowHalf + l.highHalf, q = h.lowHalf + h.highHalf
+        return (q[0] + q[2]) + (q[1] + q[3])
     }
 
     /// silu(gate) * up in place into `gate` as `ggml_vec_swiglu_f32`: (x / (1 + exp(0 - x))) * g
@@ -178,7 +176,7 @@ enum GGMLOrder {
                                         let x = UnsafeRawPointer(kq + half8).loadUnaligned(as: SIMD8<Float>.self)
                                         UnsafeMutableRawPointer(kq + half8).storeBytes(of: exp(x - SIMD8(repeating: newMax)), as: SIMD8<Float>.self)
                                     }
-                                    sum += Double(reduce16(kq + block))
+                                    sum += Double(reduce(UnsafeRawPointer(kq + block).loadUnaligned(as: SIMD16<Float>.self)))
                                 }
                                 s = Float(Double(s) + sum)
                                 for tk in 0..<valid {

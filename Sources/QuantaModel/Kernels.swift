@@ -41,10 +41,6 @@ enum Kernels {
         let parts = min(cores, m), rows = (m + parts - 1) / parts
         DispatchQueue.concurrentPerform(iterations: parts) { part in
             @inline(__always) func load(_ p: UnsafePointer<Float>) -> SIMD16<Float> { UnsafeRawPointer(p).loadUnaligned(as: SIMD16<Float>.self) }
-            @inline(__always) func reduce(_ l: SIMD16<Float>) -> Float {
-                let h = l.lowHalf + l.highHalf, q = h.lowHalf + h.highHalf
-                return (q[0] + q[2]) + (q[1] + q[3])
-            }
             for i in (part * rows)..<min(m, (part + 1) * rows) {
                 let x = pa + i * k
                 var j = 0
@@ -58,17 +54,17 @@ enum Kernels {
                         l2 = l2.addingProduct(v, load(w2 + base))
                         l3 = l3.addingProduct(v, load(w3 + base))
                     }
-                    pc[i * n + j] = reduce(l0)
-                    pc[i * n + j + 1] = reduce(l1)
-                    pc[i * n + j + 2] = reduce(l2)
-                    pc[i * n + j + 3] = reduce(l3)
+                    pc[i * n + j] = GGMLOrder.reduce(l0)
+                    pc[i * n + j + 1] = GGMLOrder.reduce(l1)
+                    pc[i * n + j + 2] = GGMLOrder.reduce(l2)
+                    pc[i * n + j + 3] = GGMLOrder.reduce(l3)
                     j += 4
                 }
                 while j < n {
                     let w = pb + j * k
                     var l = SIMD16<Float>()
                     for base in stride(from: 0, to: k, by: 16) { l = l.addingProduct(load(x + base), load(w + base)) }
-                    pc[i * n + j] = reduce(l)
+                    pc[i * n + j] = GGMLOrder.reduce(l)
                     j += 1
                 }
             }
