@@ -31,6 +31,7 @@ public final class BlockRunner {
     /// Keep llama-imatrix's float sums beside the statistics (`InputStatistics.imatrixSums`; set
     /// with the llamacpp runtime to export its importance matrix bit for bit).
     public var imatrixSums = false
+    private var imatrixLength: Int? { imatrixSums ? length : nil }
     /// Keep each block's inputs for the handler (needed to replace a block's weights).
     public var keepInputs = false
 
@@ -63,7 +64,7 @@ public final class BlockRunner {
         for l in 0..<config.layerCount {
             let weights = try DecoderWeights.layer(l, from: source)
             saved?.update(from: X, count: rows * d)
-            let observer = StatisticsObserver(config: config, layer: l, hessian: hessian, threads: threads, imatrixLength: imatrixSums ? length : nil)
+            let observer = StatisticsObserver(config: config, layer: l, hessian: hessian, threads: threads, imatrixLength: imatrixLength)
             forEachBatch(perBatch) { first, count in
                 model.block(weights, index: l, X + first * length * d, sequences: count, length: length, observer: observer)
             }
@@ -81,7 +82,7 @@ public final class BlockRunner {
             }
             progress?(l + 1, config.layerCount, Double((l + 1) * rows) / max(monotonicSeconds() - start, 1e-9))
         }
-        let head = StatisticsObserver(config: config, layer: nil, hessian: hessian, threads: threads, imatrixLength: imatrixSums ? length : nil)
+        let head = StatisticsObserver(config: config, layer: nil, hessian: hessian, threads: threads, imatrixLength: imatrixLength)
         forEachBatch(perBatch) { first, count in
             _ = model.finalNorm(X + first * length * d, rows: count * length, observer: head)
         }
@@ -116,7 +117,7 @@ public final class BlockRunner {
             var weights = try DecoderWeights.layer(l, from: source)
             for (input, entry, stop) in stages {
                 let observer = input.map { StatisticsObserver(config: config, layer: l, hessian: hessian, threads: threads, inputs: [$0],
-                                                              imatrixLength: imatrixSums ? length : nil) }
+                                                              imatrixLength: imatrixLength) }
                 forEachBatch(perBatch) { first, count in
                     let row = first * length
                     model.block(weights, index: l, X + row * d, sequences: count, length: length, observer: observer, entry: entry, stop: stop,
@@ -126,7 +127,7 @@ public final class BlockRunner {
             }
             progress?(l + 1, config.layerCount, Double((l + 1) * rows) / max(monotonicSeconds() - start, 1e-9))
         }
-        let head = StatisticsObserver(config: config, layer: nil, hessian: hessian, threads: threads, imatrixLength: imatrixSums ? length : nil)
+        let head = StatisticsObserver(config: config, layer: nil, hessian: hessian, threads: threads, imatrixLength: imatrixLength)
         forEachBatch(perBatch) { first, count in
             _ = model.finalNorm(X + first * length * d, rows: count * length, observer: head)
         }
