@@ -46,63 +46,107 @@ enum KQuantsHigh {
         }
     }
 
-    /// The reference path of Q4_K / Q5_K: weights av_x + |x|, `make_qkx2_quants`.
-    static func referenceScales(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, nmax: Int,
-                                rmin: Float, rdelta: Float, nstep: Int, _ s: QuantScratch) {
-        let L = s.L, Laux = s.Laux, weights = s.weights, mins = s.mins, scales = s.scales
-        var maxScale: Float = 0, maxMin: Float = 0
-        for j in 0..<8 {
-            var sumX2: Float = 0
-            for l in 0..<32 { sumX2 += xb[32 * j + l] * xb[32 * j + l] }
-            let avX = (sumX2 / 32).squareRoot()
-            for l in 0..<32 { weights[l] = avX + abs(xb[32 * j + l]) }
-            scales[j] = makeQKXQuants(32, nmax, xb + 32 * j, weights, L + 32 * j, &mins[j], Laux, rmin, rdelta, nstep, false)
-            if scales[j] > maxScale { maxScale = scales[j] }
-            if mins[j] > maxMin { maxMin = mins[j] }
+    /// The sub-block searches of `count` (1 or 2) consecutive superblocks at `xb`, side by side
+    /// in `s.lanes`: lane 8·b + j is sub-block j of superblock b. `weights(b, j, out)` writes a
+    /// sub-block's 32 weights. Leaves scales, mins (8·count each) and levels (256·count) in `s`.
+    @inline(__always)
+    static func searchSubBlocks(_ xb: UnsafePointer<Float>, count: Int, nmax: Int, rmin: Float, rdelta: Float, nstep: Int,
+                                _ s: QuantScratch, weights: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
+        let lanes = s.lanes, w = s.weights
+        if count < 2 { lanes.clear(32) }
+        for b in 0..<count {
+            for j in 0..<8 {
+                weights(b, j, w)
+                lanes.load(lane: 8 * b + j, xb + QK_K * b + 32 * j, w, 32)
+            }
         }
-        let invScale: Float = maxScale > 0 ? 63 / maxScale : 0
-        let invMin: Float = maxMin > 0 ? 63 / maxMin : 0
-        let ls = s.Ls, lm = s.Lm
-        for j in 0..<8 {
-            ls[j] = min(63, UInt8(truncatingIfNeeded: nearestInt(invScale * scales[j])))
-            lm[j] = min(63, UInt8(truncatingIfNeeded: nearestInt(invMin * mins[j])))
+        if lanes.makeQKX(32, nmax, rmin: rmin, rdelta: rdelta, nstep: nstep, useMAD: false) {
+            for k in 0..<(8 * count) {
+                s.scales[k] = lanes.scale[k]
+                s.mins[k] = lanes.theMin[k]
+                lanes.storeLevels(lane: k, s.L + 32 * k, 32)
+            }
+            return
         }
-        packScalesMins(ls, lm, yb + 4)
-        yb.storeHalf(fp16(maxScale / 63), at: 0)
-        yb.storeHalf(fp16(maxMin / 63), at: 2)
-        requantize(xb, yb, L, nmax: nmax)
+        for b in 0..<count {
+            for j in 0..<8 {
+                let k = 8 * b + j
+                weights(b, j, w)
+                s.scales[k] = makeQKXQuants(32, nmax, xb + QK_K * b + 32 * j, w, s.L + 32 * k, &s.mins[k], s.Laux,
+                                            rmin, rdelta, nstep, false)
+            }
+        }
     }
 
-    /// The importance path of Q4_K / Q5_K: `make_qkx3_quants` then `make_qp_quants`.
-    static func weightedScales(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, nmax: Int,
+    /// The reference path of Q4_K / Q5_K for `count` superblocks: weights av_x + |x|,
+    /// `make_qkx2_quants`, then per superblock the 6-bit scales and the final levels.
+    static func referenceScales(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, count: Int, bytes: Int, nmax: Int,
+                                rmin: Float, rdelta: Float, nstep: Int, _ s: QuantScratch) {
+        searchSubBlocks(xb, count: count, nmax: nmax, rmin: rmin, rdelta: rdelta, nstep: nstep, s) { b, j, weights in
+            let x = xb + QK_K * b + 32 * j
+            var sumX2: Float = 0
+            for l in 0..<32 { sumX2 += x[l] * x[l] }
+            let avX = (sumX2 / 32).squareRoot()
+            for l in 0..<32 { weights[l] = avX + abs(x[l]) }
+        }
+        for b in 0..<count {
+            let scales = s.scales + 8 * b, mins = s.mins + 8 * b, out = yb + bytes * b
+            var maxScale: Float = 0, maxMin: Float = 0
+            for j in 0..<8 {
+                if scales[j] > maxScale { maxScale = scales[j] }
+                if mins[j] > maxMin { maxMin = mins[j] }
+            }
+            let invScale: Float = maxScale > 0 ? 63 / maxScale : 0
+            let invMin: Float = maxMin > 0 ? 63 / maxMin : 0
+            let ls = s.Ls, lm = s.Lm
+            for j in 0..<8 {
+                ls[j] = min(63, UInt8(truncatingIfNeeded: nearestInt(invScale * scales[j])))
+                lm[j] = min(63, UInt8(truncatingIfNeeded: nearestInt(invMin * mins[j])))
+            }
+            packScalesMins(ls, lm, out + 4)
+            out.storeHalf(fp16(maxScale / 63), at: 0)
+            out.storeHalf(fp16(maxMin / 63), at: 2)
+            requantize(xb + QK_K * b, out, s.L + QK_K * b, nmax: nmax)
+        }
+    }
+
+    /// The importance path of Q4_K / Q5_K for `count` superblocks: `make_qkx3_quants` then
+    /// `make_qp_quants`.
+    static func weightedScales(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, count: Int, bytes: Int, nmax: Int,
                                qw: UnsafePointer<Float>?, _ s: QuantScratch) {
-        let L = s.L, Laux = s.Laux, weights = s.weights, mins = s.mins, scales = s.scales, sw = s.sw
-        var sumX2: Float = 0
-        for l in 0..<QK_K { sumX2 += xb[l] * xb[l] }
-        let sigma2 = 2 * sumX2 / Float(QK_K)
-        let avX = sigma2.squareRoot()
-        for j in 0..<8 {
+        var sigma2 = (Float(0), Float(0))
+        for b in 0..<count {
+            var sumX2: Float = 0
+            for l in 0..<QK_K { sumX2 += xb[QK_K * b + l] * xb[QK_K * b + l] }
+            if b == 0 { sigma2.0 = 2 * sumX2 / Float(QK_K) } else { sigma2.1 = 2 * sumX2 / Float(QK_K) }
+        }
+        let sw = s.sw
+        searchSubBlocks(xb, count: count, nmax: nmax, rmin: -0.9, rdelta: 0.05, nstep: 36, s) { b, j, weights in
+            let x = xb + QK_K * b + 32 * j, sigma = b == 0 ? sigma2.0 : sigma2.1
             if let qw {
-                importanceWeights(xb + 32 * j, qw + 32 * j, sigma2: sigma2, weights, 32)
+                importanceWeights(x, qw + QK_K * b + 32 * j, sigma2: sigma, weights, 32)
             } else {
-                for l in 0..<32 { weights[l] = avX + abs(xb[32 * j + l]) }
+                let avX = sigma.squareRoot()
+                for l in 0..<32 { weights[l] = avX + abs(x[l]) }
             }
             var sumw: Float = 0
             for l in 0..<32 { sumw += weights[l] }
-            sw[j] = sumw
-            scales[j] = makeQKXQuants(32, nmax, xb + 32 * j, weights, L + 32 * j, &mins[j], Laux, -0.9, 0.05, 36, false)
+            sw[8 * b + j] = sumw
         }
-        let ls = s.Ls, lm = s.Lm
-        let dBlock = makeQPQuants(8, 63, scales, ls, sw)
-        let mBlock = makeQPQuants(8, 63, mins, lm, sw)
-        for j in 0..<8 {
-            ls[j] = min(63, ls[j])
-            lm[j] = min(63, lm[j])
+        for b in 0..<count {
+            let out = yb + bytes * b
+            let ls = s.Ls, lm = s.Lm
+            let dBlock = makeQPQuants(8, 63, s.scales + 8 * b, ls, sw + 8 * b)
+            let mBlock = makeQPQuants(8, 63, s.mins + 8 * b, lm, sw + 8 * b)
+            for j in 0..<8 {
+                ls[j] = min(63, ls[j])
+                lm[j] = min(63, lm[j])
+            }
+            packScalesMins(ls, lm, out + 4)
+            out.storeHalf(fp16(dBlock), at: 0)
+            out.storeHalf(fp16(mBlock), at: 2)
+            requantize(xb + QK_K * b, out, s.L + QK_K * b, nmax: nmax)
         }
-        packScalesMins(ls, lm, yb + 4)
-        yb.storeHalf(fp16(dBlock), at: 0)
-        yb.storeHalf(fp16(mBlock), at: 2)
-        requantize(xb, yb, L, nmax: nmax)
     }
 
     static func packQ4(_ L: UnsafePointer<UInt8>, _ q: UnsafeMutablePointer<UInt8>) {
@@ -130,30 +174,33 @@ enum KQuantsHigh {
     /// Q4_K and Q5_K share everything but the level count, the reference search grid and the packing.
     private static func quantizeScaleMinK(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, bytes: Int,
                                           nmax: Int, grid: (rmin: Float, rdelta: Float, nstep: Int), qw: UnsafePointer<Float>?,
-                                          reference: Bool, _ s: QuantScratch, pack: (UnsafeMutablePointer<UInt8>) -> Void) {
-        for i in 0..<blocks {
+                                          reference: Bool, _ s: QuantScratch,
+                                          pack: (UnsafePointer<UInt8>, UnsafeMutablePointer<UInt8>) -> Void) {
+        for i in stride(from: 0, to: blocks, by: 2) {
+            let count = min(2, blocks - i)
             let xb = x + QK_K * i, yb = y + bytes * i
-            for j in 0..<12 { yb[4 + j] = 0 }
+            for b in 0..<count { for j in 0..<12 { yb[bytes * b + 4 + j] = 0 } }
             if reference {
-                referenceScales(xb, yb, nmax: nmax, rmin: grid.rmin, rdelta: grid.rdelta, nstep: grid.nstep, s)
+                referenceScales(xb, yb, count: count, bytes: bytes, nmax: nmax, rmin: grid.rmin, rdelta: grid.rdelta,
+                                nstep: grid.nstep, s)
             } else {
-                weightedScales(xb, yb, nmax: nmax, qw: qw.map { $0 + QK_K * i }, s)
+                weightedScales(xb, yb, count: count, bytes: bytes, nmax: nmax, qw: qw.map { $0 + QK_K * i }, s)
             }
-            pack(yb)
+            for b in 0..<count { pack(s.L + QK_K * b, yb + bytes * b) }
         }
     }
 
     static func quantizeQ4_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, qw: UnsafePointer<Float>?,
                              reference: Bool, _ s: QuantScratch) {
         quantizeScaleMinK(x, y, blocks: blocks, bytes: 144, nmax: 15, grid: (-1, 0.1, 20), qw: qw, reference: reference, s) {
-            packQ4(s.L, $0 + 16)
+            packQ4($0, $1 + 16)
         }
     }
 
     static func quantizeQ5_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, qw: UnsafePointer<Float>?,
                              reference: Bool, _ s: QuantScratch) {
         quantizeScaleMinK(x, y, blocks: blocks, bytes: 176, nmax: 31, grid: (-0.5, 0.1, 15), qw: qw, reference: reference, s) {
-            packQ5(s.L, $0 + 16, $0 + 48)
+            packQ5($0, $1 + 16, $1 + 48)
         }
     }
 
@@ -195,8 +242,12 @@ enum KQuantsHigh {
         for i in 0..<blocks {
             let xb = x + QK_K * i, yb = y + 210 * i
             var maxScale: Float = 0, maxAbsScale: Float = 0
+            let lanes = s.lanes
+            for ib in 0..<16 { lanes.load(lane: ib, xb + 16 * ib, qw.map { $0 + QK_K * i + 16 * ib }, 16) }
+            lanes.makeQX(16, 32, weighted: qw != nil)
             for ib in 0..<16 {
-                let scale = makeQXQuants(16, 32, xb + 16 * ib, L + 16 * ib, 1, qw.map { $0 + QK_K * i + 16 * ib })
+                let scale = lanes.scale[ib]
+                lanes.storeLevels(lane: ib, L + 16 * ib, 16)
                 scales[ib] = scale
                 if abs(scale) > maxAbsScale { maxAbsScale = abs(scale); maxScale = scale }
             }

@@ -21,9 +21,21 @@ enum KQuantsLow {
         for i in 0..<blocks {
             let xb = x + QK_K * i, yb = y + 84 * i
             var maxScale: Float = 0, maxMin: Float = 0
+            let lanes = s.lanes
             for j in 0..<16 {
                 for l in 0..<16 { weights[l] = abs(xb[16 * j + l]) }
-                scales[j] = makeQKXQuants(16, 3, xb + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5, 0.1, 15, true)
+                lanes.load(lane: j, xb + 16 * j, weights, 16)
+            }
+            let exact = lanes.makeQKX(16, 3, rmin: -0.5, rdelta: 0.1, nstep: 15, useMAD: true)
+            for j in 0..<16 {
+                if exact {
+                    scales[j] = lanes.scale[j]
+                    mins[j] = lanes.theMin[j]
+                    lanes.storeLevels(lane: j, L + 16 * j, 16)
+                } else {
+                    for l in 0..<16 { weights[l] = abs(xb[16 * j + l]) }
+                    scales[j] = makeQKXQuants(16, 3, xb + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5, 0.1, 15, true)
+                }
                 if scales[j] > maxScale { maxScale = scales[j] }
                 if mins[j] > maxMin { maxMin = mins[j] }
             }
@@ -70,11 +82,22 @@ enum KQuantsLow {
             var sumx2: Float = 0
             for j in 0..<QK_K { sumx2 += xb[j] * xb[j] }
             let sigma2 = sumx2 / Float(QK_K)
+            let lanes = s.lanes
             for j in 0..<16 {
-                let q = qw + QK_K * i + 16 * j
-                importanceWeights(xb + 16 * j, q, sigma2: sigma2, weight, 16)
+                importanceWeights(xb + 16 * j, qw + QK_K * i + 16 * j, sigma2: sigma2, weight, 16)
                 for l in 0..<16 { sw[j] += weight[l] }
-                scales[j] = makeQKXQuants(16, 3, xb + 16 * j, weight, L + 16 * j, &mins[j], Laux, -0.9, 0.05, 36, false)
+                lanes.load(lane: j, xb + 16 * j, weight, 16)
+            }
+            let exact = lanes.makeQKX(16, 3, rmin: -0.9, rdelta: 0.05, nstep: 36, useMAD: false)
+            for j in 0..<16 {
+                if exact {
+                    scales[j] = lanes.scale[j]
+                    mins[j] = lanes.theMin[j]
+                    lanes.storeLevels(lane: j, L + 16 * j, 16)
+                } else {
+                    importanceWeights(xb + 16 * j, qw + QK_K * i + 16 * j, sigma2: sigma2, weight, 16)
+                    scales[j] = makeQKXQuants(16, 3, xb + 16 * j, weight, L + 16 * j, &mins[j], Laux, -0.9, 0.05, 36, false)
+                }
             }
             let dm = makeQPQuants(16, 15, scales, Ls, sw)
             let mm = makeQPQuants(16, 15, mins, Lm, sw)
@@ -169,8 +192,12 @@ enum KQuantsLow {
         for i in 0..<blocks {
             let xb = x + QK_K * i, yb = y + 110 * i
             var maxScale: Float = 0, amax: Float = 0
+            let lanes = s.lanes
+            for j in 0..<16 { lanes.load(lane: j, xb + 16 * j, nil, 16) }
+            lanes.makeQ3(16, 4)
             for j in 0..<16 {
-                scales[j] = makeQ3Quants(16, 4, xb + 16 * j, L + 16 * j, true)
+                scales[j] = lanes.scale[j]
+                lanes.storeLevels(lane: j, L + 16 * j, 16)
                 let scale = abs(scales[j])
                 if scale > amax { amax = scale; maxScale = scales[j] }
             }
@@ -196,6 +223,7 @@ enum KQuantsLow {
             var sumx2: Float = 0
             for j in 0..<QK_K { sumx2 += xb[j] * xb[j] }
             let sigma2 = 2 * sumx2 / Float(QK_K)
+            let lanes = s.lanes
             for j in 0..<16 {
                 if let qw {
                     let q = qw + QK_K * i + 16 * j
@@ -206,7 +234,12 @@ enum KQuantsLow {
                 var sumw: Float = 0
                 for l in 0..<16 { sumw += weight[l] }
                 sw[j] = sumw
-                scales[j] = makeQXQuants(16, 4, xb + 16 * j, L + 16 * j, 1, weight)
+                lanes.load(lane: j, xb + 16 * j, weight, 16)
+            }
+            lanes.makeQX(16, 4, weighted: true)
+            for j in 0..<16 {
+                scales[j] = lanes.scale[j]
+                lanes.storeLevels(lane: j, L + 16 * j, 16)
             }
             let dBlock = makeQXQuants(16, 32, scales, Ls, 1, sw)
             packScales3({ Int(Ls[$0]) }, yb + 96)

@@ -1,7 +1,7 @@
 /// Working memory for one thread's block quantizers, allocated once per row batch so the
 /// per-block code allocates nothing.
 public final class QuantScratch {
-    /// Quant levels of one superblock (256), in the signed and unsigned flavours ggml uses.
+    /// Quant levels of one superblock (256; `L` holds two), in the signed and unsigned flavours ggml uses.
     let L: UnsafeMutablePointer<UInt8>
     let Li: UnsafeMutablePointer<Int8>
     let Laux: UnsafeMutablePointer<UInt8>
@@ -16,9 +16,11 @@ public final class QuantScratch {
     let Lsi: UnsafeMutablePointer<Int8>
     /// IQ4_NL's 16 levels as Float.
     let iq4: UnsafeMutablePointer<Float>
+    /// Sixteen groups' searches side by side.
+    let lanes = GroupLanes()
 
     public init() {
-        L = .allocate(capacity: 256)
+        L = .allocate(capacity: 512)
         Li = .allocate(capacity: 256)
         Laux = .allocate(capacity: 256)
         weights = .allocate(capacity: 256)
@@ -29,7 +31,7 @@ public final class QuantScratch {
         Lm = .allocate(capacity: 16)
         Lsi = .allocate(capacity: 16)
         iq4 = .allocate(capacity: 16)
-        L.initialize(repeating: 0, count: 256)
+        L.initialize(repeating: 0, count: 512)
         Li.initialize(repeating: 0, count: 256)
         Laux.initialize(repeating: 0, count: 256)
         weights.initialize(repeating: 0, count: 256)

@@ -33,6 +33,96 @@ final class FastPathTests: XCTestCase {
         }
         XCTAssertEqual(checked, 4000)
     }
+
+    /// Sixteen groups per call: flat, all-positive, one-sign, zero and ordinary groups side by side.
+    private func fillLanes(_ lanes: GroupLanes, n: Int, trial: Int, _ generator: inout SplitMix64,
+                           _ xs: inout [[Float]], _ ws: inout [[Float]]) {
+        for lane in 0..<GroupLanes.width {
+            let shift = Float.random(in: -0.5...0.5, using: &generator)
+            let kind = (trial + lane) % 9
+            for i in 0..<n {
+                var v = Float.random(in: -1...1, using: &generator) * (i % 7 == 0 ? 5 : 1) + shift
+                if kind == 1 { v = abs(v) + 0.25 }
+                if kind == 2 { v = -abs(v) - 0.25 }
+                if kind == 3 { v = 0.5 }
+                if kind == 4 { v = 0 }
+                if kind == 5 { v = -0.75 }
+                if kind == 6 { v *= 1e-30 }
+                xs[lane][i] = v
+                ws[lane][i] = trial % 3 == 0 ? v * v : Float.random(in: 0...2, using: &generator)
+            }
+            xs[lane].withUnsafeBufferPointer { x in
+                ws[lane].withUnsafeBufferPointer { w in lanes.load(lane: lane, x.baseAddress!, w.baseAddress!, n) }
+            }
+        }
+    }
+
+    func testGroupLanesMatchTheScalarSearches() {
+        var generator = SplitMix64(seed: 12)
+        let lanes = GroupLanes()
+        let cases: [(n: Int, nmax: Int, rmin: Float, rdelta: Float, nstep: Int, mad: Bool)] = [
+            (32, 15, -1, 0.1, 20, false), (32, 31, -0.5, 0.1, 15, false), (16, 3, -0.5, 0.1, 15, true),
+            (32, 15, -0.9, 0.05, 36, false), (32, 31, -0.9, 0.05, 36, false),
+        ]
+        var xs = [[Float]](repeating: [Float](repeating: 0, count: 32), count: 16), ws = xs
+        var lanesChecked = 0
+        for trial in 0..<600 {
+            let c = cases[trial % cases.count]
+            fillLanes(lanes, n: c.n, trial: trial, &generator, &xs, &ws)
+            XCTAssertTrue(lanes.makeQKX(c.n, c.nmax, rmin: c.rmin, rdelta: c.rdelta, nstep: c.nstep, useMAD: c.mad), "trial \(trial)")
+            for lane in 0..<GroupLanes.width {
+                var L = [UInt8](repeating: 0, count: 32), A = [UInt8](repeating: 0, count: 32), got = L
+                var min: Float = 0
+                let scale = makeQKXQuantsReference(c.n, c.nmax, xs[lane], ws[lane], &L, &min, &A, c.rmin, c.rdelta, c.nstep, c.mad)
+                XCTAssertEqual(lanes.scale[lane].bitPattern, scale.bitPattern, "trial \(trial) lane \(lane) scale")
+                XCTAssertEqual(lanes.theMin[lane].bitPattern, min.bitPattern, "trial \(trial) lane \(lane) min")
+                lanes.storeLevels(lane: lane, &got, c.n)
+                XCTAssertEqual(got, L, "trial \(trial) lane \(lane) levels")
+                lanesChecked += 1
+            }
+        }
+        for trial in 0..<400 {
+            let (n, nmax, weighted) = [(16, 32, false), (16, 32, true), (16, 4, true), (32, 8, true)][trial % 4]
+            fillLanes(lanes, n: n, trial: trial, &generator, &xs, &ws)
+            lanes.makeQX(n, nmax, weighted: weighted)
+            for lane in 0..<GroupLanes.width {
+                var L = [Int8](repeating: 0, count: 32), got = L
+                let scale = ws[lane].withUnsafeBufferPointer { w in
+                    makeQXQuants(n, nmax, xs[lane], &L, 1, weighted ? w.baseAddress! : nil)
+                }
+                XCTAssertEqual(lanes.scale[lane].bitPattern, scale.bitPattern, "qx trial \(trial) lane \(lane) scale")
+                lanes.storeLevels(lane: lane, &got, n)
+                XCTAssertEqual(got, L, "qx trial \(trial) lane \(lane) levels")
+                lanesChecked += 1
+            }
+        }
+        for trial in 0..<200 {
+            fillLanes(lanes, n: 16, trial: trial, &generator, &xs, &ws)
+            lanes.makeQ3(16, 4)
+            for lane in 0..<GroupLanes.width {
+                var L = [Int8](repeating: 0, count: 16), got = L
+                let scale = makeQ3Quants(16, 4, xs[lane], &L, true)
+                XCTAssertEqual(lanes.scale[lane].bitPattern, scale.bitPattern, "q3 trial \(trial) lane \(lane) scale")
+                lanes.storeLevels(lane: lane, &got, 16)
+                XCTAssertEqual(got, L, "q3 trial \(trial) lane \(lane) levels")
+                lanesChecked += 1
+            }
+        }
+        XCTAssertEqual(lanesChecked, 19_200)
+    }
+
+    /// A search that rounds values beyond the limit (±2²² in use, where ggml's integer trick and
+    /// the float rounding part ways) says so, and the block quantizers then take the scalar path.
+    func testGroupLanesReportRoundingOutOfRange() {
+        var generator = SplitMix64(seed: 13)
+        let lanes = GroupLanes()
+        var xs = [[Float]](repeating: [Float](repeating: 0, count: 32), count: 16), ws = xs
+        fillLanes(lanes, n: 32, trial: 0, &generator, &xs, &ws)
+        XCTAssertTrue(lanes.makeQKX(32, 15, rmin: -1, rdelta: 0.1, nstep: 20, useMAD: false))
+        // The last candidate scales reach nmax + rmin + rdelta·nstep = 16 times the range.
+        XCTAssertTrue(lanes.makeQKX(32, 15, rmin: -1, rdelta: 0.1, nstep: 20, useMAD: false, roundingLimit: 16.5))
+        XCTAssertFalse(lanes.makeQKX(32, 15, rmin: -1, rdelta: 0.1, nstep: 20, useMAD: false, roundingLimit: 15.5))
+    }
 }
 
 final class QuantizationInputTests: XCTestCase {
