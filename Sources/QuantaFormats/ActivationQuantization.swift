@@ -22,7 +22,7 @@ public enum ActivationQuantization {
             defer { block.deallocate() }
             for b in stride(from: 0, to: count, by: 32) {
                 if type == .q8_0 {
-                    LegacyQuants.quantizeQ8_0(x + b, block, blocks: 1)
+                    LegacyVectorQuants.quantizeQ8_0(x + b, block, blocks: 1)
                     LegacyQuants.dequantizeQ8_0(block, x + b, blocks: 1)
                 } else {
                     LegacyQuants.quantizeQ8_1(x + b, block, blocks: 1)

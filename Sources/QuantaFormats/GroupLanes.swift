@@ -302,4 +302,78 @@ final class GroupLanes {
         scale = Self.select(scale, .zero, .!(suml2 .> 0))
         self.scale = Self.select(scale, .zero, zero)
     }
+
+    /// One threshold of `nearestValue`: where t >= v, the pair moves up by the given gaps.
+    @inline(__always)
+    static func passing(_ t: Lane16, _ v: Float, _ lowGap: Float, _ highGap: Float, _ low: inout Lane16, _ high: inout Lane16) {
+        let reached = unsafeBitCast(t .>= Lane16(repeating: v), to: SIMD16<UInt32>.self)
+        low += unsafeBitCast(unsafeBitCast(Lane16(repeating: lowGap), to: SIMD16<UInt32>.self) & reached, to: Lane16.self)
+        high += unsafeBitCast(unsafeBitCast(Lane16(repeating: highGap), to: SIMD16<UInt32>.self) & reached, to: Lane16.self)
+    }
+
+    /// The IQ4 value (`IQ4Quants.values`) nearest to `t` as ggml's `best_index_int8` picks it
+    /// (the lower one on ties): v[ml] and v[ml + 1], with ml the number of values after the first
+    /// that are <= t, built from the exact integer gaps.
+    @inline(__always)
+    static func nearestValue(_ t: Lane16) -> Lane16 {
+        var low = Lane16(repeating: -127), high = Lane16(repeating: -104)
+        passing(t, -104, 23, 21, &low, &high)
+        passing(t, -83, 21, 18, &low, &high)
+        passing(t, -65, 18, 16, &low, &high)
+        passing(t, -49, 16, 14, &low, &high)
+        passing(t, -35, 14, 13, &low, &high)
+        passing(t, -22, 13, 12, &low, &high)
+        passing(t, -10, 12, 11, &low, &high)
+        passing(t, 1, 11, 12, &low, &high)
+        passing(t, 13, 12, 12, &low, &high)
+        passing(t, 25, 12, 13, &low, &high)
+        passing(t, 38, 13, 15, &low, &high)
+        passing(t, 53, 15, 16, &low, &high)
+        passing(t, 69, 16, 20, &low, &high)
+        passing(t, 89, 20, 24, &low, &high)
+        return select(high, low, t - low .< high - t)
+    }
+
+    /// `IQ4Quants.searchBlockReference` on every lane (groups of `n` values with weights `w`).
+    /// Result in `scale`.
+    func searchIQ4(_ n: Int, ntry: Int) {
+        precondition(n >= 1 && n <= Self.maxLength)
+        var max = Lane16.zero, amax = Lane16.zero
+        for i in 0..<n {
+            let ax = Self.magnitude(x[i])
+            let larger = ax .> amax
+            amax = Self.select(amax, ax, larger)
+            max = Self.select(max, x[i], larger)
+        }
+        let zero = amax .< groupMaxEps
+        let v0 = Lane16(repeating: Float(IQ4Quants.values[0]))
+        var d = (ntry > 0 ? Self.negate(max) : max) / v0
+        var id = 1 / d
+        var sumqx = Lane16.zero, sumq2 = Lane16.zero
+        for j in 0..<n {
+            let q = Self.nearestValue(id * x[j])
+            let wq = w[j] * q
+            sumqx += wq * x[j]
+            sumq2 += wq * q
+        }
+        d = sumqx / sumq2
+        var best = d * sumqx
+        if ntry >= 0 {
+            for itry in -ntry...ntry {
+                id = Lane16(repeating: Float(itry + Int(IQ4Quants.values[0]))) / max
+                sumqx = .zero
+                sumq2 = .zero
+                for j in 0..<n {
+                    let q = Self.nearestValue(id * x[j])
+                    let wq = w[j] * q
+                    sumqx += wq * x[j]
+                    sumq2 += wq * q
+                }
+                let better = (sumq2 .> 0) .& (sumqx * sumqx .> best * sumq2)
+                d = Self.select(d, sumqx / sumq2, better)
+                best = Self.select(best, d * sumqx, better)
+            }
+        }
+        scale = Self.select(d, .zero, zero)
+    }
 }

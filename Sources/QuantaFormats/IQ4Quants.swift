@@ -33,40 +33,20 @@ enum IQ4Quants {
         return x - v[mu - 1] < v[mu] - x ? mu - 1 : mu
     }
 
-    /// ggml `quantize_row_iq4_nl_impl` for one superblock of `superBlock` values (32 for
-    /// IQ4_NL, 256 for IQ4_XS). `scalesH`/`scalesL` are used only when superBlock > 32.
-    static func quantizeSuperblock(_ superBlock: Int, _ x: UnsafePointer<Float>, dh: UnsafeMutablePointer<UInt8>,
-                                   q4: UnsafeMutablePointer<UInt8>, scalesH: UnsafeMutablePointer<UInt8>?,
-                                   scalesL: UnsafeMutablePointer<UInt8>?, qw: UnsafePointer<Float>?, ntry: Int, _ s: QuantScratch) {
-        let scales = s.scales, weight = s.weights, L = s.L, values = s.iq4
+    /// The per-block scale search of ggml's `quantize_row_iq4_nl_impl` on 32 values `xb` with
+    /// weights `weight`: the least-squares scale of the best of 2·ntry + 2 candidate grids (0 for
+    /// an all-zero block). The plain form of `GroupLanes.searchIQ4`, which the quantizers use.
+    static func searchBlockReference(_ xb: UnsafePointer<Float>, _ weight: UnsafePointer<Float>, ntry: Int) -> Float {
         let blockSize = 32
-        var sigma2: Float = 0
-        for j in 0..<superBlock { sigma2 += x[j] * x[j] }
-        sigma2 *= 2 / Float(superBlock)
-        for j in 0..<(superBlock / 2) { q4[j] = 0 }
-        dh.storeHalf(fp16(0), at: 0)
-        let v0 = values[0]
-        var maxScale: Float = 0, amaxScale: Float = 0
-        for ib in 0..<(superBlock / blockSize) {
-            let xb = x + ib * blockSize
-            if let qw {
-                let q = qw + ib * blockSize
-                importanceWeights(xb, q, sigma2: sigma2, weight, blockSize)
-            } else {
-                for j in 0..<blockSize { weight[j] = xb[j] * xb[j] }
-            }
+        return floatValues.withUnsafeBufferPointer { buffer in
+            let values = buffer.baseAddress!
             let (max, amax) = maxByMagnitude(xb, blockSize)
-            if amax < groupMaxEps {
-                scales[ib] = 0
-                continue
-            }
-            var d = ntry > 0 ? -max / v0 : max / v0
+            if amax < groupMaxEps { return 0 }
+            var d = ntry > 0 ? -max / values[0] : max / values[0]
             var id = 1 / d
             var sumqx: Float = 0, sumq2: Float = 0
             for j in 0..<blockSize {
-                let l = bestIndex(values, id * xb[j])
-                L[ib * blockSize + j] = UInt8(l)
-                let q = values[l]
+                let q = values[bestIndex(values, id * xb[j])]
                 let w = weight[j]
                 sumqx += w * q * xb[j]
                 sumq2 += w * q * q
@@ -79,8 +59,7 @@ enum IQ4Quants {
                     sumqx = 0
                     sumq2 = 0
                     for j in 0..<blockSize {
-                        let l = bestIndex(values, id * xb[j])
-                        let q = values[l]
+                        let q = values[bestIndex(values, id * xb[j])]
                         let w = weight[j]
                         sumqx += w * q * xb[j]
                         sumq2 += w * q * q
@@ -91,8 +70,41 @@ enum IQ4Quants {
                     }
                 }
             }
-            scales[ib] = d
-            if abs(d) > amaxScale { amaxScale = abs(d); maxScale = d }
+            return d
+        }
+    }
+
+    /// Loads block `lane`'s values and ggml's weights (importance · sqrt(σ² + x²), or x²).
+    @inline(__always)
+    static func loadBlock(_ xb: UnsafePointer<Float>, _ qw: UnsafePointer<Float>?, sigma2: Float, lane: Int, _ s: QuantScratch) {
+        if let qw {
+            importanceWeights(xb, qw, sigma2: sigma2, s.weights, 32)
+        } else {
+            for j in 0..<32 { s.weights[j] = xb[j] * xb[j] }
+        }
+        s.lanes.load(lane: lane, xb, s.weights, 32)
+    }
+
+    /// 2·mean(x²) over `n` values, the σ² of the importance weights.
+    @inline(__always)
+    static func sigma2(_ x: UnsafePointer<Float>, _ n: Int) -> Float {
+        var sum: Float = 0
+        for j in 0..<n { sum += x[j] * x[j] }
+        return sum * (2 / Float(n))
+    }
+
+    /// The rest of `quantize_row_iq4_nl_impl` for one superblock of `superBlock` values (32 for
+    /// IQ4_NL, 256 for IQ4_XS) once the per-32 scales are in `scales`: the 6-bit sub-block scales
+    /// (IQ4_XS) and the final indices. `scalesH`/`scalesL` are used only when superBlock > 32.
+    static func finishSuperblock(_ superBlock: Int, _ x: UnsafePointer<Float>, scales: UnsafePointer<Float>,
+                                 dh: UnsafeMutablePointer<UInt8>, q4: UnsafeMutablePointer<UInt8>,
+                                 scalesH: UnsafeMutablePointer<UInt8>?, scalesL: UnsafeMutablePointer<UInt8>?, _ s: QuantScratch) {
+        let L = s.L, values = s.iq4
+        let blockSize = 32
+        var maxScale: Float = 0, amaxScale: Float = 0
+        for ib in 0..<(superBlock / blockSize) where abs(scales[ib]) > amaxScale {
+            amaxScale = abs(scales[ib])
+            maxScale = scales[ib]
         }
         if superBlock / blockSize > 1, let scalesH, let scalesL {
             let nb = superBlock / blockSize
@@ -117,30 +129,52 @@ enum IQ4Quants {
             scalesH[1] = UInt8(sh >> 8)
         } else {
             dh.storeHalf(fp16(scales[0]), at: 0)
-            if ntry > 0 {
-                let id: Float = scales[0] != 0 ? 1 / scales[0] : 0
-                for j in 0..<superBlock { L[j] = UInt8(bestIndex(values, id * x[j])) }
-            }
+            let id: Float = scales[0] != 0 ? 1 / scales[0] : 0
+            for j in 0..<superBlock { L[j] = UInt8(bestIndex(values, id * x[j])) }
         }
         for i in 0..<(superBlock / 32) {
             for j in 0..<16 { q4[16 * i + j] = L[32 * i + j] | L[32 * i + 16 + j] << 4 }
         }
     }
 
-    /// IQ4_NL for one row of `n` values; ggml's `quantize_iq4_nl` (ntry 7, with or without importance).
+    /// IQ4_NL for one row of `n` values; ggml's `quantize_iq4_nl` (ntry 7, with or without
+    /// importance), sixteen blocks searched side by side.
     static func quantizeIQ4_NL(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>?, _ s: QuantScratch) {
-        for ib in 0..<(n / 32) {
-            let yb = y + 18 * ib
-            quantizeSuperblock(32, x + 32 * ib, dh: yb, q4: yb + 2, scalesH: nil, scalesL: nil, qw: qw.map { $0 + 32 * ib }, ntry: 7, s)
+        let blocks = n / 32, lanes = s.lanes
+        for first in stride(from: 0, to: blocks, by: GroupLanes.width) {
+            let count = Swift.min(GroupLanes.width, blocks - first)
+            if count < GroupLanes.width { lanes.clear(32) }
+            for k in 0..<count {
+                let xb = x + 32 * (first + k)
+                loadBlock(xb, qw.map { $0 + 32 * (first + k) }, sigma2: sigma2(xb, 32), lane: k, s)
+            }
+            lanes.searchIQ4(32, ntry: 7)
+            for k in 0..<count {
+                let ib = first + k, yb = y + 18 * ib
+                s.scales[0] = lanes.scale[k]
+                finishSuperblock(32, x + 32 * ib, scales: s.scales, dh: yb, q4: yb + 2, scalesH: nil, scalesL: nil, s)
+            }
         }
     }
 
-    /// IQ4_XS for one row of `n` values; ggml's `quantize_iq4_xs`.
+    /// IQ4_XS for one row of `n` values; ggml's `quantize_iq4_xs`, two superblocks searched side by side.
     static func quantizeIQ4_XS(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>?, _ s: QuantScratch) {
-        for ib in 0..<(n / QK_K) {
-            let yb = y + 136 * ib
-            quantizeSuperblock(QK_K, x + QK_K * ib, dh: yb, q4: yb + 8, scalesH: yb + 2, scalesL: yb + 4, qw: qw.map { $0 + QK_K * ib },
-                               ntry: 7, s)
+        let superblocks = n / QK_K, lanes = s.lanes
+        for first in stride(from: 0, to: superblocks, by: 2) {
+            let count = Swift.min(2, superblocks - first)
+            if count < 2 { lanes.clear(32) }
+            for b in 0..<count {
+                let xs = x + QK_K * (first + b), sigma = sigma2(xs, QK_K)
+                for ib in 0..<8 {
+                    loadBlock(xs + 32 * ib, qw.map { $0 + QK_K * (first + b) + 32 * ib }, sigma2: sigma, lane: 8 * b + ib, s)
+                }
+            }
+            lanes.searchIQ4(32, ntry: 7)
+            for b in 0..<count {
+                let yb = y + 136 * (first + b)
+                for ib in 0..<8 { s.scales[ib] = lanes.scale[8 * b + ib] }
+                finishSuperblock(QK_K, x + QK_K * (first + b), scales: s.scales, dh: yb, q4: yb + 8, scalesH: yb + 2, scalesL: yb + 4, s)
+            }
         }
     }
 

@@ -15,8 +15,8 @@ enum LegacyQuants {
             yb.storeHalf(fp16(d), at: 0)
             for j in 0..<16 {
                 let x0 = xb[j] * id, x1 = xb[16 + j] * id
-                let q0 = UInt8(Swift.min(15, Int(Int8(truncatingIfNeeded: Int(x0 + 8.5)))))
-                let q1 = UInt8(Swift.min(15, Int(Int8(truncatingIfNeeded: Int(x1 + 8.5)))))
+                let q0 = UInt8(truncatingIfNeeded: Swift.min(15, Int(Int8(truncatingIfNeeded: cInt(x0 + 8.5)))))
+                let q1 = UInt8(truncatingIfNeeded: Swift.min(15, Int(Int8(truncatingIfNeeded: cInt(x1 + 8.5)))))
                 yb[2 + j] = q0 | q1 << 4
             }
         }
@@ -43,8 +43,8 @@ enum LegacyQuants {
             let (min, id) = storeAffineScale(xb, yb, levels: 15)
             for j in 0..<16 {
                 let x0 = (xb[j] - min) * id, x1 = (xb[16 + j] - min) * id
-                let q0 = UInt8(Swift.min(15, Int(Int8(truncatingIfNeeded: Int(x0 + 0.5)))))
-                let q1 = UInt8(Swift.min(15, Int(Int8(truncatingIfNeeded: Int(x1 + 0.5)))))
+                let q0 = UInt8(truncatingIfNeeded: Swift.min(15, Int(Int8(truncatingIfNeeded: cInt(x0 + 0.5)))))
+                let q1 = UInt8(truncatingIfNeeded: Swift.min(15, Int(Int8(truncatingIfNeeded: cInt(x1 + 0.5)))))
                 yb[4 + j] = q0 | q1 << 4
             }
         }
@@ -59,7 +59,7 @@ enum LegacyQuants {
             yb.storeHalf(fp16(d), at: 0)
             let L = s.L
             for j in 0..<32 {
-                L[j] = UInt8(Swift.min(31, Int(Int8(truncatingIfNeeded: Int(xb[j] * id + 16.5)))))
+                L[j] = UInt8(truncatingIfNeeded: Swift.min(31, Int(Int8(truncatingIfNeeded: cInt(xb[j] * id + 16.5)))))
             }
             packQ5(L, yb + 2)
         }
@@ -70,7 +70,7 @@ enum LegacyQuants {
             let xb = x + 32 * i, yb = y + 24 * i
             let (min, id) = storeAffineScale(xb, yb, levels: 31)
             let L = s.L
-            for j in 0..<32 { L[j] = UInt8(truncatingIfNeeded: Int((xb[j] - min) * id + 0.5)) }
+            for j in 0..<32 { L[j] = UInt8(truncatingIfNeeded: cInt((xb[j] - min) * id + 0.5)) }
             packQ5(L, yb + 4)
         }
     }
@@ -95,7 +95,7 @@ enum LegacyQuants {
             let d = amax / 127
             let id: Float = d != 0 ? 1 / d : 0
             yb.storeHalf(fp16(d), at: 0)
-            for j in 0..<32 { yb[2 + j] = UInt8(bitPattern: Int8((xb[j] * id).rounded())) }
+            for j in 0..<32 { yb[2 + j] = UInt8(truncatingIfNeeded: cInt((xb[j] * id).rounded())) }
         }
     }
 
@@ -109,7 +109,7 @@ enum LegacyQuants {
             yb.storeHalf(fp16(d), at: 0)
             var sum = 0
             for j in 0..<32 {
-                let q = Int8((xb[j] * id).rounded())
+                let q = Int8(truncatingIfNeeded: cInt((xb[j] * id).rounded()))
                 yb[4 + j] = UInt8(bitPattern: q)
                 sum += Int(q)
             }
@@ -271,30 +271,30 @@ enum LegacyQuants {
 
 extension GGMLFormat {
     public static let q4_0 = GGMLFormat(.q4_0, activation: .q8_0, quantize: { x, y, n, qw, s in
-        if let qw { LegacyQuants.quantizeQ4_0(x, y, n: n, qw: qw, s) } else { LegacyQuants.quantizeQ4_0(x, y, blocks: n / 32) }
+        if let qw { LegacyQuants.quantizeQ4_0(x, y, n: n, qw: qw, s) } else { LegacyVectorQuants.quantizeQ4_0(x, y, blocks: n / 32) }
     }, dequantize: LegacyQuants.dequantizeQ4_0, codec: .symmetric(levels: 16) { l, b in
         for j in 0..<16 { b[2 + j] = UInt8(l[j]) | UInt8(l[j + 16]) << 4 }
     })
 
     public static let q4_1 = GGMLFormat(.q4_1, activation: .q8_1, quantize: { x, y, n, qw, s in
-        if let qw { LegacyQuants.quantizeQ4_1(x, y, n: n, qw: qw, s) } else { LegacyQuants.quantizeQ4_1(x, y, blocks: n / 32) }
+        if let qw { LegacyQuants.quantizeQ4_1(x, y, n: n, qw: qw, s) } else { LegacyVectorQuants.quantizeQ4_1(x, y, blocks: n / 32) }
     }, dequantize: LegacyQuants.dequantizeQ4_1, codec: .affine(levels: 16) { l, b in
         for j in 0..<16 { b[4 + j] = UInt8(l[j]) | UInt8(l[j + 16]) << 4 }
     })
 
     public static let q5_0 = GGMLFormat(.q5_0, activation: .q8_0, quantize: { x, y, n, qw, s in
-        if let qw { LegacyQuants.quantizeQ5_0(x, y, n: n, qw: qw, s) } else { LegacyQuants.quantizeQ5_0(x, y, blocks: n / 32, s) }
+        if let qw { LegacyQuants.quantizeQ5_0(x, y, n: n, qw: qw, s) } else { LegacyVectorQuants.quantizeQ5_0(x, y, blocks: n / 32, s) }
     }, dequantize: { LegacyQuants.dequantizeQ5($0, $1, blocks: $2, hasMin: false) },
        codec: .symmetric(levels: 32) { l, b in withByteLevels(l, 32) { LegacyQuants.packQ5($0, b + 2) } })
 
     public static let q5_1 = GGMLFormat(.q5_1, activation: .q8_1, quantize: { x, y, n, qw, s in
-        if let qw { LegacyQuants.quantizeQ5_1(x, y, n: n, qw: qw, s) } else { LegacyQuants.quantizeQ5_1(x, y, blocks: n / 32, s) }
+        if let qw { LegacyQuants.quantizeQ5_1(x, y, n: n, qw: qw, s) } else { LegacyVectorQuants.quantizeQ5_1(x, y, blocks: n / 32, s) }
     }, dequantize: { LegacyQuants.dequantizeQ5($0, $1, blocks: $2, hasMin: true) },
        codec: .affine(levels: 32) { l, b in withByteLevels(l, 32) { LegacyQuants.packQ5($0, b + 4) } })
 
     /// ggml ignores importance for Q8_0.
     public static let q8_0 = GGMLFormat(.q8_0, activation: .q8_0, usesImportance: false, quantize: { x, y, n, _, _ in
-        LegacyQuants.quantizeQ8_0(x, y, blocks: n / 32)
+        LegacyVectorQuants.quantizeQ8_0(x, y, blocks: n / 32)
     }, dequantize: LegacyQuants.dequantizeQ8_0, codec: .q8_0)
 
     /// Activation format only (Quanta reads it; weights are never stored as Q8_1).

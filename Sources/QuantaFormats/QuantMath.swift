@@ -16,6 +16,13 @@ func nearestInt(_ f: Float) -> Int {
     return Int(value.bitPattern & 0x007F_FFFF) - 0x0040_0000
 }
 
+/// C's `(int)f` as x86-64 computes it (`cvttss2si`): truncation toward zero, and Int32.min for
+/// NaN and values beyond the 32-bit range. ggml's byte casts `(int8_t)f` keep its low byte.
+@inline(__always)
+func cInt(_ f: Float) -> Int {
+    f.isNaN || abs(f) >= 2147483648 ? Int(Int32.min) : Int(f)
+}
+
 /// The first value of largest magnitude among `x[0..<n]` and that magnitude (0, 0 when all are 0),
 /// as ggml's `if (ax > amax) { amax = ax; max = x[i]; }` loops find it.
 @inline(__always)

@@ -108,7 +108,18 @@ final class FastPathTests: XCTestCase {
                 lanesChecked += 1
             }
         }
-        XCTAssertEqual(lanesChecked, 19_200)
+        for trial in 0..<200 {
+            fillLanes(lanes, n: 32, trial: trial, &generator, &xs, &ws)
+            lanes.searchIQ4(32, ntry: 7)
+            for lane in 0..<GroupLanes.width {
+                let scale = xs[lane].withUnsafeBufferPointer { x in
+                    ws[lane].withUnsafeBufferPointer { w in IQ4Quants.searchBlockReference(x.baseAddress!, w.baseAddress!, ntry: 7) }
+                }
+                XCTAssertEqual(lanes.scale[lane].bitPattern, scale.bitPattern, "iq4 trial \(trial) lane \(lane) scale")
+                lanesChecked += 1
+            }
+        }
+        XCTAssertEqual(lanesChecked, 22_400)
     }
 
     /// A search that rounds values beyond the limit (±2²² in use, where ggml's integer trick and
@@ -138,5 +149,74 @@ final class QuantizationInputTests: XCTestCase {
         XCTAssertThrowsError(try Quantization.quantize(.q4_0, values, rowLength: 64)) { error in
             XCTAssertEqual("\(error)", "row 0, column 37: holds -inf, not a finite number")
         }
+    }
+}
+
+/// The vector legacy quantizers give the scalar ones' bytes, edge blocks included.
+final class LegacyVectorTests: XCTestCase {
+    /// Blocks of 32: random, one-signed, with signed zeros, flat, tiny (subnormal scales whose
+    /// inverse overflows: NaN and infinities reach the integer casts), huge.
+    static func blocks(_ generator: inout SplitMix64) -> [Float] {
+        var values: [Float] = []
+        for kind in 0..<400 {
+            for j in 0..<32 {
+                var v = Float.random(in: -1...1, using: &generator) * (j % 5 == 0 ? 4 : 1)
+                switch kind % 12 {
+                case 1: v = abs(v)
+                case 2: v = -abs(v)
+                case 3: v = j % 3 == 0 ? 0 : abs(v)
+                case 4: v = j % 3 == 1 ? -0.0 : (j % 3 == 2 ? 0 : abs(v))
+                case 5: v = j % 2 == 0 ? -0.0 : -abs(v)
+                case 6: v = 0.25
+                case 7: v = j == 9 ? 1e-44 : 0
+                case 8: v = Float(bitPattern: UInt32(j % 4)) * (j % 2 == 0 ? 1 : -1)
+                case 9: v *= 3e38
+                case 10: v = j % 2 == 0 ? 0 : -0.0
+                case 11: v = j == 4 ? -2e-39 : (j == 20 ? 2e-39 : v * 1e-39)
+                default: break
+                }
+                values.append(v)
+            }
+        }
+        return values
+    }
+
+    func testVectorQuantizersMatchScalar() {
+        var generator = SplitMix64(seed: 21)
+        let x = Self.blocks(&generator)
+        let blocks = x.count / 32
+        let s = QuantScratch()
+        let cases: [(name: String, bytes: Int, vector: (UnsafePointer<Float>, UnsafeMutablePointer<UInt8>) -> Void,
+                     scalar: (UnsafePointer<Float>, UnsafeMutablePointer<UInt8>) -> Void)] = [
+            ("Q4_0", 18, { LegacyVectorQuants.quantizeQ4_0($0, $1, blocks: blocks) }, { LegacyQuants.quantizeQ4_0($0, $1, blocks: blocks) }),
+            ("Q4_1", 20, { LegacyVectorQuants.quantizeQ4_1($0, $1, blocks: blocks) }, { LegacyQuants.quantizeQ4_1($0, $1, blocks: blocks) }),
+            ("Q5_0", 22, { LegacyVectorQuants.quantizeQ5_0($0, $1, blocks: blocks, s) }, { LegacyQuants.quantizeQ5_0($0, $1, blocks: blocks, s) }),
+            ("Q5_1", 24, { LegacyVectorQuants.quantizeQ5_1($0, $1, blocks: blocks, s) }, { LegacyQuants.quantizeQ5_1($0, $1, blocks: blocks, s) }),
+            ("Q8_0", 34, { LegacyVectorQuants.quantizeQ8_0($0, $1, blocks: blocks) }, { LegacyQuants.quantizeQ8_0($0, $1, blocks: blocks) }),
+        ]
+        for c in cases {
+            var fast = [UInt8](repeating: 0xAA, count: c.bytes * blocks), slow = [UInt8](repeating: 0x55, count: c.bytes * blocks)
+            x.withUnsafeBufferPointer { xp in
+                fast.withUnsafeMutableBufferPointer { c.vector(xp.baseAddress!, $0.baseAddress!) }
+                slow.withUnsafeMutableBufferPointer { c.scalar(xp.baseAddress!, $0.baseAddress!) }
+            }
+            for b in 0..<blocks where fast[(c.bytes * b)..<(c.bytes * (b + 1))] != slow[(c.bytes * b)..<(c.bytes * (b + 1))] {
+                XCTFail("\(c.name) block \(b) (kind \(b % 12)): \(Array(fast[(c.bytes * b)..<(c.bytes * (b + 1))])) vs \(Array(slow[(c.bytes * b)..<(c.bytes * (b + 1))]))")
+                break
+            }
+        }
+    }
+
+    /// ggml's casts on x86-64 for a block whose scale is subnormal: 1/d overflows, 0 * inf is NaN,
+    /// and `(int8_t)` of NaN or infinity is the low byte of 0x80000000. No trap.
+    func testSubnormalScaleFollowsCCasts() throws {
+        var block = [Float](repeating: 0, count: 32)
+        block[3] = 1e-44
+        let q4 = try Quantization.quantize(.q4_0, block, rowLength: 32)
+        XCTAssertEqual(q4.count, 18)
+        XCTAssertEqual(Array(q4[0..<2]), [0x00, 0x80], "d = -1e-44/8 rounds to -0 in f16")
+        XCTAssertEqual(Array(q4[2...]), [UInt8](repeating: 0, count: 16), "every (int8_t) cast of NaN or -inf is 0")
+        let q8 = try Quantization.quantize(.q8_0, block, rowLength: 32)
+        XCTAssertEqual(Array(q8[2...]), [UInt8](repeating: 0, count: 32))
     }
 }
