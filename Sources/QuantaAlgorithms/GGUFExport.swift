@@ -78,13 +78,14 @@ public struct GGUFExport {
         return plan
     }
 
-    /// llama-quantize's refusals, before any work: a block tensor of a very low-bit type
-    /// (`tensor_requires_imatrix`) needs an importance matrix with an entry for it, and so does
-    /// any tensor of a type ggml cannot write without one (where ggml would abort).
+    /// llama-quantize's refusals, before any work: a block tensor of a very low-bit type, or Q2_K
+    /// in a Q2_K_S file (`tensor_requires_imatrix`), needs an importance matrix with an entry for
+    /// it, and so does any tensor of a type ggml cannot write without one (where ggml would abort).
     func checkImportance(_ tensor: PlannedTensor, _ format: any BlockFormat) throws {
         let lowBit: Set<GGMLType> = [.iq3_XXS, .iq2_XXS, .iq2_XS, .iq2_S, .iq1_M, .iq1_S]
         let outside = tensor.name == "token_embd.weight" || tensor.name == "output.weight"
-        guard format.requiresImportance || (lowBit.contains(tensor.type) && !outside),
+        let needed = lowBit.contains(tensor.type) || (tensor.type == .q2_K && preset == .q2_K_S)
+        guard format.requiresImportance || (needed && !outside),
               importance?.importance(for: tensor.name) == nil else { return }
         let context = "tensor '\(tensor.name)' (\(tensor.type.name))"
         if importance == nil {

@@ -5,7 +5,7 @@ import QuantaCore
 public enum GGUFPreset: String, CaseIterable, Sendable {
     case f32 = "F32", f16 = "F16", bf16 = "BF16"
     case q4_0 = "Q4_0", q4_1 = "Q4_1", q5_0 = "Q5_0", q5_1 = "Q5_1", q8_0 = "Q8_0"
-    case q2_K = "Q2_K", q3_K_S = "Q3_K_S", q3_K_M = "Q3_K_M", q3_K_L = "Q3_K_L"
+    case q2_K = "Q2_K", q2_K_S = "Q2_K_S", q3_K_S = "Q3_K_S", q3_K_M = "Q3_K_M", q3_K_L = "Q3_K_L"
     case q4_K_S = "Q4_K_S", q4_K_M = "Q4_K_M", q5_K_S = "Q5_K_S", q5_K_M = "Q5_K_M", q6_K = "Q6_K"
     case iq4_NL = "IQ4_NL", iq4_XS = "IQ4_XS"
     case iq1_S = "IQ1_S", iq1_M = "IQ1_M", iq2_XXS = "IQ2_XXS", iq2_XS = "IQ2_XS", iq2_S = "IQ2_S", iq2_M = "IQ2_M"
@@ -43,7 +43,7 @@ public enum GGUFPreset: String, CaseIterable, Sendable {
         case .q5_0: .q5_0
         case .q5_1: .q5_1
         case .q8_0: .q8_0
-        case .q2_K: .q2_K
+        case .q2_K, .q2_K_S: .q2_K
         case .q3_K_S, .q3_K_M, .q3_K_L: .q3_K
         case .q4_K_S, .q4_K_M: .q4_K
         case .q5_K_S, .q5_K_M: .q5_K
@@ -73,6 +73,7 @@ public enum GGUFPreset: String, CaseIterable, Sendable {
         case .q5_0: 8
         case .q5_1: 9
         case .q2_K: 10
+        case .q2_K_S: 21
         case .q3_K_S: 11
         case .q3_K_M: 12
         case .q3_K_L: 13

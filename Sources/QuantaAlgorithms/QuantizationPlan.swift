@@ -179,6 +179,7 @@ public struct QuantizationPlanner {
         } else if QuantizationPlanner.isAttentionV(name) {
             switch ftype {
             case .q2_K: type = gqa >= 4 ? .q4_K : .q3_K
+            case .q2_K_S where gqa >= 4: type = .q4_K
             case .iq3_XXS: type = gqa >= 4 ? .q4_K : options.hasImportance ? .iq3_XXS : .iq3_S
             case .iq3_XS where gqa >= 4, .iq3_S where gqa >= 4, .iq3_M: type = .q4_K
             case .iq4_NL where gqa >= 4, .iq4_XS where gqa >= 4: type = .q5_K
@@ -196,6 +197,7 @@ public struct QuantizationPlanner {
             let (i, n) = (state.iFFNDown, state.layers)
             switch ftype {
             case .q2_K: type = .q3_K
+            case .q2_K_S where i < n / 8: type = .q4_K
             case .iq3_XXS where !options.hasImportance: type = i < n / 8 ? .q4_K : .q3_K
             case .q3_K_M: type = i < n / 16 ? .q5_K : .q4_K
             case .iq3_M where i < n / 8: type = .q4_K

@@ -14,7 +14,10 @@ extension GGMLFormat {
     })
 
     public static let f16 = GGMLFormat(.f16, activation: .f16, usesImportance: false, quantize: { x, y, n, _, _ in
-        for i in 0..<n { y.storeHalf(HalfConversion.floatToF16(x[i]), at: 2 * i) }
+        // Swift's Float16 conversion rounds as HalfConversion.floatToF16 does (HalfConversionTests)
+        // and compiles to the hardware's vector conversion where there is one. Inputs are finite.
+        let out = UnsafeMutableRawPointer(y)
+        for i in 0..<n { out.storeBytes(of: Float16(x[i]).bitPattern.littleEndian, toByteOffset: 2 * i, as: UInt16.self) }
     }, dequantize: { q, y, count in
         for i in 0..<count { y[i] = q.halfFloat(at: 2 * i) }
     })

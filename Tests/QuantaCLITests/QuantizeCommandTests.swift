@@ -112,6 +112,32 @@ final class QuantizeCommandTests: XCTestCase {
         try assertGoldenBytes(GGUFFile(path: output), prefix: "imatrix", expectMatches: 9)
     }
 
+    /// Q2_K_S: Q2_K with llama-quantize's few raises, and an importance matrix required for its
+    /// Q2_K block tensors (`tensor_requires_imatrix`). The sha256 of all tensor data is that of
+    /// `llama-quantize --imatrix golden/austen-llama/austen-imatrix.gguf F32.gguf OUT Q2_K_S 2`
+    /// (llama.cpp d32676d; F32.gguf from `quanta quantize Models/austen-llama F32.gguf F32`).
+    func testQ2_K_SEqualsLlamaQuantize() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let output = folder + "/Q2_K_S.gguf"
+        var run = try quanta(["quantize", TestSupport.austenModel, output, "Q2_K_S"])
+        XCTAssertEqual(run.status, 64, run.stderr)
+        XCTAssertTrue(run.stderr.contains("tensor 'blk.0.attn_k.weight' (Q2_K): this quantization requires an importance matrix (--imatrix FILE)"),
+                      run.stderr)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: output), "refused before any work")
+        run = try quanta(["quantize", TestSupport.austenModel, output, "Q2_K_S", "--imatrix", TestSupport.golden("austen-imatrix.gguf")])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        let file = try GGUFFile(path: output)
+        var hash = SHA256()
+        for tensor in file.tensors { hash.update(file.rawBytes(tensor)) }
+        XCTAssertEqual(SHA256.hex(hash.finalize()), "e3ed496275ccf90a6ea153e7ec4a4a5a41b6e668b22a404972f0a7a21b4ca99b")
+        let types = Dictionary(uniqueKeysWithValues: file.tensors.map { ($0.name, $0.type.name) })
+        XCTAssertEqual(types["output.weight"], "Q6_K")
+        XCTAssertEqual(types["token_embd.weight"], "Q2_K")
+        XCTAssertEqual(types["blk.0.attn_v.weight"], "Q2_K", "n_gqa 2: attn_v is raised only from 4")
+        XCTAssertEqual(Set(types.values), ["Q2_K", "Q6_K", "F32"])
+        XCTAssertEqual(file["general.file_type"], .uint32(21))
+    }
+
     func testImportanceMatrixAndDryRun() throws {
         let folder = try TestSupport.temporaryFolder()
         let output = folder + "/austen-imatrix-Q4_K.gguf"
