@@ -1,6 +1,7 @@
 import QuantaCore
 import QuantaIO
 import QuantaModel
+import Dispatch
 
 #if canImport(Glibc)
 import Glibc
@@ -62,6 +63,25 @@ public struct Evaluator {
         for batchStart in stride(from: 0, to: chunks.count, by: protocolSettings.batch) {
             let batch = Array(chunks[batchStart..<min(chunks.count, batchStart + protocolSettings.batch)])
             let score = { (logits: UnsafeBufferPointer<Float>, baseLogits: UnsafeBufferPointer<Float>?) throws in
+                if saveLogits == nil, !baseline.readsFile {
+                    // Rows are scored on every core, then added in order: the same sums at any thread count.
+                    let rows = Evaluator.scoreRows(logits, baseLogits, batch: batch, first: first, context: ctx, vocab: vocab)
+                    for row in rows {
+                        nllSum += row.nll
+                        nll2Sum += row.nll * row.nll
+                        count += 1
+                        if drift != nil {
+                            drift!.kld.append(row.kld)
+                            drift!.sameTop += row.sameTop ? 1 : 0
+                            let dp = exp(-row.nll) - exp(row.baseTarget)
+                            drift!.deltaP2 += dp * dp
+                            drift!.baseNLL.append(-row.baseTarget)
+                            drift!.nll.append(row.nll)
+                        }
+                        position += 1
+                    }
+                    return
+                }
                 for (b, chunk) in batch.enumerated() {
                     for j in first..<(ctx - 1) {
                         let target = Int(chunk[j + 1])
@@ -110,4 +130,52 @@ public struct Evaluator {
         return EvaluationResult(perplexity: ppl, perplexityError: error, meanNLL: mean, scoredTokens: count, chunks: chunks.count,
                                 textTokens: tokens.count, seconds: monotonicSeconds() - start, drift: drift?.statistics(perplexity: ppl))
     }
+
+    /// One scored position: its negative log-likelihood and, against a baseline, the KL
+    /// divergence, the baseline's log-probability of the target and whether both rank the same token first.
+    struct RowScore {
+        var nll = 0.0, kld = 0.0, baseTarget = 0.0
+        var sameTop = false
+    }
+
+    /// The scores of every scored position of `batch` (chunk by chunk, position by position),
+    /// rows spread over the forward pass's threads; each row is computed as the sequential loop does.
+    static func scoreRows(_ logits: UnsafeBufferPointer<Float>, _ baseLogits: UnsafeBufferPointer<Float>?, batch: [[Int32]],
+                          first: Int, context ctx: Int, vocab: Int) -> [RowScore] {
+        let perChunk = ctx - 1 - first, total = batch.count * perChunk
+        var scores = [RowScore](repeating: RowScore(), count: total)
+        let workers = max(1, min(DecoderModel.threads, total))
+        scores.withUnsafeMutableBufferPointer { out in
+            nonisolated(unsafe) let out = out
+            nonisolated(unsafe) let (logits, baseLogits) = (logits, baseLogits)
+            DispatchQueue.concurrentPerform(iterations: workers) { w in
+                let ours = UnsafeMutablePointer<Double>.allocate(capacity: vocab)
+                let theirs = UnsafeMutablePointer<Double>.allocate(capacity: vocab)
+                defer { ours.deallocate(); theirs.deallocate() }
+                for r in stride(from: w, to: total, by: workers) {
+                    let b = r / perChunk, j = first + r % perChunk
+                    let target = Int(batch[b][j + 1])
+                    let offset = (b * (ctx - first) + j - first) * vocab
+                    logSoftmax(logits.baseAddress! + offset, vocab, into: ours)
+                    var score = RowScore(nll: -ours[target])
+                    if let baseLogits {
+                        logSoftmax(baseLogits.baseAddress! + offset, vocab, into: theirs)
+                        (score.kld, score.baseTarget, score.sameTop) = compareDistributions(
+                            base: UnsafeBufferPointer(start: theirs, count: vocab), ours: UnsafeBufferPointer(start: ours, count: vocab), target: target)
+                    }
+                    out[r] = score
+                }
+            }
+        }
+        return scores
+    }
 }
+
+extension Optional where Wrapped == Baseline {
+    /// Whether the baseline's log-probabilities come from a file (read in position order).
+    var readsFile: Bool {
+        if case .logits = self { return true }
+        return false
+    }
+}
+

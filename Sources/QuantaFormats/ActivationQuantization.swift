@@ -13,7 +13,8 @@ public enum ActivationQuantization {
     public static func roundTrip(_ type: GGMLType, _ x: UnsafeMutablePointer<Float>, count: Int, rowLength: Int) {
         switch type {
         case .f16:
-            for i in 0..<count { x[i] = HalfConversion.roundedToF16(x[i]) }
+            // Float16 rounds as HalfConversion.roundedToF16 does (HalfConversionTests), in hardware.
+            for i in 0..<count { x[i] = Float(Float16(x[i])) }
         case .bf16:
             for i in 0..<count { x[i] = HalfConversion.bf16ToFloat(HalfConversion.floatToBF16(x[i])) }
         case .q8_0, .q8_1:
@@ -30,20 +31,56 @@ public enum ActivationQuantization {
                 }
             }
         case .q8_K:
-            // ggml quantize_row_q8_K_ref: d = max / -127 (as 1/iscale), q = min(127, nearest(x * iscale)).
-            for b in stride(from: 0, to: count, by: QK_K) {
-                let xb = x + b
-                let (max, amax) = maxByMagnitude(xb, QK_K)
-                if amax == 0 {
-                    for j in 0..<QK_K { xb[j] = 0 }
-                    continue
-                }
-                let iscale = -127 / max
-                let d = 1 / iscale
-                for j in 0..<QK_K { xb[j] = d * Float(Swift.min(127, nearestInt(iscale * xb[j]))) }
-            }
+            for b in stride(from: 0, to: count, by: QK_K) where !roundTripQ8_K(x + b) { roundTripQ8_KReference(x + b) }
         default:
             break
         }
+    }
+
+    /// ggml `quantize_row_q8_K_ref` and back on one block of 256 values: d = max / -127 (as
+    /// 1/iscale), q = min(127, nearest(x * iscale)).
+    static func roundTripQ8_KReference(_ xb: UnsafeMutablePointer<Float>) {
+        let (max, amax) = maxByMagnitude(xb, QK_K)
+        if amax == 0 {
+            for j in 0..<QK_K { xb[j] = 0 }
+            return
+        }
+        let iscale = -127 / max
+        let d = 1 / iscale
+        for j in 0..<QK_K { xb[j] = d * Float(Swift.min(127, nearestInt(iscale * xb[j]))) }
+    }
+
+    /// `roundTripQ8_KReference`, sixteen lanes at a time, each doing the
+    /// scalar code's float operations. Returns false, leaving the block untouched, when the
+    /// rounding trick would not be exact (a subnormal largest value makes the scale infinite).
+    @inline(__always)
+    static func roundTripQ8_K(_ xb: UnsafeMutablePointer<Float>) -> Bool {
+        let raw = UnsafeMutableRawPointer(xb)
+        var amaxLanes = Lane16.zero
+        for v in 0..<16 {
+            let m = GroupLanes.magnitude(raw.loadUnaligned(fromByteOffset: 64 * v, as: Lane16.self))
+            amaxLanes = GroupLanes.select(amaxLanes, m, m .> amaxLanes)
+        }
+        let amax = LegacyVectorQuants.largest(amaxLanes)
+        if amax == 0 {
+            for j in 0..<QK_K { xb[j] = 0 }
+            return true
+        }
+        var j = 0
+        while abs(xb[j]) != amax { j += 1 }
+        let iscale = -127 / xb[j]
+        let d = 1 / iscale
+        let limit = Lane16(repeating: 4194303), top = Lane16(repeating: 127)
+        var outside = GroupLanes.Mask(repeating: false)
+        for v in 0..<16 {
+            let t = Lane16(repeating: iscale) * raw.loadUnaligned(fromByteOffset: 64 * v, as: Lane16.self)
+            outside = outside .| .!(GroupLanes.magnitude(t) .< limit)
+        }
+        if GroupLanes.anySet(outside) { return false }
+        for v in 0..<16 {
+            let r = GroupLanes.round(Lane16(repeating: iscale) * raw.loadUnaligned(fromByteOffset: 64 * v, as: Lane16.self))
+            raw.storeBytes(of: Lane16(repeating: d) * GroupLanes.select(r, top, r .> top), toByteOffset: 64 * v, as: Lane16.self)
+        }
+        return true
     }
 }

@@ -98,6 +98,9 @@ public final class DecoderModel: @unchecked Sendable {
     /// LongRoPE's tables with the long factors, for sequences longer than the original context.
     private let longTables: (cos: [Float], sin: [Float])?
     private let maxPositions: Int
+    /// Where blocks 1... are read from on each pass (`init(path:streamingBlocks:)`); nil when
+    /// every block's weights are in `weights`.
+    private var blockSource: GGUFSource?
     /// RoPE's tables as ggml computes them (float angles), made on first use by the llamacpp
     /// runtime; nil when the rotation is not plain (scaled, partial, LongRoPE or two bases).
     private lazy var ggmlTables: (cos: [Float], sin: [Float])? = {
@@ -141,6 +144,27 @@ public final class DecoderModel: @unchecked Sendable {
             self.init(config: config, weights: try DecoderWeights.load(gguf: file, config: config), tokenizer: try BPETokenizer(gguf: file),
                       path: path)
         }
+    }
+
+    /// Opens a model as `init(path:)` does, except that a GGUF file whose block weights are
+    /// stored quantized or in half precision keeps them in the file: each pass dequantizes a
+    /// block's weights just before running it and frees them after, so memory holds the fp32
+    /// weights of the embedding, the head, block 0 and the running block instead of all blocks.
+    /// The numbers are those of `init(path:)`; each pass pays the dequantization.
+    public convenience init(path: String, streamingBlocks: Bool) throws {
+        guard streamingBlocks, FileSystem.kind(of: path) != .folder else {
+            try self.init(path: path)
+            return
+        }
+        let source = try GGUFSource(path: path)
+        guard source.tensors.contains(where: { $0.layer != nil && $0.type != .f32 }) else {
+            try self.init(path: path)
+            return
+        }
+        // Block 0 stays loaded: it is what `headFollowsGGML` inspects.
+        let weights = try DecoderWeights.load(from: source) { $0.layer == nil || $0.layer == 0 }
+        self.init(config: source.config, weights: weights, tokenizer: try source.tokenizer(), path: path)
+        blockSource = source
     }
 
     /// The parts of `source` outside the blocks (embedding, final norm; the head when `head`),
@@ -324,7 +348,11 @@ public final class DecoderModel: @unchecked Sendable {
         precondition(scoredFrom >= 0 && scoredFrom < T, "first scored position \(scoredFrom) of \(T)")
         let c = config, d = c.hiddenSize, kept = T - scoredFrom, rows = B * kept
         for l in from..<weights.layers.count {
-            block(weights.layers[l], index: l, X, sequences: B, length: T, observer: observer)
+            if let blockSource, l > 0 {
+                block(try DecoderWeights.layer(l, from: blockSource), index: l, X, sequences: B, length: T, observer: observer)
+            } else {
+                block(weights.layers[l], index: l, X, sequences: B, length: T, observer: observer)
+            }
         }
         var scored = UnsafePointer(X)
         if scoredFrom > 0 {

@@ -1,5 +1,6 @@
 import QuantaCore
 import QuantaIO
+import QuantaModel
 import TestSupport
 import XCTest
 
@@ -22,6 +23,26 @@ final class EvalCommandTests: XCTestCase {
 
     /// F32 perplexity 75.2329 (the golden F32 GGUF had add_bos true), Q4_K_M drift against it
     /// through saved logits and through a live baseline, matching the weight-only table.
+    /// `quanta eval` streams the blocks of a quantized GGUF (dequantized per pass, freed after):
+    /// the logits are the fully loaded model's, bit for bit, under both runtimes.
+    func testStreamedBlocksGiveTheSameLogits() throws {
+        let folder = try TestSupport.temporaryFolder()
+        let quantized = folder + "/q4km.gguf"
+        let q = try TestSupport.run(try TestSupport.quantaExecutable(), ["quantize", TestSupport.austenModel, quantized, "Q4_K_M"])
+        XCTAssertEqual(q.status, 0, q.stderr)
+        let whole = try DecoderModel(path: quantized), streamed = try DecoderModel(path: quantized, streamingBlocks: true)
+        XCTAssertFalse(whole.weights.layers[1].q.isEmpty)
+        XCTAssertTrue(streamed.weights.layers[1].q.isEmpty, "blocks after the first stay in the file")
+        let sequences: [[Int32]] = [(1...40).map(Int32.init), (100...139).map(Int32.init)]
+        for runtime in Runtime.allCases {
+            whole.runtime = runtime
+            streamed.runtime = runtime
+            XCTAssertEqual(try whole.logits(sequences).map(\.bitPattern), try streamed.logits(sequences).map(\.bitPattern), "\(runtime)")
+        }
+        let f32 = try DecoderModel(path: TestSupport.austenModel, streamingBlocks: true)
+        XCTAssertFalse(f32.weights.layers[1].q.isEmpty, "a folder loads whole")
+    }
+
     func testBundledModelAndQ4_K_MDrift() throws {
         let folder = try TestSupport.temporaryFolder()
         let common = ["--text", EvalCommandTests.persuasion, "--ctx", "256", "--chunks", "40", "--add-bos", "yes", "--batch", "8"]

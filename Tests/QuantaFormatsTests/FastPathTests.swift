@@ -220,3 +220,31 @@ final class LegacyVectorTests: XCTestCase {
         XCTAssertEqual(Array(q8[2...]), [UInt8](repeating: 0, count: 32))
     }
 }
+
+/// The vector Q8_K activation round trip gives the scalar one's floats.
+final class ActivationRoundTripTests: XCTestCase {
+    func testQ8_KVectorMatchesReference() {
+        var generator = SplitMix64(seed: 31)
+        var checked = 0
+        for kind in 0..<60 {
+            var x = (0..<QK_K).map { _ in Float.random(in: -3...3, using: &generator) }
+            if kind % 6 == 1 { for j in 0..<QK_K where j % 3 == 0 { x[j] = 0 } }
+            if kind % 6 == 2 { x[77] = -abs(x[77]) - 5; x[200] = abs(x[77]) }  // the same magnitude twice, signs differ
+            if kind % 6 == 3 { x = [Float](repeating: 0, count: QK_K) }
+            if kind % 6 == 4 { x = x.map { $0 * 1e-20 } }
+            var fast = x, slow = x
+            let exact = fast.withUnsafeMutableBufferPointer { ActivationQuantization.roundTripQ8_K($0.baseAddress!) }
+            slow.withUnsafeMutableBufferPointer { ActivationQuantization.roundTripQ8_KReference($0.baseAddress!) }
+            XCTAssertTrue(exact, "kind \(kind)")
+            XCTAssertEqual(fast.map(\.bitPattern), slow.map(\.bitPattern), "kind \(kind)")
+            checked += 1
+        }
+        XCTAssertEqual(checked, 60)
+        // A subnormal largest value: -127 / max is infinite, the vector form declines.
+        var tiny = [Float](repeating: 0, count: QK_K)
+        tiny[5] = 1e-40
+        XCTAssertFalse(tiny.withUnsafeMutableBufferPointer { ActivationQuantization.roundTripQ8_K($0.baseAddress!) })
+        XCTAssertEqual(tiny[5], 1e-40, "left untouched")
+    }
+}
+
