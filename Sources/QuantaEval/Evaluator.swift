@@ -156,13 +156,16 @@ public struct Evaluator {
                     let b = r / perChunk, j = first + r % perChunk
                     let target = Int(batch[b][j + 1])
                     let offset = (b * (ctx - first) + j - first) * vocab
-                    logSoftmax(logits.baseAddress! + offset, vocab, into: ours)
-                    var score = RowScore(nll: -ours[target])
-                    if let baseLogits {
-                        logSoftmax(baseLogits.baseAddress! + offset, vocab, into: theirs)
-                        (score.kld, score.baseTarget, score.sameTop) = compareDistributions(
-                            base: UnsafeBufferPointer(start: theirs, count: vocab), ours: UnsafeBufferPointer(start: ours, count: vocab), target: target)
+                    guard let baseLogits else {
+                        let row = logits.baseAddress! + offset
+                        out[r] = RowScore(nll: -(Double(row[target]) - logSumExp(row, vocab)))
+                        continue
                     }
+                    logSoftmax(logits.baseAddress! + offset, vocab, into: ours)
+                    logSoftmax(baseLogits.baseAddress! + offset, vocab, into: theirs)
+                    var score = RowScore(nll: -ours[target])
+                    (score.kld, score.baseTarget, score.sameTop) = compareDistributions(
+                        base: UnsafeBufferPointer(start: theirs, count: vocab), ours: UnsafeBufferPointer(start: ours, count: vocab), target: target)
                     out[r] = score
                 }
             }

@@ -35,12 +35,19 @@ public struct PerplexityProtocol: Sendable {
 /// Log-probabilities of one scored position's whole vocabulary, computed in Double.
 @inline(__always)
 func logSoftmax(_ row: UnsafePointer<Float>, _ n: Int, into out: UnsafeMutablePointer<Double>) {
-    var m = -Double.infinity
-    for j in 0..<n { m = max(m, Double(row[j])) }
+    let lse = logSumExp(row, n)
+    for j in 0..<n { out[j] = Double(row[j]) - lse }
+}
+
+/// log Σ exp(row[j]) in Double, shifted by the largest value (the maximum is exact in Float).
+@inline(__always)
+func logSumExp(_ row: UnsafePointer<Float>, _ n: Int) -> Double {
+    var top = -Float.infinity
+    for j in 0..<n { top = max(top, row[j]) }
+    let m = Double(top)
     var sum = 0.0
     for j in 0..<n { sum += exp(Double(row[j]) - m) }
-    let lse = m + log(sum)
-    for j in 0..<n { out[j] = Double(row[j]) - lse }
+    return m + log(sum)
 }
 
 #if canImport(Glibc)
