@@ -1,3 +1,4 @@
+import QuantaCore
 @testable import QuantaFormats
 import TestSupport
 import XCTest
@@ -248,3 +249,20 @@ final class ActivationRoundTripTests: XCTestCase {
     }
 }
 
+
+/// F16 and BF16 storage (vector loops) give the scalar conversions' bits.
+final class HalfStorageTests: XCTestCase {
+    func testHalfStorageMatchesScalarConversions() throws {
+        var generator = SplitMix64(seed: 41)
+        var values: [Float] = [0, -0.0, 1e-45, -1e-40, 65504, 65520, -70000, 3.4e38, 1.0009766, 1.0014648, 0x1p-25, Float(0x1p-25).nextUp]
+        while values.count < 16 * 20 + 7 {
+            let v = Float(bitPattern: UInt32(truncatingIfNeeded: generator.next()))
+            values.append(v.isFinite ? v : 1)
+        }
+        for (type, convert) in [(GGMLType.bf16, HalfConversion.floatToBF16 as (Float) -> UInt16), (.f16, HalfConversion.floatToF16)] {
+            let bytes = try Quantization.quantize(type, values, rowLength: values.count)
+            let expected = values.flatMap { v -> [UInt8] in let h = convert(v); return [UInt8(h & 0xFF), UInt8(h >> 8)] }
+            XCTAssertEqual(bytes, expected, type.name)
+        }
+    }
+}
