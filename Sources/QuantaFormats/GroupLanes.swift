@@ -108,6 +108,29 @@ final class GroupLanes {
         unsafeBitCast(unsafeBitCast(v, to: SIMD16<UInt32>.self) & 0x7FFF_FFFF, to: Lane16.self)
     }
 
+    /// Per lane, the first value of largest magnitude among x[0..<n] and that magnitude (0, 0
+    /// when all are 0), as `maxByMagnitude` finds them.
+    @inline(__always)
+    func largestMagnitude(_ n: Int) -> (max: Lane16, amax: Lane16) {
+        var max = Lane16.zero, amax = Lane16.zero
+        for i in 0..<n {
+            let ax = Self.magnitude(x[i])
+            let larger = ax .> amax
+            amax = Self.select(amax, ax, larger)
+            max = Self.select(max, x[i], larger)
+        }
+        return (max, amax)
+    }
+
+    /// Lane `lane`'s `makeQKX` result: its scale, with minus its min in `theMin` and its
+    /// levels in `out[0..<n]`.
+    @inline(__always)
+    func result(lane: Int, theMin min: inout Float, levels out: UnsafeMutablePointer<UInt8>, _ n: Int) -> Float {
+        min = theMin[lane]
+        storeLevels(lane: lane, out, n)
+        return scale[lane]
+    }
+
     /// `makeQKXQuantsReference` on every lane: groups of `n` values `x` with weights `w`, levels
     /// 0...nmax, `nstep + 1` candidate scales (`nstep` >= 1). Results in `levels`, `scale` and
     /// `theMin` (minus the min). Returns false when a lane rounded a value of magnitude
@@ -193,13 +216,7 @@ final class GroupLanes {
     /// `weighted`, else x². Result in `levels` and `scale`.
     func makeQX(_ n: Int, _ nmax: Int, weighted: Bool) {
         precondition(n >= 1 && n <= Self.maxLength)
-        var max = Lane16.zero, amax = Lane16.zero
-        for i in 0..<n {
-            let ax = Self.magnitude(x[i])
-            let larger = ax .> amax
-            amax = Self.select(amax, ax, larger)
-            max = Self.select(max, x[i], larger)
-        }
+        let (max, amax) = largestMagnitude(n)
         let zero = amax .< groupMaxEps
         let low = Lane16(repeating: -Float(nmax)), high = Lane16(repeating: Float(nmax - 1))
         let offset = Lane16(repeating: Float(nmax))
@@ -258,13 +275,7 @@ final class GroupLanes {
     /// Result in `levels` and `scale`.
     func makeQ3(_ n: Int, _ nmax: Int) {
         precondition(n >= 1 && n <= Self.maxLength)
-        var max = Lane16.zero, amax = Lane16.zero
-        for i in 0..<n {
-            let ax = Self.magnitude(x[i])
-            let larger = ax .> amax
-            amax = Self.select(amax, ax, larger)
-            max = Self.select(max, x[i], larger)
-        }
+        let (max, amax) = largestMagnitude(n)
         let zero = amax .< groupMaxEps
         let low = Lane16(repeating: -Float(nmax)), high = Lane16(repeating: Float(nmax - 1))
         let iscale = Lane16(repeating: -Float(nmax)) / max
@@ -338,13 +349,7 @@ final class GroupLanes {
     /// Result in `scale`.
     func searchIQ4(_ n: Int, ntry: Int) {
         precondition(n >= 1 && n <= Self.maxLength)
-        var max = Lane16.zero, amax = Lane16.zero
-        for i in 0..<n {
-            let ax = Self.magnitude(x[i])
-            let larger = ax .> amax
-            amax = Self.select(amax, ax, larger)
-            max = Self.select(max, x[i], larger)
-        }
+        let (max, amax) = largestMagnitude(n)
         let zero = amax .< groupMaxEps
         let v0 = Lane16(repeating: Float(IQ4Quants.values[0]))
         var d = (ntry > 0 ? Self.negate(max) : max) / v0
@@ -377,3 +382,29 @@ final class GroupLanes {
         scale = Self.select(d, .zero, zero)
     }
 }
+
+extension QuantScratch {
+    /// `make_qkx2/3_quants` on `count` (at most 16) consecutive groups of `n` values at `x`, side
+    /// by side in `lanes`, each group's weights written by `weights(k, out)` (it may be called
+    /// twice per group); where the lanes decline (`GroupLanes.makeQKX`), every group takes the
+    /// scalar search. Leaves group k's scale in `scales[k]`, minus its min in `mins[k]` and its
+    /// levels in `L[n·k..<n·(k + 1)]`.
+    @inline(__always)
+    func searchQKX(_ x: UnsafePointer<Float>, count: Int, n: Int, nmax: Int, rmin: Float, rdelta: Float, nstep: Int, useMAD: Bool,
+                   weights: (Int, UnsafeMutablePointer<Float>) -> Void) {
+        if count < GroupLanes.width { lanes.clear(n) }
+        for k in 0..<count {
+            weights(k, self.weights)
+            lanes.load(lane: k, x + n * k, self.weights, n)
+        }
+        if lanes.makeQKX(n, nmax, rmin: rmin, rdelta: rdelta, nstep: nstep, useMAD: useMAD) {
+            for k in 0..<count { scales[k] = lanes.result(lane: k, theMin: &mins[k], levels: L + n * k, n) }
+            return
+        }
+        for k in 0..<count {
+            weights(k, self.weights)
+            scales[k] = makeQKXQuants(n, nmax, x + n * k, self.weights, L + n * k, &mins[k], Laux, rmin, rdelta, nstep, useMAD)
+        }
+    }
+}
+

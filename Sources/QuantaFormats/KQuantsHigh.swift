@@ -46,35 +46,14 @@ enum KQuantsHigh {
         }
     }
 
-    /// The sub-block searches of `count` (1 or 2) consecutive superblocks at `xb`, side by side
-    /// in `s.lanes`: lane 8·b + j is sub-block j of superblock b. `weights(b, j, out)` writes a
-    /// sub-block's 32 weights. Leaves scales, mins (8·count each) and levels (256·count) in `s`.
+    /// The sub-block searches of `count` (1 or 2) consecutive superblocks at `xb`, side by side:
+    /// lane 8·b + j is sub-block j of superblock b. `weights(b, j, out)` writes a sub-block's 32
+    /// weights. Leaves scales, mins (8·count each) and levels (256·count) in `s`.
     @inline(__always)
     static func searchSubBlocks(_ xb: UnsafePointer<Float>, count: Int, nmax: Int, rmin: Float, rdelta: Float, nstep: Int,
                                 _ s: QuantScratch, weights: (Int, Int, UnsafeMutablePointer<Float>) -> Void) {
-        let lanes = s.lanes, w = s.weights
-        if count < 2 { lanes.clear(32) }
-        for b in 0..<count {
-            for j in 0..<8 {
-                weights(b, j, w)
-                lanes.load(lane: 8 * b + j, xb + QK_K * b + 32 * j, w, 32)
-            }
-        }
-        if lanes.makeQKX(32, nmax, rmin: rmin, rdelta: rdelta, nstep: nstep, useMAD: false) {
-            for k in 0..<(8 * count) {
-                s.scales[k] = lanes.scale[k]
-                s.mins[k] = lanes.theMin[k]
-                lanes.storeLevels(lane: k, s.L + 32 * k, 32)
-            }
-            return
-        }
-        for b in 0..<count {
-            for j in 0..<8 {
-                let k = 8 * b + j
-                weights(b, j, w)
-                s.scales[k] = makeQKXQuants(32, nmax, xb + QK_K * b + 32 * j, w, s.L + 32 * k, &s.mins[k], s.Laux,
-                                            rmin, rdelta, nstep, false)
-            }
+        s.searchQKX(xb, count: 8 * count, n: 32, nmax: nmax, rmin: rmin, rdelta: rdelta, nstep: nstep, useMAD: false) { k, out in
+            weights(k / 8, k % 8, out)
         }
     }
 

@@ -16,26 +16,15 @@ enum KQuantsLow {
     }
 
     static func quantizeQ2_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, _ s: QuantScratch) {
-        let L = s.L, Laux = s.Laux, weights = s.weights, mins = s.mins, scales = s.scales
+        let L = s.L, mins = s.mins, scales = s.scales
         let q4scale: Float = 15
         for i in 0..<blocks {
             let xb = x + QK_K * i, yb = y + 84 * i
             var maxScale: Float = 0, maxMin: Float = 0
-            let lanes = s.lanes
-            for j in 0..<16 {
+            s.searchQKX(xb, count: 16, n: 16, nmax: 3, rmin: -0.5, rdelta: 0.1, nstep: 15, useMAD: true) { j, weights in
                 for l in 0..<16 { weights[l] = abs(xb[16 * j + l]) }
-                lanes.load(lane: j, xb + 16 * j, weights, 16)
             }
-            let exact = lanes.makeQKX(16, 3, rmin: -0.5, rdelta: 0.1, nstep: 15, useMAD: true)
             for j in 0..<16 {
-                if exact {
-                    scales[j] = lanes.scale[j]
-                    mins[j] = lanes.theMin[j]
-                    lanes.storeLevels(lane: j, L + 16 * j, 16)
-                } else {
-                    for l in 0..<16 { weights[l] = abs(xb[16 * j + l]) }
-                    scales[j] = makeQKXQuants(16, 3, xb + 16 * j, weights, L + 16 * j, &mins[j], Laux, -0.5, 0.1, 15, true)
-                }
                 if scales[j] > maxScale { maxScale = scales[j] }
                 if mins[j] > maxMin { maxMin = mins[j] }
             }
@@ -75,29 +64,17 @@ enum KQuantsLow {
     }
 
     static func quantizeQ2_K(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>, _ s: QuantScratch) {
-        let L = s.L, Laux = s.Laux, mins = s.mins, scales = s.scales, sw = s.sw, weight = s.weights, Ls = s.Ls, Lm = s.Lm
+        let L = s.L, mins = s.mins, scales = s.scales, sw = s.sw, Ls = s.Ls, Lm = s.Lm
         for i in 0..<(n / QK_K) {
             let xb = x + QK_K * i, yb = y + 84 * i
-            for j in 0..<16 { sw[j] = 0 }
             var sumx2: Float = 0
             for j in 0..<QK_K { sumx2 += xb[j] * xb[j] }
             let sigma2 = sumx2 / Float(QK_K)
-            let lanes = s.lanes
-            for j in 0..<16 {
+            s.searchQKX(xb, count: 16, n: 16, nmax: 3, rmin: -0.9, rdelta: 0.05, nstep: 36, useMAD: false) { j, weight in
                 importanceWeights(xb + 16 * j, qw + QK_K * i + 16 * j, sigma2: sigma2, weight, 16)
-                for l in 0..<16 { sw[j] += weight[l] }
-                lanes.load(lane: j, xb + 16 * j, weight, 16)
-            }
-            let exact = lanes.makeQKX(16, 3, rmin: -0.9, rdelta: 0.05, nstep: 36, useMAD: false)
-            for j in 0..<16 {
-                if exact {
-                    scales[j] = lanes.scale[j]
-                    mins[j] = lanes.theMin[j]
-                    lanes.storeLevels(lane: j, L + 16 * j, 16)
-                } else {
-                    importanceWeights(xb + 16 * j, qw + QK_K * i + 16 * j, sigma2: sigma2, weight, 16)
-                    scales[j] = makeQKXQuants(16, 3, xb + 16 * j, weight, L + 16 * j, &mins[j], Laux, -0.9, 0.05, 36, false)
-                }
+                var sum: Float = 0
+                for l in 0..<16 { sum += weight[l] }
+                sw[j] = sum
             }
             let dm = makeQPQuants(16, 15, scales, Ls, sw)
             let mm = makeQPQuants(16, 15, mins, Lm, sw)

@@ -126,11 +126,11 @@ enum LegacyQuants {
         return sum / Float(n)
     }
 
-    /// The importance-weighted types search 16 blocks side by side: `body(k, ib)` finishes the
-    /// k-th block of each batch (block `ib` of the row) once `search()` has run on the batch.
+    /// Q4_0 and Q5_0 with importance: 16 blocks of a row searched side by side (`GroupLanes.makeQX`);
+    /// `body(k, ib)` stores the k-th block of each batch (block `ib` of the row).
     @inline(__always)
-    private static func batches(_ x: UnsafePointer<Float>, n: Int, qw: UnsafePointer<Float>, _ s: QuantScratch,
-                                search: () -> Bool, body: (Int, Int, Bool) -> Void) {
+    private static func symmetricBatches(_ x: UnsafePointer<Float>, n: Int, qw: UnsafePointer<Float>, nmax: Int, _ s: QuantScratch,
+                                         body: (Int, Int) -> Void) {
         let sigma2 = meanSquare(x, n), blocks = n / 32, lanes = s.lanes
         for first in stride(from: 0, to: blocks, by: GroupLanes.width) {
             let count = Swift.min(GroupLanes.width, blocks - first)
@@ -140,67 +140,61 @@ enum LegacyQuants {
                 importanceWeights(x + 32 * ib, qw + 32 * ib, sigma2: sigma2, s.weights, 32)
                 lanes.load(lane: k, x + 32 * ib, s.weights, 32)
             }
-            let exact = search()
-            for k in 0..<count {
-                if !exact { importanceWeights(x + 32 * (first + k), qw + 32 * (first + k), sigma2: sigma2, s.weights, 32) }
-                body(k, first + k, exact)
+            lanes.makeQX(32, nmax, weighted: true)
+            for k in 0..<count { body(k, first + k) }
+        }
+    }
+
+    /// Q4_1 and Q5_1 with importance: 16 blocks of a row at a time through `searchQKX`;
+    /// `body(k, ib)` stores the k-th block of each batch from `s.scales`, `s.mins` and `s.L`.
+    @inline(__always)
+    private static func affineBatches(_ x: UnsafePointer<Float>, n: Int, qw: UnsafePointer<Float>, nmax: Int, _ s: QuantScratch,
+                                      body: (Int, Int) -> Void) {
+        let sigma2 = meanSquare(x, n), blocks = n / 32
+        for first in stride(from: 0, to: blocks, by: GroupLanes.width) {
+            let count = Swift.min(GroupLanes.width, blocks - first)
+            s.searchQKX(x + 32 * first, count: count, n: 32, nmax: nmax, rmin: -0.9, rdelta: 0.05, nstep: 36, useMAD: false) { k, weight in
+                importanceWeights(x + 32 * (first + k), qw + 32 * (first + k), sigma2: sigma2, weight, 32)
             }
+            for k in 0..<count { body(k, first + k) }
         }
     }
 
     static func quantizeQ4_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>, _ s: QuantScratch) {
-        let L = s.Li, lanes = s.lanes
-        batches(x, n: n, qw: qw, s, search: { lanes.makeQX(32, 8, weighted: true); return true }) { k, ib, _ in
+        let L = s.Li
+        symmetricBatches(x, n: n, qw: qw, nmax: 8, s) { k, ib in
             let yb = y + 18 * ib
-            lanes.storeLevels(lane: k, L, 32)
-            yb.storeHalf(fp16(lanes.scale[k]), at: 0)
+            s.lanes.storeLevels(lane: k, L, 32)
+            yb.storeHalf(fp16(s.lanes.scale[k]), at: 0)
             for j in 0..<16 { yb[2 + j] = UInt8(L[j]) | UInt8(L[j + 16]) << 4 }
         }
     }
 
     static func quantizeQ4_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>, _ s: QuantScratch) {
-        let L = s.L, lanes = s.lanes
-        batches(x, n: n, qw: qw, s, search: { lanes.makeQKX(32, 15, rmin: -0.9, rdelta: 0.05, nstep: 36, useMAD: false) }) { k, ib, exact in
-            let yb = y + 20 * ib
-            var min: Float = 0, d: Float = 0
-            if exact {
-                lanes.storeLevels(lane: k, L, 32)
-                d = lanes.scale[k]
-                min = lanes.theMin[k]
-            } else {
-                d = makeQKXQuants(32, 15, x + 32 * ib, s.weights, L, &min, s.Laux, -0.9, 0.05, 36, false)
-            }
-            yb.storeHalf(fp16(d), at: 0)
-            yb.storeHalf(fp16(-min), at: 2)
+        affineBatches(x, n: n, qw: qw, nmax: 15, s) { k, ib in
+            let yb = y + 20 * ib, L = s.L + 32 * k
+            yb.storeHalf(fp16(s.scales[k]), at: 0)
+            yb.storeHalf(fp16(-s.mins[k]), at: 2)
             for j in 0..<16 { yb[4 + j] = L[j] | L[j + 16] << 4 }
         }
     }
 
     static func quantizeQ5_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>, _ s: QuantScratch) {
-        let L = s.Li, lanes = s.lanes
-        batches(x, n: n, qw: qw, s, search: { lanes.makeQX(32, 16, weighted: true); return true }) { k, ib, _ in
+        let L = s.Li
+        symmetricBatches(x, n: n, qw: qw, nmax: 16, s) { k, ib in
             let yb = y + 22 * ib
-            lanes.storeLevels(lane: k, L, 32)
-            yb.storeHalf(fp16(lanes.scale[k]), at: 0)
+            s.lanes.storeLevels(lane: k, L, 32)
+            yb.storeHalf(fp16(s.lanes.scale[k]), at: 0)
             packQ5(UnsafeRawPointer(L).assumingMemoryBound(to: UInt8.self), yb + 2)
         }
     }
 
     static func quantizeQ5_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>, _ s: QuantScratch) {
-        let L = s.L, lanes = s.lanes
-        batches(x, n: n, qw: qw, s, search: { lanes.makeQKX(32, 31, rmin: -0.9, rdelta: 0.05, nstep: 36, useMAD: false) }) { k, ib, exact in
+        affineBatches(x, n: n, qw: qw, nmax: 31, s) { k, ib in
             let yb = y + 24 * ib
-            var min: Float = 0, d: Float = 0
-            if exact {
-                lanes.storeLevels(lane: k, L, 32)
-                d = lanes.scale[k]
-                min = lanes.theMin[k]
-            } else {
-                d = makeQKXQuants(32, 31, x + 32 * ib, s.weights, L, &min, s.Laux, -0.9, 0.05, 36, false)
-            }
-            yb.storeHalf(fp16(d), at: 0)
-            yb.storeHalf(fp16(-min), at: 2)
-            packQ5(L, yb + 4)
+            yb.storeHalf(fp16(s.scales[k]), at: 0)
+            yb.storeHalf(fp16(-s.mins[k]), at: 2)
+            packQ5(s.L + 32 * k, yb + 4)
         }
     }
 

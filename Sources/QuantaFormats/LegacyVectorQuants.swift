@@ -105,79 +105,82 @@ enum LegacyVectorQuants {
         storeNibbles(qa & 0xF, qb & 0xF, out + 4)
     }
 
+    /// A symmetric block (Q4_0, Q5_0): d = max / -half, levels MIN(top, (int8_t)(x / d + half + ½)).
+    /// nil when the vector form is not exact for it.
+    @inline(__always)
+    static func symmetric(_ xb: UnsafePointer<Float>, half: Float, top: Float) -> (d: Float, qa: Bits, qb: Bits)? {
+        let a = load(xb), b = load(xb + 16)
+        let d = signedMax(xb, a, b) / -half
+        let id: Float = d != 0 ? 1 / d : 0
+        let va = a * id + (half + 0.5), vb = b * id + (half + 0.5)
+        guard inRange(va, vb, below: 128) else { return nil }
+        let ta = truncate(va), tb = truncate(vb), limit = Lane16(repeating: top)
+        return (d, integer(GroupLanes.select(ta, limit, ta .> limit)), integer(GroupLanes.select(tb, limit, tb .> limit)))
+    }
+
+    /// An affine block (Q4_1, Q5_1): d = (max - min) / levels, quants (x - min) / d + ½ truncated,
+    /// then MIN(levels, ·) through `(int8_t)` when `clamped` (Q4_1) or the low byte (Q5_1).
+    @inline(__always)
+    static func affine(_ xb: UnsafePointer<Float>, levels: Float, clamped: Bool) -> (d: Float, min: Float, qa: Bits, qb: Bits)? {
+        let a = load(xb), b = load(xb + 16)
+        let (min, max) = minMax(xb, a, b)
+        let d = (max - min) / levels
+        let id: Float = d != 0 ? 1 / d : 0
+        let va = (a - min) * id + 0.5, vb = (b - min) * id + 0.5
+        guard inRange(va, vb, below: clamped ? 128 : 4194304) else { return nil }
+        let ta = truncate(va), tb = truncate(vb)
+        guard clamped else { return (d, min, integer(ta) & 0xFF, integer(tb) & 0xFF) }
+        let limit = Lane16(repeating: levels)
+        return (d, min, integer(GroupLanes.select(ta, limit, ta .> limit)), integer(GroupLanes.select(tb, limit, tb .> limit)))
+    }
+
     static func quantizeQ4_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int) {
-        let fifteen = Lane16(repeating: 15)
         for i in 0..<blocks {
             let xb = x + 32 * i, yb = y + 18 * i
-            let a = load(xb), b = load(xb + 16)
-            let d = signedMax(xb, a, b) / -8
-            let id: Float = d != 0 ? 1 / d : 0
-            let va = a * id + 8.5, vb = b * id + 8.5
-            guard inRange(va, vb, below: 128) else {
+            guard let (d, qa, qb) = symmetric(xb, half: 8, top: 15) else {
                 LegacyQuants.quantizeQ4_0(xb, yb, blocks: 1)
                 continue
             }
             yb.storeHalf(fp16(d), at: 0)
-            let ta = truncate(va), tb = truncate(vb)
-            storeNibbles(integer(GroupLanes.select(ta, fifteen, ta .> fifteen)),
-                         integer(GroupLanes.select(tb, fifteen, tb .> fifteen)), yb + 2)
+            storeNibbles(qa, qb, yb + 2)
+        }
+    }
+
+    static func quantizeQ5_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, _ s: QuantScratch) {
+        for i in 0..<blocks {
+            let xb = x + 32 * i, yb = y + 22 * i
+            guard let (d, qa, qb) = symmetric(xb, half: 16, top: 31) else {
+                LegacyQuants.quantizeQ5_0(xb, yb, blocks: 1, s)
+                continue
+            }
+            yb.storeHalf(fp16(d), at: 0)
+            storeQ5(qa, qb, yb + 2)
         }
     }
 
     static func quantizeQ4_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int) {
-        let fifteen = Lane16(repeating: 15)
         for i in 0..<blocks {
             let xb = x + 32 * i, yb = y + 20 * i
-            let a = load(xb), b = load(xb + 16)
-            let (min, max) = minMax(xb, a, b)
-            let d = (max - min) / 15
-            let id: Float = d != 0 ? 1 / d : 0
-            let va = (a - min) * id + 0.5, vb = (b - min) * id + 0.5
-            guard inRange(va, vb, below: 128) else {
+            guard let (d, min, qa, qb) = affine(xb, levels: 15, clamped: true) else {
                 LegacyQuants.quantizeQ4_1(xb, yb, blocks: 1)
                 continue
             }
             yb.storeHalf(fp16(d), at: 0)
             yb.storeHalf(fp16(min), at: 2)
-            let ta = truncate(va), tb = truncate(vb)
-            storeNibbles(integer(GroupLanes.select(ta, fifteen, ta .> fifteen)),
-                         integer(GroupLanes.select(tb, fifteen, tb .> fifteen)), yb + 4)
-        }
-    }
-
-    static func quantizeQ5_0(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, _ s: QuantScratch) {
-        let top = Lane16(repeating: 31)
-        for i in 0..<blocks {
-            let xb = x + 32 * i, yb = y + 22 * i
-            let a = load(xb), b = load(xb + 16)
-            let d = signedMax(xb, a, b) / -16
-            let id: Float = d != 0 ? 1 / d : 0
-            let va = a * id + 16.5, vb = b * id + 16.5
-            guard inRange(va, vb, below: 128) else {
-                LegacyQuants.quantizeQ5_0(xb, yb, blocks: 1, s)
-                continue
-            }
-            yb.storeHalf(fp16(d), at: 0)
-            let ta = truncate(va), tb = truncate(vb)
-            storeQ5(integer(GroupLanes.select(ta, top, ta .> top)), integer(GroupLanes.select(tb, top, tb .> top)), yb + 2)
+            storeNibbles(qa, qb, yb + 4)
         }
     }
 
     static func quantizeQ5_1(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, blocks: Int, _ s: QuantScratch) {
         for i in 0..<blocks {
             let xb = x + 32 * i, yb = y + 24 * i
-            let a = load(xb), b = load(xb + 16)
-            let (min, max) = minMax(xb, a, b)
-            let d = (max - min) / 31
-            let id: Float = d != 0 ? 1 / d : 0
-            let va = (a - min) * id + 0.5, vb = (b - min) * id + 0.5
-            guard inRange(va, vb, below: 4194304) else {
+            guard let (d, min, qa, qb) = affine(xb, levels: 31, clamped: false) else {
                 LegacyQuants.quantizeQ5_1(xb, yb, blocks: 1, s)
                 continue
             }
             yb.storeHalf(fp16(d), at: 0)
             yb.storeHalf(fp16(min), at: 2)
-            storeQ5(integer(truncate(va)) & 0xFF, integer(truncate(vb)) & 0xFF, yb + 4)
+            storeQ5(qa, qb, yb + 4)
         }
     }
 
