@@ -62,53 +62,45 @@ public struct Evaluator {
         var position = 0
         for batchStart in stride(from: 0, to: chunks.count, by: protocolSettings.batch) {
             let batch = Array(chunks[batchStart..<min(chunks.count, batchStart + protocolSettings.batch)])
+            func add(_ row: RowScore) {
+                nllSum += row.nll
+                nll2Sum += row.nll * row.nll
+                count += 1
+                if drift != nil {
+                    drift!.kld.append(row.kld)
+                    drift!.sameTop += row.sameTop ? 1 : 0
+                    let dp = exp(-row.nll) - exp(row.baseTarget)
+                    drift!.deltaP2 += dp * dp
+                    drift!.baseNLL.append(-row.baseTarget)
+                    drift!.nll.append(row.nll)
+                }
+                position += 1
+            }
             let score = { (logits: UnsafeBufferPointer<Float>, baseLogits: UnsafeBufferPointer<Float>?) throws in
                 if saveLogits == nil, !baseline.readsFile {
                     // Rows are scored on every core, then added in order: the same sums at any thread count.
-                    let rows = Evaluator.scoreRows(logits, baseLogits, batch: batch, first: first, context: ctx, vocab: vocab)
-                    for row in rows {
-                        nllSum += row.nll
-                        nll2Sum += row.nll * row.nll
-                        count += 1
-                        if drift != nil {
-                            drift!.kld.append(row.kld)
-                            drift!.sameTop += row.sameTop ? 1 : 0
-                            let dp = exp(-row.nll) - exp(row.baseTarget)
-                            drift!.deltaP2 += dp * dp
-                            drift!.baseNLL.append(-row.baseTarget)
-                            drift!.nll.append(row.nll)
-                        }
-                        position += 1
-                    }
+                    Evaluator.scoreRows(logits, baseLogits, batch: batch, first: first, context: ctx, vocab: vocab).forEach(add)
                     return
                 }
+                // Saved logits need each whole row, and a stored baseline is read in position order.
                 for (b, chunk) in batch.enumerated() {
                     for j in first..<(ctx - 1) {
                         let target = Int(chunk[j + 1])
                         logSoftmax(logits.baseAddress! + (b * (ctx - first) + j - first) * vocab, vocab, into: ours)
-                        let nll = -ours[target]
-                        nllSum += nll
-                        nll2Sum += nll * nll
-                        count += 1
+                        var row = RowScore(nll: -ours[target])
                         try saveLogits?.add(position: position, logprobs: UnsafeBufferPointer(start: ours, count: vocab), target: target)
                         if drift != nil {
-                            var kld = 0.0, baseTarget = 0.0, sameTop = false
                             let ourRow = UnsafeBufferPointer(start: ours, count: vocab)
                             if let baseLogits {
                                 logSoftmax(baseLogits.baseAddress! + (b * (ctx - first) + j - first) * vocab, vocab, into: theirs)
-                                (kld, baseTarget, sameTop) = compareDistributions(base: UnsafeBufferPointer(start: theirs, count: vocab),
-                                                                                  ours: ourRow, target: target)
+                                (row.kld, row.baseTarget, row.sameTop) = compareDistributions(base: UnsafeBufferPointer(start: theirs, count: vocab),
+                                                                                              ours: ourRow, target: target)
                             } else if case let .logits(stored) = baseline {
-                                (kld, baseTarget, sameTop) = try stored.compare(position: position, ours: ourRow, target: target, scratch: theirs)
+                                (row.kld, row.baseTarget, row.sameTop) = try stored.compare(position: position, ours: ourRow, target: target,
+                                                                                            scratch: theirs)
                             }
-                            drift!.kld.append(kld)
-                            drift!.sameTop += sameTop ? 1 : 0
-                            let dp = exp(ours[target]) - exp(baseTarget)
-                            drift!.deltaP2 += dp * dp
-                            drift!.baseNLL.append(-baseTarget)
-                            drift!.nll.append(nll)
                         }
-                        position += 1
+                        add(row)
                     }
                 }
             }

@@ -50,25 +50,18 @@ public enum ActivationQuantization {
         for j in 0..<QK_K { xb[j] = d * Float(Swift.min(127, nearestInt(iscale * xb[j]))) }
     }
 
-    /// `roundTripQ8_KReference`, sixteen lanes at a time, each doing the
+    /// `roundTripQ8_KReference` with the rounding sixteen lanes at a time, each doing the
     /// scalar code's float operations. Returns false, leaving the block untouched, when the
     /// rounding trick would not be exact (a subnormal largest value makes the scale infinite).
     @inline(__always)
     static func roundTripQ8_K(_ xb: UnsafeMutablePointer<Float>) -> Bool {
-        let raw = UnsafeMutableRawPointer(xb)
-        var amaxLanes = Lane16.zero
-        for v in 0..<16 {
-            let m = GroupLanes.magnitude(raw.loadUnaligned(fromByteOffset: 64 * v, as: Lane16.self))
-            amaxLanes = GroupLanes.select(amaxLanes, m, m .> amaxLanes)
-        }
-        let amax = LegacyVectorQuants.largest(amaxLanes)
+        let (max, amax) = maxByMagnitude(xb, QK_K)
         if amax == 0 {
             for j in 0..<QK_K { xb[j] = 0 }
             return true
         }
-        var j = 0
-        while abs(xb[j]) != amax { j += 1 }
-        let iscale = -127 / xb[j]
+        let raw = UnsafeMutableRawPointer(xb)
+        let iscale = -127 / max
         let d = 1 / iscale
         let limit = Lane16(repeating: 4194303), top = Lane16(repeating: 127)
         var outside = GroupLanes.Mask(repeating: false)

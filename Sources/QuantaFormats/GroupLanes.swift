@@ -56,6 +56,20 @@ final class GroupLanes {
         if let weights { for i in 0..<n { w[i][lane] = weights[i] } }
     }
 
+    /// Searches `groups` groups sixteen at a time: `load(k, g)` puts group g into lane k (the
+    /// lanes a last, short batch leaves unused are cleared to `n` zeros), `search()` runs on the
+    /// batch, then `finish(k, g)` reads lane k's result for group g.
+    @inline(__always)
+    func batches(of groups: Int, length n: Int, load: (Int, Int) -> Void, search: () -> Void, finish: (Int, Int) -> Void) {
+        for first in stride(from: 0, to: groups, by: Self.width) {
+            let count = Swift.min(Self.width, groups - first)
+            if count < Self.width { clear(n) }
+            for k in 0..<count { load(k, first + k) }
+            search()
+            for k in 0..<count { finish(k, first + k) }
+        }
+    }
+
     /// Lane `lane`'s best levels as bytes (`levels` holds small non-negative integers).
     @inline(__always)
     func storeLevels(lane: Int, _ out: UnsafeMutablePointer<UInt8>, _ n: Int) {

@@ -140,21 +140,14 @@ enum IQ4Quants {
     /// IQ4_NL for one row of `n` values; ggml's `quantize_iq4_nl` (ntry 7, with or without
     /// importance), sixteen blocks searched side by side.
     static func quantizeIQ4_NL(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<UInt8>, n: Int, qw: UnsafePointer<Float>?, _ s: QuantScratch) {
-        let blocks = n / 32, lanes = s.lanes
-        for first in stride(from: 0, to: blocks, by: GroupLanes.width) {
-            let count = Swift.min(GroupLanes.width, blocks - first)
-            if count < GroupLanes.width { lanes.clear(32) }
-            for k in 0..<count {
-                let xb = x + 32 * (first + k)
-                loadBlock(xb, qw.map { $0 + 32 * (first + k) }, sigma2: sigma2(xb, 32), lane: k, s)
-            }
-            lanes.searchIQ4(32, ntry: 7)
-            for k in 0..<count {
-                let ib = first + k, yb = y + 18 * ib
-                s.scales[0] = lanes.scale[k]
-                finishSuperblock(32, x + 32 * ib, scales: s.scales, dh: yb, q4: yb + 2, scalesH: nil, scalesL: nil, s)
-            }
-        }
+        s.lanes.batches(of: n / 32, length: 32, load: { k, ib in
+            let xb = x + 32 * ib
+            loadBlock(xb, qw.map { $0 + 32 * ib }, sigma2: sigma2(xb, 32), lane: k, s)
+        }, search: { s.lanes.searchIQ4(32, ntry: 7) }, finish: { k, ib in
+            let yb = y + 18 * ib
+            s.scales[0] = s.lanes.scale[k]
+            finishSuperblock(32, x + 32 * ib, scales: s.scales, dh: yb, q4: yb + 2, scalesH: nil, scalesL: nil, s)
+        })
     }
 
     /// IQ4_XS for one row of `n` values; ggml's `quantize_iq4_xs`, two superblocks searched side by side.

@@ -93,12 +93,7 @@ enum KQuantsHigh {
     /// `make_qp_quants`.
     static func weightedScales(_ xb: UnsafePointer<Float>, _ yb: UnsafeMutablePointer<UInt8>, count: Int, bytes: Int, nmax: Int,
                                qw: UnsafePointer<Float>?, _ s: QuantScratch) {
-        var sigma2 = (Float(0), Float(0))
-        for b in 0..<count {
-            var sumX2: Float = 0
-            for l in 0..<QK_K { sumX2 += xb[QK_K * b + l] * xb[QK_K * b + l] }
-            if b == 0 { sigma2.0 = 2 * sumX2 / Float(QK_K) } else { sigma2.1 = 2 * sumX2 / Float(QK_K) }
-        }
+        let sigma2 = (superblockSigma2(xb), count > 1 ? superblockSigma2(xb + QK_K) : 0)
         let sw = s.sw
         searchSubBlocks(xb, count: count, nmax: nmax, rmin: -0.9, rdelta: 0.05, nstep: 36, s) { b, j, weights in
             let x = xb + QK_K * b + 32 * j, sigma = b == 0 ? sigma2.0 : sigma2.1

@@ -131,18 +131,11 @@ enum LegacyQuants {
     @inline(__always)
     private static func symmetricBatches(_ x: UnsafePointer<Float>, n: Int, qw: UnsafePointer<Float>, nmax: Int, _ s: QuantScratch,
                                          body: (Int, Int) -> Void) {
-        let sigma2 = meanSquare(x, n), blocks = n / 32, lanes = s.lanes
-        for first in stride(from: 0, to: blocks, by: GroupLanes.width) {
-            let count = Swift.min(GroupLanes.width, blocks - first)
-            if count < GroupLanes.width { lanes.clear(32) }
-            for k in 0..<count {
-                let ib = first + k
-                importanceWeights(x + 32 * ib, qw + 32 * ib, sigma2: sigma2, s.weights, 32)
-                lanes.load(lane: k, x + 32 * ib, s.weights, 32)
-            }
-            lanes.makeQX(32, nmax, weighted: true)
-            for k in 0..<count { body(k, first + k) }
-        }
+        let sigma2 = meanSquare(x, n)
+        s.lanes.batches(of: n / 32, length: 32, load: { k, ib in
+            importanceWeights(x + 32 * ib, qw + 32 * ib, sigma2: sigma2, s.weights, 32)
+            s.lanes.load(lane: k, x + 32 * ib, s.weights, 32)
+        }, search: { s.lanes.makeQX(32, nmax, weighted: true) }, finish: body)
     }
 
     /// Q4_1 and Q5_1 with importance: 16 blocks of a row at a time through `searchQKX`;

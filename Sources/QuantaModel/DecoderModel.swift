@@ -98,7 +98,7 @@ public final class DecoderModel: @unchecked Sendable {
     /// LongRoPE's tables with the long factors, for sequences longer than the original context.
     private let longTables: (cos: [Float], sin: [Float])?
     private let maxPositions: Int
-    /// Where blocks 1... are read from on each pass (`init(path:streamingBlocks:)`); nil when
+    /// Where blocks 1... are read from on each pass (`init(streamingBlocksOf:)`); nil when
     /// every block's weights are in `weights`.
     private var blockSource: GGUFSource?
     /// RoPE's tables as ggml computes them (float angles), made on first use by the llamacpp
@@ -151,20 +151,17 @@ public final class DecoderModel: @unchecked Sendable {
     /// block's weights just before running it and frees them after, so memory holds the fp32
     /// weights of the embedding, the head, block 0 and the running block instead of all blocks.
     /// The numbers are those of `init(path:)`; each pass pays the dequantization.
-    public convenience init(path: String, streamingBlocks: Bool) throws {
-        guard streamingBlocks, FileSystem.kind(of: path) != .folder else {
+    public convenience init(streamingBlocksOf path: String) throws {
+        guard FileSystem.kind(of: path) != .folder else {
             try self.init(path: path)
             return
         }
         let source = try GGUFSource(path: path)
-        guard source.tensors.contains(where: { $0.layer != nil && $0.type != .f32 }) else {
-            try self.init(path: path)
-            return
-        }
+        let streams = source.tensors.contains { $0.layer != nil && $0.type != .f32 }
         // Block 0 stays loaded: it is what `headFollowsGGML` inspects.
-        let weights = try DecoderWeights.load(from: source) { $0.layer == nil || $0.layer == 0 }
+        let weights = try DecoderWeights.load(from: source) { !streams || $0.layer == nil || $0.layer == 0 }
         self.init(config: source.config, weights: weights, tokenizer: try source.tokenizer(), path: path)
-        blockSource = source
+        if streams { blockSource = source }
     }
 
     /// The parts of `source` outside the blocks (embedding, final norm; the head when `head`),

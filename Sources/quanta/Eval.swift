@@ -62,7 +62,7 @@ struct Eval: ParsableCommand {
             guard let content = String(validating: bytes, as: UTF8.self) else {
                 throw QuantaError.malformed(text, "is not valid UTF-8")
             }
-            let subject = try DecoderModel(path: model, streamingBlocks: true)
+            let subject = try DecoderModel(streamingBlocksOf: model)
             subject.runtime = runtime
             let trained = subject.config.maxPositionEmbeddings
             if trained > 0 && ctx > trained {
@@ -72,7 +72,7 @@ struct Eval: ParsableCommand {
             let settings = PerplexityProtocol(context: ctx, chunks: chunks, addBOS: bos, batch: batch ?? max(1, 2048 / ctx))
             var reference: Baseline?
             if let baseline {
-                let base = try DecoderModel(path: baseline, streamingBlocks: true)
+                let base = try DecoderModel(streamingBlocksOf: baseline)
                 base.runtime = runtime
                 reference = .model(base)
             }

@@ -30,7 +30,7 @@ final class EvalCommandTests: XCTestCase {
         let quantized = folder + "/q4km.gguf"
         let q = try TestSupport.run(try TestSupport.quantaExecutable(), ["quantize", TestSupport.austenModel, quantized, "Q4_K_M"])
         XCTAssertEqual(q.status, 0, q.stderr)
-        let whole = try DecoderModel(path: quantized), streamed = try DecoderModel(path: quantized, streamingBlocks: true)
+        let whole = try DecoderModel(path: quantized), streamed = try DecoderModel(streamingBlocksOf: quantized)
         XCTAssertFalse(whole.weights.layers[1].q.isEmpty)
         XCTAssertTrue(streamed.weights.layers[1].q.isEmpty, "blocks after the first stay in the file")
         let sequences: [[Int32]] = [(1...40).map(Int32.init), (100...139).map(Int32.init)]
@@ -39,7 +39,7 @@ final class EvalCommandTests: XCTestCase {
             streamed.runtime = runtime
             XCTAssertEqual(try whole.logits(sequences).map(\.bitPattern), try streamed.logits(sequences).map(\.bitPattern), "\(runtime)")
         }
-        let f32 = try DecoderModel(path: TestSupport.austenModel, streamingBlocks: true)
+        let f32 = try DecoderModel(streamingBlocksOf: TestSupport.austenModel)
         XCTAssertFalse(f32.weights.layers[1].q.isEmpty, "a folder loads whole")
     }
 
