@@ -1,4 +1,5 @@
 import BenchSupport
+import CBLAS
 import QuantaCore
 import QuantaIO
 import QuantaModel
@@ -10,6 +11,8 @@ import Glibc
 
 // Forward-pass throughput at ctx 512 and its fraction of the sgemm peak measured in this run.
 // Usage: quanta-forward-bench [MODEL ...] [--ctx N] [--batch B] [--repeat R]
+//        quanta-forward-bench --products [--repeat R]: the tiled ggml-order product against OpenBLAS
+//        sgemm on SmolLM2-135M's linear shapes at 2048 rows (the head at 1024), GFLOP/s each.
 // B sequences of N tokens go through one pass (llama-perplexity's default n_batch 2048 is 4
 // sequences of 512). FLOPs: 2 per parameter of every matrix per token, plus QKᵀ and PV over the
 // full T x T score matrix (the usual convention; the causal pass computes about half of that).
@@ -18,12 +21,14 @@ var models: [String] = []
 var ctx = 512
 var repeats = 3
 var batch = 4
+var products = false
 var arguments = CommandLine.arguments.dropFirst().makeIterator()
 while let argument = arguments.next() {
     switch argument {
     case "--ctx": ctx = Int(arguments.next() ?? "") ?? ctx
     case "--repeat": repeats = Int(arguments.next() ?? "") ?? repeats
     case "--batch": batch = Int(arguments.next() ?? "") ?? batch
+    case "--products": products = true
     default: models.append(argument)
     }
 }
@@ -32,6 +37,22 @@ if models.isEmpty { models = ["Models/austen-llama"] }
 
 let peak = max(sgemmPeak(1024, repeats), sgemmPeak(2048, repeats))
 print("sgemm peak (n = 1024, 2048): \(fixed(peak, 1)) GFLOP/s")
+if products {
+    let threads = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
+    print("rows x outputs x inputs   tiled GFLOP/s   sgemm GFLOP/s   tiled / sgemm")
+    for (m, n, k) in [(2048, 576, 576), (2048, 192, 576), (2048, 1536, 576), (2048, 576, 1536), (1024, 49152, 576)] {
+        let a = (0..<(m * k)).map { Float(($0 * 37) % 101) / 101 - 0.5 }, b = (0..<(n * k)).map { Float(($0 * 53) % 89) / 89 - 0.5 }
+        var c = [Float](repeating: 0, count: m * n)
+        let flops = 2 * Double(m * n * k)
+        let tiled = fastest(repeats) { TiledProduct.product(m, n, k, a, b, &c, ldc: n, accumulate: false, threads: threads) }
+        let blas = fastest(repeats) {
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k), 0, &c, Int32(n))
+        }
+        print("\("\(m) x \(n) x \(k)".padded(24)) \(fixed(flops / tiled / 1e9, 1).leftPadded(14)) \(fixed(flops / blas / 1e9, 1).leftPadded(15)) "
+              + "\(fixed(blas / tiled, 2).leftPadded(15))")
+    }
+    exit(0)
+}
 do {
     for path in models {
         let model = try DecoderModel(path: path)

@@ -366,7 +366,7 @@ public final class DecoderModel: @unchecked Sendable {
             if headFollowsGGML {
                 Kernels.gemmNTggml(rows, c.vocabSize, d, input, w.baseAddress!, logits)
             } else {
-                Kernels.gemmNT(rows, c.vocabSize, d, input, d, w.baseAddress!, d, logits, c.vocabSize, split: true)
+                Kernels.linear(rows, c.vocabSize, d, input, w.baseAddress!, logits)
             }
         }
         return try body(UnsafeBufferPointer(start: logits, count: rows * c.vocabSize))
@@ -442,11 +442,9 @@ public final class DecoderModel: @unchecked Sendable {
                 if exact { GGMLOrder.rmsNorm(x, $0.baseAddress!, out, rows: rows, n: n, eps: eps) } else { Kernels.rmsNorm(x, $0.baseAddress!, out, rows: rows, n: n, eps: eps) }
             }
         }
-        /// X += w · input, as ggml: the product in tinyBLAS's order into a buffer, then one add.
+        /// X += w · input, as ggml: the product in tinyBLAS's order, then one add per element.
         func addProduct(_ w: [Float], _ input: UnsafePointer<Float>, k: Int) {
-            let P = workspace.buffer(12, rows * d)
-            w.withUnsafeBufferPointer { Kernels.gemmNTggml(rows, d, k, input, $0.baseAddress!, P) }
-            for i in 0..<(rows * d) { X[i] += P[i] }
+            w.withUnsafeBufferPointer { Kernels.gemmNTggml(rows, d, k, input, $0.baseAddress!, X, accumulate: true) }
         }
         var hq: UnsafePointer<Float>
         if entry == .attention {
@@ -464,7 +462,7 @@ public final class DecoderModel: @unchecked Sendable {
                     if ggmlOrder && (type == nil || type == .f32) {
                         Kernels.gemmNTggml(rows, n, d, input, $0.baseAddress!, out)
                     } else {
-                        Kernels.gemmNT(rows, n, d, input, d, $0.baseAddress!, d, out, n, split: true)
+                        Kernels.linear(rows, n, d, input, $0.baseAddress!, out)
                     }
                 }
             }
@@ -516,13 +514,13 @@ public final class DecoderModel: @unchecked Sendable {
             let ao = linearInput(A, count: rows * c.qDim, rowLength: c.qDim, type: layer.types[.o], scratch: scratch)
             if let postNorm = layer.attentionPostNorm {  // Gemma 3: X += norm(o · A)
                 let P = workspace.buffer(12, rows * d)
-                layer.o.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, c.qDim, ao, c.qDim, $0.baseAddress!, c.qDim, P, d, split: true) }
+                layer.o.withUnsafeBufferPointer { Kernels.linear(rows, d, c.qDim, ao, $0.baseAddress!, P) }
                 postNorm.withUnsafeBufferPointer { Kernels.rmsNorm(P, $0.baseAddress!, P, rows: rows, n: d, eps: eps) }
                 for i in 0..<(rows * d) { X[i] += P[i] }
             } else if exact {
                 addProduct(layer.o, ao, k: c.qDim)
             } else {
-                layer.o.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, c.qDim, ao, c.qDim, $0.baseAddress!, c.qDim, X, d, accumulate: true, split: true) }
+                layer.o.withUnsafeBufferPointer { Kernels.linear(rows, d, c.qDim, ao, $0.baseAddress!, X, accumulate: true) }
             }
         }
         if entry != .down {
@@ -537,9 +535,9 @@ public final class DecoderModel: @unchecked Sendable {
                 GGMLOrder.swiglu(G, U, rows: rows, n: f)
             } else {
                 hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.gate], scratch: scratch)
-                layer.gate.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, G, f, split: true) }
+                layer.gate.withUnsafeBufferPointer { Kernels.linear(rows, f, d, hq, $0.baseAddress!, G) }
                 hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.up], scratch: scratch)
-                layer.up.withUnsafeBufferPointer { Kernels.gemmNT(rows, f, d, hq, d, $0.baseAddress!, d, U, f, split: true) }
+                layer.up.withUnsafeBufferPointer { Kernels.linear(rows, f, d, hq, $0.baseAddress!, U) }
                 switch c.activation {
                 case .silu: Kernels.swiglu(G, U, count: rows * f)
                 case .geluTanh: Kernels.geglu(G, U, count: rows * f)
@@ -551,13 +549,13 @@ public final class DecoderModel: @unchecked Sendable {
         let gd = linearInput(G, count: rows * f, rowLength: f, type: layer.types[.down], scratch: scratch)
         if let postNorm = layer.ffnPostNorm {  // Gemma 3: X += norm(down · G)
             let P = workspace.buffer(12, rows * d)
-            layer.down.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, f, gd, f, $0.baseAddress!, f, P, d, split: true) }
+            layer.down.withUnsafeBufferPointer { Kernels.linear(rows, d, f, gd, $0.baseAddress!, P) }
             postNorm.withUnsafeBufferPointer { Kernels.rmsNorm(P, $0.baseAddress!, P, rows: rows, n: d, eps: eps) }
             for i in 0..<(rows * d) { X[i] += P[i] }
         } else if exact {
             addProduct(layer.down, gd, k: f)
         } else {
-            layer.down.withUnsafeBufferPointer { Kernels.gemmNT(rows, d, f, gd, f, $0.baseAddress!, f, X, d, accumulate: true, split: true) }
+            layer.down.withUnsafeBufferPointer { Kernels.linear(rows, d, f, gd, $0.baseAddress!, X, accumulate: true) }
         }
         observer?.blockOutput(layer: l, UnsafeBufferPointer(xb), rows: rows, columns: d)
     }
