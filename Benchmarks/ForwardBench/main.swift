@@ -11,8 +11,9 @@ import Glibc
 
 // Forward-pass throughput at ctx 512 and its fraction of the sgemm peak measured in this run.
 // Usage: quanta-forward-bench [MODEL ...] [--ctx N] [--batch B] [--repeat R]
-//        quanta-forward-bench --products [--repeat R]: the tiled ggml-order product against OpenBLAS
-//        sgemm on SmolLM2-135M's linear shapes at 2048 rows (the head at 1024), GFLOP/s each.
+//        quanta-forward-bench --products [--repeat R]: the packed product and the tiled ggml-order
+//        product against OpenBLAS sgemm on SmolLM2-135M's linear shapes at 2048 rows (the head
+//        at 1024), GFLOP/s each.
 // B sequences of N tokens go through one pass (llama-perplexity's default n_batch 2048 is 4
 // sequences of 512). FLOPs: 2 per parameter of every matrix per token, plus QKᵀ and PV over the
 // full T x T score matrix (the usual convention; the causal pass computes about half of that).
@@ -39,17 +40,18 @@ let peak = max(sgemmPeak(1024, repeats), sgemmPeak(2048, repeats))
 print("sgemm peak (n = 1024, 2048): \(fixed(peak, 1)) GFLOP/s")
 if products {
     let threads = Int(sysconf(Int32(_SC_NPROCESSORS_ONLN)))
-    print("rows x outputs x inputs   tiled GFLOP/s   sgemm GFLOP/s   tiled / sgemm")
+    print("rows x outputs x inputs   packed GFLOP/s   tiled GFLOP/s   sgemm GFLOP/s   packed / sgemm")
     for (m, n, k) in [(2048, 576, 576), (2048, 192, 576), (2048, 1536, 576), (2048, 576, 1536), (1024, 49152, 576)] {
         let a = (0..<(m * k)).map { Float(($0 * 37) % 101) / 101 - 0.5 }, b = (0..<(n * k)).map { Float(($0 * 53) % 89) / 89 - 0.5 }
         var c = [Float](repeating: 0, count: m * n)
         let flops = 2 * Double(m * n * k)
+        let packed = fastest(repeats) { PackedProduct.product(m, n, k, a, b, &c, ldc: n, accumulate: false, threads: threads) }
         let tiled = fastest(repeats) { TiledProduct.product(m, n, k, a, b, &c, ldc: n, accumulate: false, threads: threads) }
         let blas = fastest(repeats) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, Int32(m), Int32(n), Int32(k), 1, a, Int32(k), b, Int32(k), 0, &c, Int32(n))
         }
-        print("\("\(m) x \(n) x \(k)".padded(24)) \(fixed(flops / tiled / 1e9, 1).leftPadded(14)) \(fixed(flops / blas / 1e9, 1).leftPadded(15)) "
-              + "\(fixed(blas / tiled, 2).leftPadded(15))")
+        print("\("\(m) x \(n) x \(k)".padded(24)) \(fixed(flops / packed / 1e9, 1).leftPadded(15)) \(fixed(flops / tiled / 1e9, 1).leftPadded(15)) "
+              + "\(fixed(flops / blas / 1e9, 1).leftPadded(15)) \(fixed(blas / packed, 2).leftPadded(16))")
     }
     exit(0)
 }

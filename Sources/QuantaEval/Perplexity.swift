@@ -39,16 +39,9 @@ func logSoftmax(_ row: UnsafePointer<Float>, _ n: Int, into out: UnsafeMutablePo
     for j in 0..<n { out[j] = Double(row[j]) - lse }
 }
 
-/// log Σ exp(row[j]) in Double, shifted by the largest value (the maximum is exact in Float).
+/// log Σ exp(row[j]) (see `Kernels.logSumExp`).
 @inline(__always)
-func logSumExp(_ row: UnsafePointer<Float>, _ n: Int) -> Double {
-    var top = -Float.infinity
-    for j in 0..<n { top = max(top, row[j]) }
-    let m = Double(top)
-    var sum = 0.0
-    for j in 0..<n { sum += exp(Double(row[j]) - m) }
-    return m + log(sum)
-}
+func logSumExp(_ row: UnsafePointer<Float>, _ n: Int) -> Double { Kernels.logSumExp(row, n) }
 
 #if canImport(Glibc)
 import Glibc

@@ -1,10 +1,11 @@
 import CBLAS
 import Dispatch
+import QuantaCore
 
 // Dense fp32 building blocks of the forward pass. Matrix products go to OpenBLAS; the rest are
 // plain loops over contiguous rows.
 
-enum Kernels {
+public enum Kernels {
     /// Worker threads: the online cores unless `DecoderModel.threads` says otherwise.
     nonisolated(unsafe) static var cores = max(1, Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))))
 
@@ -31,38 +32,26 @@ enum Kernels {
         }
     }
 
-    /// Whether the CPU has 512-bit vectors (AVX-512F in /proc/cpuinfo's flags): the tiled product's
-    /// 24 sixteen-float accumulators then fit in registers and outrun OpenBLAS's kernels.
-    static let wideVectors: Bool = {
-        guard let file = fopen("/proc/cpuinfo", "r") else { return false }
-        defer { fclose(file) }
-        var line: UnsafeMutablePointer<CChar>?
-        var capacity = 0
-        defer { free(line) }
-        while getline(&line, &capacity, file) > 0, let line {
-            let text = String(cString: line)
-            if text.hasPrefix("flags") { return text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).contains("avx512f") }
-        }
-        return false
-    }()
+    /// Whether the CPU has 512-bit vectors (AVX-512F): the packed product's 24 sixteen-float
+    /// accumulators then fit in registers.
+    static let wideVectors = CPUFlags.has("avx512f")
 
-    /// Whether linear layers take the tiled product: the CPU has `wideVectors` but OpenBLAS runs a
-    /// kernel without them (as when OPENBLAS_CORETYPE=Haswell is set on an AVX-512 machine), where
-    /// the tiled form is about 1.25× faster. OpenBLAS's own AVX-512 kernels (SkylakeX, Cooperlake,
-    /// SapphireRapids) are faster than both and are kept.
-    static let tiledLinear: Bool = {
+    /// Whether linear layers take `PackedProduct`: the CPU has `wideVectors` but OpenBLAS runs a
+    /// kernel without them (as when OPENBLAS_CORETYPE=Haswell is set on an AVX-512 machine),
+    /// where the packed product is about 1.8× faster. OpenBLAS's own AVX-512 kernels (SkylakeX,
+    /// Cooperlake, SapphireRapids) run as fast and are kept.
+    static let packedLinear: Bool = {
         guard wideVectors, let name = openblas_get_corename() else { return false }
         return !["skylakex", "cooperlake", "sapphirerapids"].contains(String(cString: name).lowercased())
     }()
 
-    /// C[rows, n] (+)= X[rows, k] · W[n, k]ᵀ, a linear layer on contiguous rows: the tiled product
-    /// in ggml's order (`gemmNTggml`) where k is whole 16-float vectors and `tiledLinear`,
-    /// otherwise OpenBLAS with the rows split across the cores. Either way each element is
-    /// computed the same way at any thread count.
+    /// C[rows, n] (+)= X[rows, k] · W[n, k]ᵀ, a linear layer on contiguous rows: `PackedProduct`
+    /// where `packedLinear`, otherwise OpenBLAS with the rows split across the cores. Either way
+    /// each element is computed the same way at any thread count.
     static func linear(_ rows: Int, _ n: Int, _ k: Int, _ x: UnsafePointer<Float>, _ w: UnsafePointer<Float>,
                        _ c: UnsafeMutablePointer<Float>, accumulate: Bool = false) {
-        if tiledLinear && k % 16 == 0 {
-            gemmNTggml(rows, n, k, x, w, c, accumulate: accumulate)
+        if packedLinear {
+            PackedProduct.product(rows, n, k, x, w, c, ldc: n, accumulate: accumulate, threads: cores)
         } else {
             gemmNT(rows, n, k, x, k, w, k, c, n, accumulate: accumulate, split: true)
         }
@@ -201,10 +190,17 @@ enum Kernels {
     /// exponentials go eight at a time through `exp`; the sum adds eight lanes, then the lanes.
     static func causalSoftmax(_ s: UnsafeMutablePointer<Float>, row: Int, n: Int, valid: Int, first: Int = 0) {
         let r = s + row * n
-        var m = -Float.infinity
-        for j in first..<valid where r[j] > m { m = r[j] }
-        var sums = SIMD8<Float>(repeating: 0)
+        var top = SIMD8<Float>(repeating: -.infinity)
         var j = first
+        while j + 8 <= valid {
+            let v = UnsafeRawPointer(r + j).loadUnaligned(as: SIMD8<Float>.self)
+            top = larger(top, v)
+            j += 8
+        }
+        var m = top.max()
+        while j < valid { m = Swift.max(m, r[j]); j += 1 }
+        var sums = SIMD8<Float>(repeating: 0)
+        j = first
         while j + 8 <= valid {
             let e = exp(UnsafeRawPointer(r + j).loadUnaligned(as: SIMD8<Float>.self) - m)
             UnsafeMutableRawPointer(r + j).storeBytes(of: e, as: SIMD8<Float>.self)
@@ -219,9 +215,56 @@ enum Kernels {
             sums += e
         }
         let inv = 1 / sums.sum()
-        for j in 0..<first { r[j] = 0 }
-        for j in first..<valid { r[j] *= inv }
-        for j in valid..<n { r[j] = 0 }
+        r.update(repeating: 0, count: first)
+        j = first
+        while j + 8 <= valid {
+            let p = UnsafeMutableRawPointer(r + j)
+            p.storeBytes(of: p.loadUnaligned(as: SIMD8<Float>.self) * inv, as: SIMD8<Float>.self)
+            j += 8
+        }
+        while j < valid { r[j] *= inv; j += 1 }
+        (r + valid).update(repeating: 0, count: n - valid)
+    }
+
+    /// The lane-wise larger of a and b (a where b is not larger, NaN included), as a bitwise
+    /// select: the standard library's `pointwiseMax` and `replacing(with:where:)` compile to
+    /// per-lane branches.
+    @inline(__always)
+    static func larger(_ a: SIMD8<Float>, _ b: SIMD8<Float>) -> SIMD8<Float> {
+        let mask = unsafeBitCast(b .> a, to: SIMD8<UInt32>.self)
+        let x = unsafeBitCast(a, to: SIMD8<UInt32>.self), y = unsafeBitCast(b, to: SIMD8<UInt32>.self)
+        return unsafeBitCast(x ^ ((x ^ y) & mask), to: SIMD8<Float>.self)
+    }
+
+    /// log Σ exp(row[j]) over n > 0 floats: the maximum in Float (exact), each exp(row[j] - max)
+    /// by `exp` (within 1.5 ulp of expf, as llama-perplexity's expf), summed in Double over
+    /// eight lanes, the lanes then in order. Infinite or NaN inputs give a non-finite result.
+    public static func logSumExp(_ row: UnsafePointer<Float>, _ n: Int) -> Double {
+        var top = SIMD8<Float>(repeating: -.infinity)
+        var j = 0
+        while j + 8 <= n {
+            let v = UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self)
+            top = larger(top, v)
+            j += 8
+        }
+        var m = top.max()
+        while j < n { m = Swift.max(m, row[j]); j += 1 }
+        let shift = SIMD8<Float>(repeating: m)
+        var sums = SIMD8<Double>(repeating: 0)
+        j = 0
+        while j + 8 <= n {
+            let e = exp(UnsafeRawPointer(row + j).loadUnaligned(as: SIMD8<Float>.self) - shift)
+            sums += SIMD8<Double>(e)
+            j += 8
+        }
+        if j < n {
+            var x = SIMD8<Float>(repeating: -.infinity)
+            for t in 0..<(n - j) { x[t] = row[j + t] }
+            sums += SIMD8<Double>(exp(x - shift))
+        }
+        var sum = 0.0
+        for lane in 0..<8 { sum += sums[lane] }
+        return Double(m) + log(sum)
     }
 
     /// e^x for eight floats: ggml's `ggml_v_expf` (its AVX2 form; MIT licence), the

@@ -1,6 +1,7 @@
 #if canImport(Glibc)
 import Glibc
 #endif
+import QuantaCore
 
 /// Debian's OpenBLAS 0.3.21 does not recognise some recent x86 CPUs and falls back to its SSE3
 /// (Prescott) kernels, three times slower than the AVX-512 ones on the same machine. OpenBLAS
@@ -23,7 +24,7 @@ enum BLASKernel {
 
     static func selectAndReexecIfNeeded() {
         guard getenv("OPENBLAS_CORETYPE") == nil, getenv("QUANTA_BLAS_SELECTED") == nil, needsBLAS(CommandLine.arguments) else { return }
-        guard let flags = cpuFlags() else { return }
+        guard let flags = CPUFlags.current else { return }
         let core: String
         if flags.contains("avx512f") && flags.contains("avx512bw") && flags.contains("avx512vl") {
             core = "SkylakeX"
@@ -37,30 +38,5 @@ enum BLASKernel {
         var arguments = CommandLine.arguments.map { strdup($0) } + [nil]
         execv("/proc/self/exe", &arguments)
         // execv only returns on failure: carry on with the kernel OpenBLAS chose.
-    }
-
-    static func cpuFlags() -> Set<Substring>? {
-        guard let file = fopen("/proc/cpuinfo", "r") else { return nil }
-        defer { fclose(file) }
-        var line: UnsafeMutablePointer<CChar>?
-        var capacity = 0
-        while getline(&line, &capacity, file) > 0 {
-            guard let line else { break }
-            let text = String(cString: line)
-            if text.hasPrefix("flags") {
-                free(line)
-                return Set(text.split(separator: ":").last?.split(separator: " ").map { $0.trimmingSuffix() } ?? [])
-            }
-        }
-        free(line)
-        return nil
-    }
-}
-
-extension Substring {
-    func trimmingSuffix() -> Substring {
-        var s = self
-        while let last = s.last, last == "\n" || last == " " { s = s.dropLast() }
-        return s
     }
 }

@@ -1,4 +1,5 @@
 @testable import QuantaModel
+import QuantaCore
 import XCTest
 
 /// The vector exponential (ggml's algorithm) against the C library's expf; the tiled product against
@@ -50,5 +51,65 @@ final class KernelsTests: XCTestCase {
                 XCTAssertEqual(sum.map(\.bitPattern), zip(base, reference).map { ($0 + $1).bitPattern }, "\(m)×\(n)×\(k) accumulated")
             }
         }
+    }
+
+    /// Small integers sum exactly in Float, so the packed product must equal the integer
+    /// product exactly, with and without accumulation, over shapes with partial row tiles,
+    /// partial column panels and one to three k blocks.
+    func testPackedProductIsExactOnIntegers() {
+        var generator = SeededGenerator(seed: 15)
+        for (m, n, k) in [(1, 1, 1), (12, 32, 5), (13, 33, 7), (50, 131, 600), (25, 70, 1100)] {
+            // Non-zero values, so no product is zero by accident.
+            let a = (0..<(m * k)).map { _ in Float(Int.random(in: 1...3, using: &generator) * (Bool.random(using: &generator) ? 1 : -1)) }
+            let b = (0..<(n * k)).map { _ in Float(Int.random(in: -3...3, using: &generator)) }
+            var exact = [Float](repeating: 0, count: m * n)
+            for i in 0..<m { for j in 0..<n { exact[i * n + j] = Float((0..<k).reduce(0) { $0 + Int(a[i * k + $1]) * Int(b[j * k + $1]) }) } }
+            for threads in [1, 2, 3] {
+                var c = [Float](repeating: .nan, count: m * n)
+                PackedProduct.product(m, n, k, a, b, &c, ldc: n, accumulate: false, threads: threads)
+                XCTAssertEqual(c, exact, "\(m)×\(n)×\(k), \(threads) threads")
+                let base = (0..<(m * n)).map { Float($0 % 7) - 3 }
+                var sum = base
+                PackedProduct.product(m, n, k, a, b, &sum, ldc: n, accumulate: true, threads: threads)
+                XCTAssertEqual(sum, zip(base, exact).map { $0 + $1 }, "\(m)×\(n)×\(k) accumulated, \(threads) threads")
+            }
+        }
+    }
+
+    /// Random values: within the sum's rounding bound of the Double product, the same bits at
+    /// every thread count, and C's row stride honoured (the columns past n untouched).
+    func testPackedProductRoundingAndThreads() {
+        var generator = SeededGenerator(seed: 15)
+        let (m, n, k, ldc) = (37, 100, 1030, 103)
+        let a = (0..<(m * k)).map { _ in Float.random(in: -2...2, using: &generator) }
+        let b = (0..<(n * k)).map { _ in Float.random(in: -1...1, using: &generator) }
+        var first = [Float](repeating: -7, count: m * ldc)
+        PackedProduct.product(m, n, k, a, b, &first, ldc: ldc, accumulate: false, threads: 1)
+        for i in 0..<m {
+            for j in 0..<ldc {
+                guard j < n else { XCTAssertEqual(first[i * ldc + j], -7); continue }
+                var sum = 0.0, magnitude = 0.0
+                for l in 0..<k { sum += Double(a[i * k + l]) * Double(b[j * k + l]); magnitude += abs(Double(a[i * k + l]) * Double(b[j * k + l])) }
+                XCTAssertLessThanOrEqual(abs(Double(first[i * ldc + j]) - sum), Double(k) * 0x1p-24 * magnitude, "element \(i), \(j)")
+            }
+        }
+        for threads in [2, 3, 4] {
+            var c = [Float](repeating: -7, count: m * ldc)
+            PackedProduct.product(m, n, k, a, b, &c, ldc: ldc, accumulate: false, threads: threads)
+            XCTAssertEqual(c.map(\.bitPattern), first.map(\.bitPattern), "\(threads) threads")
+        }
+    }
+
+    /// log Σ exp against Double's, over rows shorter and longer than a vector, with -inf entries.
+    func testLogSumExp() {
+        var generator = SeededGenerator(seed: 15)
+        for n in [1, 7, 8, 9, 49155] {
+            var row = (0..<n).map { _ in Float.random(in: -30...20, using: &generator) }
+            if n > 2 { row[1] = -.infinity }
+            let top = Double(row.max()!)
+            let expected = top + log(row.reduce(0.0) { $0 + exp(Double($1) - top) })
+            XCTAssertEqual(Kernels.logSumExp(row, n), expected, accuracy: 2e-7 * max(1, abs(expected)), "n \(n)")
+        }
+        XCTAssertEqual(Kernels.logSumExp([-Float.infinity, 0, -Float.infinity], 3), 0)
     }
 }
