@@ -1,3 +1,4 @@
+import Dispatch
 import QuantaCore
 
 extension Quantization {
@@ -15,16 +16,33 @@ extension Quantization {
         format.dequantize(x.assumingMemoryBound(to: UInt8.self), y, blocks: count / type.blockSize)
     }
 
-    /// Dequantizes a whole tensor's bytes.
-    public static func dequantize(_ type: GGMLType, _ bytes: UnsafeRawBufferPointer, count: Int) throws -> [Float] {
+    /// Dequantizes a whole tensor's bytes, its blocks split into `threads` contiguous ranges
+    /// (each block is decoded on its own, so the values do not depend on the count).
+    public static func dequantize(_ type: GGMLType, _ bytes: UnsafeRawBufferPointer, count: Int, threads: Int = 1) throws -> [Float] {
         let needed = type.byteCount(elements: count)
         guard bytes.count >= needed else {
             throw QuantaError(.invalidArgument, type.name, "\(count) values need \(needed) bytes, got \(bytes.count)")
         }
-        var out = [Float](repeating: 0, count: count)
-        if count > 0 {
-            try out.withUnsafeMutableBufferPointer { try dequantize(type, bytes.baseAddress!, count: count, into: $0.baseAddress!) }
+        guard let format = BlockFormats.format(type) else {
+            throw QuantaError.unsupported(type.name, "Quanta cannot read \(type.name) tensors yet")
         }
-        return out
+        guard count % type.blockSize == 0 else {
+            throw QuantaError(.invalidArgument, type.name, "\(count) values are not whole blocks of \(type.blockSize)")
+        }
+        let blocks = count / type.blockSize, blockBytes = type.bytesPerBlock
+        // Ranges below a quarter million values are not worth a worker's wake-up.
+        let workers = max(1, min(threads, count / 262_144))
+        let perWorker = (blocks + workers - 1) / workers
+        return [Float](unsafeUninitializedCapacity: count) { buffer, initialized in
+            if count > 0 {
+                nonisolated(unsafe) let (x, y) = (bytes.baseAddress!.assumingMemoryBound(to: UInt8.self), buffer.baseAddress!)
+                let run: @Sendable (Int) -> Void = { worker in
+                    let first = worker * perWorker, n = min(blocks, first + perWorker) - first
+                    if n > 0 { format.dequantize(x + first * blockBytes, y + first * type.blockSize, blocks: n) }
+                }
+                if workers == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
+            }
+            initialized = count
+        }
     }
 }

@@ -299,13 +299,24 @@ public final class DecoderModel: @unchecked Sendable {
     }
 
     /// The input a linear layer of storage type `type` multiplies under `runtime`: `x` itself,
-    /// or its llama.cpp activation round trip in `scratch`.
+    /// or its llama.cpp activation round trip in `scratch`, rows spread over the cores (each
+    /// block is rounded on its own). When `previous` (the type of the last call's layer on the
+    /// same `x` and `scratch`) rounds the same way, `scratch` already holds the result.
     private func linearInput(_ x: UnsafePointer<Float>, count: Int, rowLength: Int, type: GGMLType?,
-                             scratch: UnsafeMutablePointer<Float>) -> UnsafePointer<Float> {
+                             scratch: UnsafeMutablePointer<Float>, previous: GGMLType? = nil) -> UnsafePointer<Float> {
         guard runtime == .llamacpp, let type, let dotType = ActivationQuantization.vecDotType(for: type),
               rowLength % dotType.blockSize == 0 else { return x }
-        scratch.update(from: x, count: count)
-        ActivationQuantization.roundTrip(dotType, scratch, count: count, rowLength: rowLength)
+        if let previous, ActivationQuantization.vecDotType(for: previous) == dotType { return UnsafePointer(scratch) }
+        let rows = count / rowLength, workers = max(1, min(Kernels.cores, rows / 16))
+        nonisolated(unsafe) let (source, target) = (x, scratch)
+        let run: @Sendable (Int) -> Void = { worker in
+            let r0 = rows * worker / workers, r1 = rows * (worker + 1) / workers
+            guard r1 > r0 else { return }
+            let from = r0 * rowLength, n = (r1 - r0) * rowLength
+            (target + from).update(from: source + from, count: n)
+            ActivationQuantization.roundTrip(dotType, target + from, count: n, rowLength: rowLength)
+        }
+        if workers == 1 { run(0) } else { DispatchQueue.concurrentPerform(iterations: workers, execute: run) }
         return UnsafePointer(scratch)
     }
 
@@ -467,9 +478,9 @@ public final class DecoderModel: @unchecked Sendable {
                 }
             }
             project(layer.q, layer.types[.q], Q, c.qDim, hq)
-            hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.k], scratch: scratch)
+            hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.k], scratch: scratch, previous: layer.types[.q])
             project(layer.k, layer.types[.k], K, c.kvDim, hq)
-            hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.v], scratch: scratch)
+            hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.v], scratch: scratch, previous: layer.types[.k])
             project(layer.v, layer.types[.v], V, c.kvDim, hq)
             layer.qBias?.withUnsafeBufferPointer { Kernels.add(Q, $0.baseAddress!, rows: rows, n: c.qDim) }
             layer.kBias?.withUnsafeBufferPointer { Kernels.add(K, $0.baseAddress!, rows: rows, n: c.kvDim) }
@@ -536,7 +547,7 @@ public final class DecoderModel: @unchecked Sendable {
             } else {
                 hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.gate], scratch: scratch)
                 layer.gate.withUnsafeBufferPointer { Kernels.linear(rows, f, d, hq, $0.baseAddress!, G) }
-                hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.up], scratch: scratch)
+                hq = linearInput(H, count: rows * d, rowLength: d, type: layer.types[.up], scratch: scratch, previous: layer.types[.gate])
                 layer.up.withUnsafeBufferPointer { Kernels.linear(rows, f, d, hq, $0.baseAddress!, U) }
                 switch c.activation {
                 case .silu: Kernels.swiglu(G, U, count: rows * f)

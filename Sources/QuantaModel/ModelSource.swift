@@ -151,10 +151,11 @@ public final class GGUFSource: ModelSource {
     public var path: String { file.path }
     public var metadata: [(key: String, value: GGUFValue)] { file.metadata }
 
+    /// Dequantized on `DecoderModel.threads` workers.
     public func values(_ name: String) throws -> [Float] {
         let info = try file.info(name)
         do {
-            return try Quantization.dequantize(info.type, file.rawBytes(info), count: info.elementCount)
+            return try Quantization.dequantize(info.type, file.rawBytes(info), count: info.elementCount, threads: Kernels.cores)
         } catch let error as QuantaError {
             throw error.within("\(path): tensor '\(name)'")
         }

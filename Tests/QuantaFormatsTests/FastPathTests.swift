@@ -5,6 +5,30 @@ import XCTest
 
 /// The faster paths produce the reference paths' bits.
 final class FastPathTests: XCTestCase {
+    /// Whole tensors dequantize on several workers to the bits of the block-by-block path, the
+    /// last worker's range shorter; too few bytes are refused before any work.
+    func testThreadedDequantizationMatchesBlocks() throws {
+        var generator = SplitMix64(seed: 21)
+        let count = 440 * 1792  // three workers of a quarter million values or more
+        let values = (0..<count).map { _ in Float.random(in: -2...2, using: &generator) }
+        for type in [GGMLType.q4_K, .q5_0, .q8_0, .q6_K] {
+            let bytes = try Quantization.quantize(type, values, rowLength: 256 * 7, importance: nil)
+            var reference = [Float](repeating: .nan, count: count)
+            try bytes.withUnsafeBytes { raw in
+                try reference.withUnsafeMutableBufferPointer { try Quantization.dequantize(type, raw.baseAddress!, count: count, into: $0.baseAddress!) }
+            }
+            XCTAssertEqual(Quantization.firstNonFinite(reference, count), nil, "\(type.name)")
+            for threads in [1, 2, 3, 4] {
+                let split = try bytes.withUnsafeBytes { try Quantization.dequantize(type, $0, count: count, threads: threads) }
+                XCTAssertEqual(split.map(\.bitPattern), reference.map(\.bitPattern), "\(type.name) at \(threads) threads")
+            }
+            XCTAssertThrowsError(try bytes.withUnsafeBytes { try Quantization.dequantize(type, UnsafeRawBufferPointer(rebasing: $0.dropLast()), count: count, threads: 2) }) {
+                XCTAssertEqual(($0 as? QuantaError)?.description,
+                               "\(type.name): \(count) values need \(bytes.count) bytes, got \(bytes.count - 1)")
+            }
+        }
+    }
+
     func testMakeQKXQuantsMatchesReference() {
         var generator = SplitMix64(seed: 11)
         let cases: [(n: Int, nmax: Int, rmin: Float, rdelta: Float, nstep: Int, mad: Bool)] = [
