@@ -59,7 +59,7 @@ let package = Package(
                           swiftSettings: native),
         .executableTarget(name: "quanta-forward-bench", dependencies: ["BenchSupport", "QuantaModel", "QuantaIO", "QuantaReport"], path: "Benchmarks/ForwardBench",
                           swiftSettings: native),
-        .executableTarget(name: "quanta-calibrate-bench", dependencies: ["BenchSupport", "QuantaCalibration", "QuantaModel", "QuantaReport"],
+        .executableTarget(name: "quanta-calibrate-bench", dependencies: ["BenchSupport", "CBLAS", "QuantaAlgorithms", "QuantaCalibration", "QuantaModel", "QuantaReport"],
                           path: "Benchmarks/CalibrateBench", swiftSettings: native),
         .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "TestSupport"]),
         .testTarget(name: "QuantaIOTests", dependencies: ["QuantaIO", "TestSupport"]),

@@ -37,7 +37,11 @@ public struct GGUFSink {
                 let start = monotonicSeconds()
                 defer { source.release(tensor.name) }
                 if tensor.type == tensor.sourceType, let stored = try source.storedBytes(tensor.name) {
-                    try writer.write(stored)
+                    if let (file, offset) = source.storedLocation(tensor.name) {
+                        try writer.copy(stored, from: file, at: offset)
+                    } else {
+                        try writer.write(stored)
+                    }
                     progress?(index, plan.count, tensor, 0)
                     return
                 }

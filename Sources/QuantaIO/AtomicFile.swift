@@ -20,6 +20,8 @@ public final class AtomicFileWriter {
     private let queue = DispatchQueue(label: "quanta.atomic-file-writer")
     private let inFlight = DispatchSemaphore(value: 1)
     private let failure = FailureBox()
+    /// The file `copy` last read from, kept open for the next tensor.
+    private var copySource: (path: String, descriptor: Int32)?
 
     /// Arrays at least this large are written in the background.
     static let backgroundBytes = 1 << 16
@@ -88,6 +90,38 @@ public final class AtomicFileWriter {
         }
     }
 
+    /// Appends `bytes`, which are `bytes.count` bytes of the file at `source` from byte `start`
+    /// (a mapping of it), copied by the kernel with copy_file_range: they never pass through this
+    /// process's memory, which also leaves the mapping's pages untouched. Where the file systems
+    /// cannot (a different device on an old kernel, or no support), `bytes` are written instead.
+    public func copy(_ bytes: UnsafeRawBufferPointer, from source: String, at start: Int) throws {
+        guard let handle else { throw QuantaError(.io, path, "write after the file was closed") }
+        guard bytes.count > 0 else { return }
+        try drain()
+        if copySource?.path != source {
+            if let open = copySource { close(open.descriptor) }
+            let descriptor = open(source, O_RDONLY)
+            copySource = descriptor >= 0 ? (source, descriptor) : nil
+        }
+        guard let input = copySource?.descriptor, fflush(handle) == 0 else { return try write(bytes) }
+        var position = Int64(start), copied = 0
+        while copied < bytes.count {
+            let n = copyFileRange(input, &position, fileno(handle), nil, bytes.count - copied, 0)
+            if n > 0 {
+                copied += n
+                continue
+            }
+            let code = errno
+            if n < 0 && code == EINTR { continue }
+            if copied == 0 && n < 0 && [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP, EBADF].contains(code) { return try write(bytes) }
+            throw QuantaError(.io, path, n == 0 ? "copy from \(source) ended \(bytes.count - copied) bytes early"
+                                                : "copy from \(source) failed: \(String(cString: strerror(code)))")
+        }
+        // The stream's next write must land after the copied bytes, where the descriptor now points.
+        guard fseek(handle, 0, SEEK_END) == 0 else { throw QuantaError(.io, path, "seek failed: \(String(cString: strerror(errno)))") }
+        offset += bytes.count
+    }
+
     /// Replaces bytes already written at `position` (the file's length is unchanged).
     public func overwrite(at position: Int, _ bytes: [UInt8]) throws {
         guard let handle else { throw QuantaError(.io, path, "write after the file was closed") }
@@ -113,6 +147,7 @@ public final class AtomicFileWriter {
             throw error
         }
         self.handle = nil
+        closeCopySource()
         let flushed = fflush(handle) == 0
         let closed = fclose(handle) == 0
         guard flushed && closed else {
@@ -136,13 +171,24 @@ public final class AtomicFileWriter {
         queue.sync {}
         fclose(handle)
         self.handle = nil
+        closeCopySource()
         unlink(temporaryPath)
         TemporaryFiles.unregister(slot)
         slot = nil
     }
 
+    private func closeCopySource() {
+        if let open = copySource { close(open.descriptor) }
+        copySource = nil
+    }
+
     deinit { abandon() }
 }
+
+/// Linux's copy_file_range(2) (not part of Swift's Glibc module): loff_t is Int64, size_t Int.
+@_silgen_name("copy_file_range")
+private func copyFileRange(_ input: Int32, _ inputOffset: UnsafeMutablePointer<Int64>?, _ output: Int32,
+                           _ outputOffset: UnsafeMutablePointer<Int64>?, _ length: Int, _ flags: UInt32) -> Int
 
 /// Little-endian byte encoding into a growable buffer.
 public struct ByteWriter {

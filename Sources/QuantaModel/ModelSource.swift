@@ -30,6 +30,9 @@ public protocol ModelSource: AnyObject {
     func values(_ name: String) throws -> [Float]
     /// The stored bytes when they are already in GGUF layout, else nil.
     func storedBytes(_ name: String) throws -> UnsafeRawBufferPointer?
+    /// Where the stored bytes (`storedBytes`) lie: a file and the byte offset in it; nil when
+    /// they are not one file's bytes as they are.
+    func storedLocation(_ name: String) -> (path: String, offset: Int)?
     /// Done with this tensor: its mapped pages may leave resident memory.
     func release(_ name: String)
     /// The tokenizer that comes with the model.
@@ -39,6 +42,8 @@ public protocol ModelSource: AnyObject {
 }
 
 extension ModelSource {
+    public func storedLocation(_ name: String) -> (path: String, offset: Int)? { nil }
+
     /// Calls `body` with the tensor's fp32 values in GGUF layout, straight from the map when
     /// it stores them that way (no copy), else from `values(_:)`.
     public func withValues<R>(_ name: String, _ body: (UnsafeBufferPointer<Float>) throws -> R) throws -> R {
@@ -162,6 +167,10 @@ public final class GGUFSource: ModelSource {
     }
 
     public func storedBytes(_ name: String) throws -> UnsafeRawBufferPointer? { try file.rawBytes(name) }
+
+    public func storedLocation(_ name: String) -> (path: String, offset: Int)? {
+        file.tensor(name).map { (file.path, file.dataOffset + $0.offset) }
+    }
 
     public func release(_ name: String) {
         if let info = file.tensor(name) { file.release(info) }
