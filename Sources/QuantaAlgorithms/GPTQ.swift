@@ -106,6 +106,7 @@ public enum GPTQ {
         quantizer.begin(order: order)
         let block = UnsafeMutablePointer<Float>.allocate(capacity: options.blockSize * rows)
         defer { block.deallocate() }
+        let identity = order.elementsEqual(0..<n)
         try W.withUnsafeMutableBufferPointer { wb in
             let w = wb.baseAddress!
             let column = { (j: Int) -> UnsafePointer<Float> in UnsafePointer(w + j * rows) }
@@ -142,12 +143,19 @@ public enum GPTQ {
                 let count = i2 - i1
                 var u = [Float](repeating: 0, count: count * (n - i2))
                 for a in 0..<count { for b in i2..<n { u[a * (n - i2) + (b - i2)] = Float(U[(i1 + a) * n + b]) } }
-                let gathered = UnsafeMutablePointer<Float>.allocate(capacity: (n - i2) * rows)
+                // rest (later columns x rows) -= u^T (rest x count) * err (count x rows); in the
+                // natural order the later columns are already adjacent in W, else gathered first.
+                let rest = n - i2
+                if identity {
+                    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(rest), Int32(rows), Int32(count), -1,
+                                u, Int32(rest), err, Int32(rows), 1, w + i2 * rows, Int32(rows))
+                    continue
+                }
+                let gathered = UnsafeMutablePointer<Float>.allocate(capacity: rest * rows)
                 defer { gathered.deallocate() }
                 for b in i2..<n { (gathered + (b - i2) * rows).update(from: permuted(b), count: rows) }
-                // gathered (rest x rows) -= u^T (rest x count) * err (count x rows)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(n - i2), Int32(rows), Int32(count), -1,
-                            u, Int32(n - i2), err, Int32(rows), 1, gathered, Int32(rows))
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, Int32(rest), Int32(rows), Int32(count), -1,
+                            u, Int32(rest), err, Int32(rows), 1, gathered, Int32(rows))
                 for b in i2..<n { permuted(b).update(from: gathered + (b - i2) * rows, count: rows) }
             }
         }
