@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Quanta against llama.cpp's own tools on one machine, one table per job:
 #   quantize: `quanta quantize` vs `llama-quantize` for every preset (and, with an importance
-#             matrix, the IQ1-IQ3 types that need one), with the outputs' tensors compared
+#             matrix, the types that need or take one), with the outputs' tensors compared
 #             (names, types, bytes) when the oracle venv of Scripts/setup.sh --oracles exists;
 #   eval:     `quanta eval` vs `llama-perplexity` (ctx 512, 8 chunks) on the F32 model and on
 #             Quanta's Q4_K_M of it under --runtime fp32 and --runtime llamacpp.

@@ -7,13 +7,18 @@ extension Quantization {
 
     /// Dequantizes `count` values (a multiple of the block size) stored in `x` into `y`.
     public static func dequantize(_ type: GGMLType, _ x: UnsafeRawPointer, count: Int, into y: UnsafeMutablePointer<Float>) throws {
+        try decoder(type, count: count).dequantize(x.assumingMemoryBound(to: UInt8.self), y, blocks: count / type.blockSize)
+    }
+
+    /// The block format that reads `type`, once `count` values are known to be whole blocks of it.
+    private static func decoder(_ type: GGMLType, count: Int) throws -> BlockFormat {
         guard let format = BlockFormats.format(type) else {
             throw QuantaError.unsupported(type.name, "Quanta cannot read \(type.name) tensors yet")
         }
         guard count % type.blockSize == 0 else {
             throw QuantaError(.invalidArgument, type.name, "\(count) values are not whole blocks of \(type.blockSize)")
         }
-        format.dequantize(x.assumingMemoryBound(to: UInt8.self), y, blocks: count / type.blockSize)
+        return format
     }
 
     /// Dequantizes a whole tensor's bytes, its blocks split into `threads` contiguous ranges
@@ -23,12 +28,7 @@ extension Quantization {
         guard bytes.count >= needed else {
             throw QuantaError(.invalidArgument, type.name, "\(count) values need \(needed) bytes, got \(bytes.count)")
         }
-        guard let format = BlockFormats.format(type) else {
-            throw QuantaError.unsupported(type.name, "Quanta cannot read \(type.name) tensors yet")
-        }
-        guard count % type.blockSize == 0 else {
-            throw QuantaError(.invalidArgument, type.name, "\(count) values are not whole blocks of \(type.blockSize)")
-        }
+        let format = try decoder(type, count: count)
         let blocks = count / type.blockSize, blockBytes = type.bytesPerBlock
         // Ranges below a quarter million values are not worth a worker's wake-up.
         let workers = max(1, min(threads, count / 262_144))

@@ -99,7 +99,7 @@ public final class AtomicFileWriter {
         guard bytes.count > 0 else { return }
         try drain()
         if copySource?.path != source {
-            if let open = copySource { close(open.descriptor) }
+            closeCopySource()
             let descriptor = open(source, O_RDONLY)
             copySource = descriptor >= 0 ? (source, descriptor) : nil
         }

@@ -22,14 +22,14 @@ enum BLASKernel {
         return arguments.dropFirst(2).contains { $0.hasPrefix("-") && !roundingOnly.contains(String($0.prefix { $0 != "=" })) }
     }
 
+    /// OpenBLAS starts its worker threads when it loads, and they spin (sched_yield) for about
+    /// 0.1 s before sleeping: a core taken from a run that multiplies nothing. Such runs stop them.
+    static func stopThreadsIfUnneeded() {
+        if !needsBLAS(CommandLine.arguments) { _ = blasThreadShutdown() }
+    }
+
     static func selectAndReexecIfNeeded() {
-        guard needsBLAS(CommandLine.arguments) else {
-            // OpenBLAS starts its worker threads when it loads, and they spin (sched_yield) for
-            // about 0.1 s before sleeping: a core taken from a run that multiplies nothing.
-            _ = blasThreadShutdown()
-            return
-        }
-        guard getenv("OPENBLAS_CORETYPE") == nil, getenv("QUANTA_BLAS_SELECTED") == nil else { return }
+        guard getenv("OPENBLAS_CORETYPE") == nil, getenv("QUANTA_BLAS_SELECTED") == nil, needsBLAS(CommandLine.arguments) else { return }
         guard let flags = CPUFlags.current else { return }
         let core: String
         if flags.contains("avx512f") && flags.contains("avx512bw") && flags.contains("avx512vl") {
@@ -50,4 +50,3 @@ enum BLASKernel {
 /// OpenBLAS's blas_thread_shutdown_ (exported, not in its headers): stops and joins its worker
 /// threads; a later product would start them again.
 @_silgen_name("blas_thread_shutdown_") private func blasThreadShutdown() -> Int32
-
