@@ -35,10 +35,12 @@ let package = Package(
         .package(url: "https://github.com/jpsim/Yams", from: "6.0.0"),
     ],
     targets: [
-        .systemLibrary(name: "CBLAS", path: "Sources/CBLAS", pkgConfig: "openblas",
-                       providers: [.apt(["libopenblas-dev", "liblapacke-dev"])]),
-        .systemLibrary(name: "CHDF5", path: "Sources/CHDF5", pkgConfig: "hdf5",
-                       providers: [.apt(["libhdf5-dev"])]),
+        // OpenBLAS, LAPACKE and HDF5 are opened on first use (CLibraryLoader): their headers are
+        // needed to build (libopenblas-dev, liblapacke-dev, libhdf5-dev), their libraries only by
+        // the commands that multiply matrices or read and write statistics.
+        .target(name: "CLibraryLoader"),
+        .target(name: "CBLAS", dependencies: ["CLibraryLoader"]),
+        .target(name: "CHDF5", dependencies: ["CLibraryLoader"]),
         .target(name: "QuantaCore", swiftSettings: kernels),
         .target(name: "QuantaIO", dependencies: ["QuantaCore", "CHDF5"], swiftSettings: kernels),
         .target(name: "QuantaFormats", dependencies: ["QuantaCore"], swiftSettings: kernels),
@@ -62,7 +64,7 @@ let package = Package(
         .executableTarget(name: "quanta-calibrate-bench", dependencies: ["BenchSupport", "CBLAS", "QuantaAlgorithms", "QuantaCalibration", "QuantaModel", "QuantaReport"],
                           path: "Benchmarks/CalibrateBench", swiftSettings: native),
         .testTarget(name: "QuantaCoreTests", dependencies: ["QuantaCore", "TestSupport"]),
-        .testTarget(name: "QuantaIOTests", dependencies: ["QuantaIO", "TestSupport"]),
+        .testTarget(name: "QuantaIOTests", dependencies: ["QuantaIO", "CLibraryLoader", "TestSupport"]),
         .testTarget(name: "QuantaFormatsTests", dependencies: ["QuantaFormats", "QuantaIO", "QuantaModel", "TestSupport"]),
         .testTarget(name: "QuantaModelTests", dependencies: ["QuantaModel", "TestSupport"]),
         .testTarget(name: "QuantaCalibrationTests", dependencies: ["QuantaCalibration", "QuantaModel", "QuantaFormats", "TestSupport"]),

@@ -50,6 +50,9 @@ public final class HDF5Store {
     private var file: hid_t
 
     public init(path: String, mode: Mode) throws {
+        if let error = quanta_hdf5_load_error() {
+            throw QuantaError(.unsupported, path, "HDF5 cannot be loaded (\(String(cString: error))); install it: bash Scripts/setup.sh, or apt-get install libhdf5-dev")
+        }
         quanta_H5_silence_errors()
         self.path = path
         switch mode {

@@ -78,9 +78,11 @@ public enum TemporaryFiles {
         pthread_mutex_unlock(lock)
     }
 
-    /// Installs the handler for SIGINT, SIGTERM and SIGHUP (once, at startup).
+    /// Installs the handler for SIGINT, SIGTERM and SIGHUP (once, at startup), and the same
+    /// clean-up at `exit` (e.g. a library that cannot be loaded in the middle of the work).
     public static func installSignalHandlers() {
         _ = (paths, kinds, pids, lock)  // initialized here, never inside the handler
+        atexit { TemporaryFiles.cleanUp() }
         for signal in [SIGINT, SIGTERM, SIGHUP] {
             var action = sigaction()
             action.__sigaction_handler.sa_handler = { signal in

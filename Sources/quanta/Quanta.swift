@@ -18,8 +18,7 @@ struct Quanta: ParsableCommand {
     )
 
     static func main() {
-        BLASKernel.selectAndReexecIfNeeded()
-        BLASKernel.stopThreadsIfUnneeded()
+        BLASKernel.select()
         keepFreedMemoryInTheHeap()
         TemporaryFiles.installSignalHandlers()
         main(nil)

@@ -1,18 +1,37 @@
 @testable import quanta
+import TestSupport
 import XCTest
 
-/// Which command lines re-execute `quanta` to pick OpenBLAS's kernel: only plain GGUF rounding skips it.
+/// OpenBLAS's kernel for the CPU, and the shared libraries a run opens: OpenBLAS and HDF5 only
+/// when the command needs them.
 final class BLASKernelTests: XCTestCase {
-    func testOnlyRoundingToGGUFSkipsTheReexecution() {
-        XCTAssertFalse(BLASKernel.needsBLAS(["quanta", "quantize", "in.gguf", "out.gguf", "Q4_K_M"]))
-        XCTAssertFalse(BLASKernel.needsBLAS(["quanta", "quantize", "in", "out.gguf", "IQ2_XS", "--imatrix", "m.gguf", "--pure",
-                                             "--threads=2", "--output-tensor-type", "q8_0", "--json"]))
-        XCTAssertTrue(BLASKernel.needsBLAS(["quanta", "quantize", "in", "out", "--format", "gptq", "--method", "gptq"]))
-        XCTAssertTrue(BLASKernel.needsBLAS(["quanta", "quantize", "in", "out.gguf", "Q4_K_M", "--target-size", "3000000"]))
-        XCTAssertTrue(BLASKernel.needsBLAS(["quanta", "quantize", "in", "out.gguf", "--recipe", "r.yaml"]))
-        XCTAssertTrue(BLASKernel.needsBLAS(["quanta", "quantize", "in", "out", "--group-size", "-1"]), "a negative value counts as an option")
-        XCTAssertTrue(BLASKernel.needsBLAS(["quanta", "eval", "model", "--text", "t.txt"]))
-        XCTAssertTrue(BLASKernel.needsBLAS(["quanta", "calibrate", "model"]))
-        XCTAssertTrue(BLASKernel.needsBLAS(["quanta"]))
+    func testCoreTypeFollowsTheVectorFlags() {
+        XCTAssertEqual(BLASKernel.coreType(flags: ["fpu", "avx2", "fma", "avx512f", "avx512bw", "avx512vl"]), "SkylakeX")
+        XCTAssertEqual(BLASKernel.coreType(flags: ["avx2", "fma", "avx512f"]), "Haswell", "AVX-512 without BW and VL")
+        XCTAssertEqual(BLASKernel.coreType(flags: ["avx2", "fma"]), "Haswell")
+        XCTAssertNil(BLASKernel.coreType(flags: ["avx", "avx2"]))
+        XCTAssertNil(BLASKernel.coreType(flags: []))
+    }
+
+    /// The libraries the dynamic loader opened in a run (LD_DEBUG=libs reports each as "calling init: PATH").
+    private func openedLibraries(_ arguments: [String]) throws -> String {
+        let run = try TestSupport.run(try TestSupport.quantaExecutable(), arguments, environment: ["LD_DEBUG": "libs"])
+        XCTAssertEqual(run.status, 0, run.stderr)
+        return run.stderr.split(separator: "\n").filter { $0.contains("calling init:") }.joined(separator: "\n")
+    }
+
+    func testRoundingOpensNeitherOpenBLASNorHDF5AndEvalOpensOpenBLAS() throws {
+        #if os(Linux)
+        let folder = try TestSupport.temporaryFolder()
+        let model = TestSupport.path("Models/austen-llama")
+        let rounding = try openedLibraries(["quantize", model, folder + "/q.gguf", "Q4_0"])
+        XCTAssertFalse(rounding.contains("libopenblas"), rounding)
+        XCTAssertFalse(rounding.contains("hdf5"), rounding)
+        XCTAssertTrue(rounding.contains("libswiftCore"), "LD_DEBUG reports the libraries: \(rounding)")
+        let text = TestSupport.path("Calibration/austen-persuasion-eval.txt")
+        let eval = try openedLibraries(["eval", folder + "/q.gguf", "--text", text, "--ctx", "64", "--chunks", "1"])
+        XCTAssertTrue(eval.contains("libopenblas"), eval)
+        XCTAssertFalse(eval.contains("hdf5"), eval)
+        #endif
     }
 }
