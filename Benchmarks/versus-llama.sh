@@ -25,8 +25,8 @@ done
 [ -f "$model" ] || { echo "versus-llama.sh: $model: no such file" >&2; exit 66; }
 [ -f "$text" ] || { echo "versus-llama.sh: $text: no such file" >&2; exit 66; }
 cd "$(dirname "$0")/.."
-swift build -c release --product quanta >/dev/null
-swift build -c release --product quanta-bench >/dev/null
+swift build -c release --static-swift-stdlib --product quanta >/dev/null
+swift build -c release --static-swift-stdlib --product quanta-bench >/dev/null
 quanta=$PWD/.build/release/quanta; bench=$PWD/.build/release/quanta-bench
 work=$(mktemp -d); trap 'rm -rf "$work"' EXIT
 

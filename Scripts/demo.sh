@@ -5,7 +5,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash Scripts/setup.sh
-swift build -c release --product quanta
+swift build -c release --static-swift-stdlib --product quanta
 Q=.build/release/quanta
 $Q inspect Models/austen-llama
 mkdir -p out

@@ -11,7 +11,7 @@ mode=${1:-}
 if [ "$mode" = "--check" ]; then
   Q=${QUANTA:-.build/debug/quanta}
 else
-  swift build -c release --product quanta >&2
+  swift build -c release --static-swift-stdlib --product quanta >&2
   Q=.build/release/quanta
 fi
 presets=F16,Q8_0,Q6_K,Q5_K_M,Q5_K_S,Q5_1,Q5_0,Q4_K_M,Q4_K_S,Q4_1,Q4_0,IQ4_NL,IQ4_XS,Q3_K_L,Q3_K_M,Q3_K_S,Q2_K
