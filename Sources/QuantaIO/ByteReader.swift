@@ -15,34 +15,35 @@ public struct ByteReader {
 
     public var remaining: Int { bytes.count - offset }
 
-    /// Fails unless `count` more bytes are available for `what`.
-    public func require(_ count: Int, for what: String) throws {
+    /// Fails unless `count` more bytes are available for `what` (made only for the message:
+    /// a file's metadata has one description per array element).
+    public func require(_ count: Int, for what: @autoclosure () -> String) throws {
         guard count >= 0, count <= remaining else {
-            throw QuantaError.malformed(path, "truncated: \(what) needs \(count) bytes at offset \(offset) "
+            throw QuantaError.malformed(path, "truncated: \(what()) needs \(count) bytes at offset \(offset) "
                                         + "but the file has \(remaining) left")
         }
     }
 
-    public mutating func integer<T: FixedWidthInteger>(_: T.Type = T.self, _ what: String) throws -> T {
-        try require(MemoryLayout<T>.size, for: what)
+    public mutating func integer<T: FixedWidthInteger>(_: T.Type = T.self, _ what: @autoclosure () -> String) throws -> T {
+        try require(MemoryLayout<T>.size, for: what())
         let value = bytes.loadUnaligned(fromByteOffset: offset, as: T.self)
         offset += MemoryLayout<T>.size
         return T(littleEndian: value)
     }
 
-    public mutating func float(_ what: String) throws -> Float { Float(bitPattern: try integer(UInt32.self, what)) }
-    public mutating func double(_ what: String) throws -> Double { Double(bitPattern: try integer(UInt64.self, what)) }
+    public mutating func float(_ what: @autoclosure () -> String) throws -> Float { Float(bitPattern: try integer(UInt32.self, what())) }
+    public mutating func double(_ what: @autoclosure () -> String) throws -> Double { Double(bitPattern: try integer(UInt64.self, what())) }
 
     /// The next `count` bytes, without copying.
-    public mutating func slice(_ count: Int, _ what: String) throws -> UnsafeRawBufferPointer {
-        try require(count, for: what)
+    public mutating func slice(_ count: Int, _ what: @autoclosure () -> String) throws -> UnsafeRawBufferPointer {
+        try require(count, for: what())
         let result = UnsafeRawBufferPointer(rebasing: bytes[offset..<(offset + count)])
         offset += count
         return result
     }
 
-    public mutating func skip(_ count: Int, _ what: String) throws {
-        try require(count, for: what)
+    public mutating func skip(_ count: Int, _ what: @autoclosure () -> String) throws {
+        try require(count, for: what())
         offset += count
     }
 }

@@ -161,51 +161,51 @@ public final class GGUFFile: @unchecked Sendable {
         self.tensorIndex = tensorIndex
     }
 
-    private static func string(_ reader: inout ByteReader, _ what: String) throws -> String {
-        let length = try reader.integer(UInt64.self, "length of \(what)")
+    private static func string(_ reader: inout ByteReader, _ what: @autoclosure () -> String) throws -> String {
+        let length = try reader.integer(UInt64.self, "length of \(what())")
         guard length <= UInt64(reader.remaining) else {
-            throw QuantaError.malformed(reader.path, "string length \(length) of \(what) at offset \(reader.offset - 8) "
+            throw QuantaError.malformed(reader.path, "string length \(length) of \(what()) at offset \(reader.offset - 8) "
                                         + "overflows the file (\(reader.remaining) bytes left)")
         }
-        let raw = try reader.slice(Int(length), what)
+        let raw = try reader.slice(Int(length), what())
         guard let text = decodeUTF8(raw) else {
-            throw QuantaError.malformed(reader.path, "\(what) at offset \(reader.offset - Int(length)) is not valid UTF-8")
+            throw QuantaError.malformed(reader.path, "\(what()) at offset \(reader.offset - Int(length)) is not valid UTF-8")
         }
         return text
     }
 
-    private static func value(_ reader: inout ByteReader, type: GGUFValueType, what: String, depth: Int) throws -> GGUFValue {
+    private static func value(_ reader: inout ByteReader, type: GGUFValueType, what: @autoclosure () -> String, depth: Int) throws -> GGUFValue {
         switch type {
-        case .uint8: return .uint8(try reader.integer(UInt8.self, what))
-        case .int8: return .int8(try reader.integer(Int8.self, what))
-        case .uint16: return .uint16(try reader.integer(UInt16.self, what))
-        case .int16: return .int16(try reader.integer(Int16.self, what))
-        case .uint32: return .uint32(try reader.integer(UInt32.self, what))
-        case .int32: return .int32(try reader.integer(Int32.self, what))
-        case .uint64: return .uint64(try reader.integer(UInt64.self, what))
-        case .int64: return .int64(try reader.integer(Int64.self, what))
-        case .float32: return .float32(try reader.float(what))
-        case .float64: return .float64(try reader.double(what))
+        case .uint8: return .uint8(try reader.integer(UInt8.self, what()))
+        case .int8: return .int8(try reader.integer(Int8.self, what()))
+        case .uint16: return .uint16(try reader.integer(UInt16.self, what()))
+        case .int16: return .int16(try reader.integer(Int16.self, what()))
+        case .uint32: return .uint32(try reader.integer(UInt32.self, what()))
+        case .int32: return .int32(try reader.integer(Int32.self, what()))
+        case .uint64: return .uint64(try reader.integer(UInt64.self, what()))
+        case .int64: return .int64(try reader.integer(Int64.self, what()))
+        case .float32: return .float32(try reader.float(what()))
+        case .float64: return .float64(try reader.double(what()))
         case .bool:
-            let byte = try reader.integer(UInt8.self, what)
-            guard byte <= 1 else { throw QuantaError.malformed(reader.path, "\(what) is a bool with byte value \(byte), not 0 or 1") }
+            let byte = try reader.integer(UInt8.self, what())
+            guard byte <= 1 else { throw QuantaError.malformed(reader.path, "\(what()) is a bool with byte value \(byte), not 0 or 1") }
             return .bool(byte == 1)
-        case .string: return .string(try string(&reader, what))
+        case .string: return .string(try string(&reader, what()))
         case .array:
-            guard depth < 8 else { throw QuantaError.malformed(reader.path, "\(what) nests arrays deeper than 8 levels") }
-            let rawType = try reader.integer(UInt32.self, "element type of \(what)")
+            guard depth < 8 else { throw QuantaError.malformed(reader.path, "\(what()) nests arrays deeper than 8 levels") }
+            let rawType = try reader.integer(UInt32.self, "element type of \(what())")
             guard let elementType = GGUFValueType(rawValue: rawType) else {
-                throw QuantaError.malformed(reader.path, "\(what) is an array of unknown value type \(rawType)")
+                throw QuantaError.malformed(reader.path, "\(what()) is an array of unknown value type \(rawType)")
             }
-            let count = try reader.integer(UInt64.self, "length of \(what)")
+            let count = try reader.integer(UInt64.self, "length of \(what())")
             guard count <= UInt64(reader.remaining / elementType.minimumSize) else {
-                throw QuantaError.malformed(reader.path, "array \(what) claims \(count) elements of \(elementType.name), "
+                throw QuantaError.malformed(reader.path, "array \(what()) claims \(count) elements of \(elementType.name), "
                                             + "more than the \(reader.remaining) bytes left can hold")
             }
             var elements: [GGUFValue] = []
             elements.reserveCapacity(Int(count))
             for i in 0..<Int(count) {
-                elements.append(try value(&reader, type: elementType, what: "\(what)[\(i)]", depth: depth + 1))
+                elements.append(try value(&reader, type: elementType, what: "\(what())[\(i)]", depth: depth + 1))
             }
             return .array(elementType, elements)
         }

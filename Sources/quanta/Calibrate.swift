@@ -12,6 +12,7 @@ import Glibc
 /// `quanta calibrate MODEL --data FILE --out stats.h5`: per linear input statistics, block by block.
 struct Calibrate: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "calibrate",
         abstract: "Record what the inputs of every linear layer look like on calibration text (HDF5 statistics, llama.cpp imatrix).",
         discussion: """
             Samples run through the model one decoder block at a time, weights read from the memory-mapped model \

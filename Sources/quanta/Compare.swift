@@ -13,6 +13,7 @@ import Glibc
 /// calibration set, measured on every evaluation text, as one report.
 struct Compare: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "compare",
         abstract: "Compare quantization schemes across calibration sets and evaluation texts; write report.json, report.md and report.html.",
         discussion: """
             Schemes (comma-separated): a GGUF preset or type (Q4_K_M: with the calibration set's importance matrix; \

@@ -8,6 +8,7 @@ import QuantaReport
 /// `quanta convert IN OUT_DIR`: a GGUF or a quantized checkpoint folder to an fp32 Hugging Face folder.
 struct Convert: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "convert",
         abstract: "Convert a GGUF (\(ArchitectureRegistry.ggufArchitectures.joined(separator: ", "))) or a GPTQ/MLX checkpoint folder into a Hugging Face folder (fp32 safetensors, config and tokenizer).",
         discussion: """
             Quantized tensors are dequantized to fp32, q/k rows are returned to the Hugging Face order and \

@@ -12,6 +12,7 @@ import Glibc
 /// `quanta eval MODEL --text FILE`: perplexity and drift with llama-perplexity's protocol.
 struct Eval: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "eval",
         abstract: "Perplexity of a model on a text, and its drift from a baseline, as llama-perplexity computes them.",
         discussion: """
             The text is tokenized once, cut into chunks of --ctx tokens, the first token of each chunk is \

@@ -6,6 +6,7 @@ import QuantaReport
 /// `quanta inspect PATH`: what is inside a model folder, a safetensors, GGUF or HDF5 file.
 struct Inspect: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "inspect",
         abstract: "Show the architecture, parameters, tensors and metadata of a model or file.",
         discussion: """
             PATH is a Hugging Face model folder (config.json + safetensors), a .safetensors file, \

@@ -14,6 +14,7 @@ import Glibc
 /// `quanta quantize SRC OUT.gguf TYPE`: llama-quantize's output, from a Hugging Face folder.
 struct Quantize: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "quantize",
         abstract: "Quantize a model to a GGUF file that llama.cpp runs as it is.",
         discussion: """
             SRC is a Hugging Face folder (fp32/f16/bf16 safetensors; model_type \(ArchitectureRegistry.modelTypes.joined(separator: ", "))) or a GGUF file. TYPE is a \

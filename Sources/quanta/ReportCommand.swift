@@ -13,6 +13,7 @@ struct ReportCommand: ParsableCommand {
 
     struct Merge: ParsableCommand {
         static let configuration = CommandConfiguration(
+            commandName: "merge",
             abstract: "Merge the partial reports of `quanta compare --shard` into the report a single run writes."
         )
 

@@ -14,6 +14,7 @@ import Glibc
 /// `quanta sensitivity MODEL --stats stats.h5`: how much each tensor's quantization costs.
 struct Sensitivity: ParsableCommand {
     static let configuration = CommandConfiguration(
+        commandName: "sensitivity",
         abstract: "Measure each tensor's sensitivity to every candidate quantization.",
         discussion: """
             For each quantizable tensor and candidate, the model is run on a slice of text with that tensor \

@@ -41,4 +41,33 @@ final class AtomicFileWriterTests: XCTestCase {
         writer.abandon()
         XCTAssertFalse(FileManager.default.fileExists(atPath: output))
     }
+
+    /// A source on another file system (tmpfs against the temporary folder's disk) goes through
+    /// sendfile: the same bytes, and the same error for a short source.
+    func testCopyAcrossFileSystems() throws {
+        #if os(Linux)
+        let dir = try folder(), output = dir + "/out.bin"
+        var shm = stat(), tmp = stat()
+        guard stat("/dev/shm", &shm) == 0, stat(dir, &tmp) == 0, shm.st_dev != tmp.st_dev else {
+            throw XCTSkip("/dev/shm is missing or on the temporary folder's file system")
+        }
+        let source = "/dev/shm/quanta-atomic-\(UUID().uuidString.prefix(8)).bin"
+        addTeardownBlock { unlink(source) }
+        let data = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 % 253) }
+        try Data(data).write(to: URL(fileURLWithPath: source))
+        let writer = try AtomicFileWriter(path: output)
+        try writer.write([9])
+        try data.withUnsafeBytes { try writer.copy(UnsafeRawBufferPointer(rebasing: $0[5..<250_005]), from: source, at: 5) }
+        try writer.write([8])
+        try writer.commit()
+        XCTAssertEqual([UInt8](try Data(contentsOf: URL(fileURLWithPath: output))), [9] + data[5..<250_005] + [8])
+
+        let short = try AtomicFileWriter(path: output)
+        let claimed = [UInt8](repeating: 0, count: 300_100)
+        XCTAssertThrowsError(try claimed.withUnsafeBytes { try short.copy($0, from: source, at: 0) }) {
+            XCTAssertEqual(($0 as? QuantaError)?.description, "\(output): copy from \(source) ended 100 bytes early")
+        }
+        short.abandon()
+        #endif
+    }
 }
