@@ -1,4 +1,8 @@
-import Foundation
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import QuantaCore
 
 /// One way to store an allocation item: its size and the drift it is predicted to cause.

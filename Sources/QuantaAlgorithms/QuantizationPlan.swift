@@ -134,7 +134,7 @@ public struct QuantizationPlanner {
     /// llama.cpp's `category_is_attn_v`: attn_v and the tensors that hold it (fused attn_qkv,
     /// attn_kv_b) get attn_v's rules and share its counter (its own attn_qkv branch is never reached).
     static func isAttentionV(_ name: String) -> Bool {
-        name.contains("attn_v.weight") || name.contains("attn_qkv.weight") || name.contains("attn_kv_b.weight")
+        name.has("attn_v.weight") || name.has("attn_qkv.weight") || name.has("attn_kv_b.weight")
     }
 
     static func useMoreBits(_ i: Int, _ n: Int) -> Bool {
@@ -170,10 +170,10 @@ public struct QuantizationPlanner {
             if QuantizationPlanner.isAttentionV(name) {
                 type = gqa >= 4 ? .q4_K : raised
                 state.iAttentionV += 1
-            } else if name.contains("ffn_down") {
+            } else if name.has("ffn_down") {
                 if state.iFFNDown < state.layers / 8 { type = raised }
                 state.iFFNDown += 1
-            } else if name.contains("attn_output.weight") {
+            } else if name.has("attn_output.weight") {
                 if ftype == .iq1_S || ftype == .iq1_M { type = .iq2_XXS } else if raised == .iq3_S { type = .iq3_S }
             }
         } else if QuantizationPlanner.isAttentionV(name) {
@@ -191,9 +191,9 @@ public struct QuantizationPlanner {
             default: break
             }
             state.iAttentionV += 1
-        } else if name.contains("attn_k.weight") || name.contains("attn_q.weight") {
+        } else if name.has("attn_k.weight") || name.has("attn_q.weight") {
             if ftype == .iq3_XS { type = .iq3_XXS } else if ftype == .iq3_XXS { type = .iq2_S }
-        } else if name.contains("ffn_down") {
+        } else if name.has("ffn_down") {
             let (i, n) = (state.iFFNDown, state.layers)
             switch ftype {
             case .q2_K: type = .q3_K
@@ -211,7 +211,7 @@ public struct QuantizationPlanner {
             default: break
             }
             state.iFFNDown += 1
-        } else if name.contains("attn_output.weight") {
+        } else if name.has("attn_output.weight") {
             switch ftype {
             case .q2_K: type = .q3_K
             case .iq3_XXS: type = .iq3_S
@@ -219,10 +219,10 @@ public struct QuantizationPlanner {
             case .q3_K_L: type = .q5_K
             default: break
             }
-        } else if name.contains("ffn_gate") || name.contains("ffn_up") {
-            let i = name.contains("ffn_gate") ? state.iFFNGate : state.iFFNUp
+        } else if name.has("ffn_gate") || name.has("ffn_up") {
+            let i = name.has("ffn_gate") ? state.iFFNGate : state.iFFNUp
             if ftype == .iq3_XS && i >= state.layers / 8 && i < 7 * state.layers / 8 { type = .iq3_XXS }
-            if name.contains("ffn_gate") { state.iFFNGate += 1 } else { state.iFFNUp += 1 }
+            if name.has("ffn_gate") { state.iFFNGate += 1 } else { state.iFFNUp += 1 }
         }
         guard dimensions[0] % type.blockSize != 0 else { return (type, nil) }
         let requested = type
@@ -237,5 +237,22 @@ public struct QuantizationPlanner {
         }
         if dimensions[0] % type.blockSize != 0 { type = .f16 }
         return (type, requested)
+    }
+}
+
+private extension String {
+    /// Whether `part` occurs in this tensor name, compared as UTF-8 bytes. Foundation's
+    /// `contains`, which Yams makes visible in this module, goes through NSString on each call.
+    func has(_ part: StaticString) -> Bool {
+        var name = self
+        return name.withUTF8 { bytes in
+            let needle = UnsafeBufferPointer(start: part.utf8Start, count: part.utf8CodeUnitCount)
+            guard !needle.isEmpty else { return true }
+            guard needle.count <= bytes.count else { return false }
+            for start in 0...(bytes.count - needle.count) where bytes[start] == needle[0] {
+                if (1..<needle.count).allSatisfy({ bytes[start + $0] == needle[$0] }) { return true }
+            }
+            return false
+        }
     }
 }
