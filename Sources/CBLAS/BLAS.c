@@ -15,39 +15,27 @@ static const quanta_library lapacke = {"LAPACKE", lapacke_names, hint, 0};
 
 #pragma GCC visibility push(hidden)
 
-const char *quanta_blas_load_error(void) {
-    return quanta_library_handle(&openblas) ? NULL : quanta_library_error(&openblas);
-}
-
-static int opened;
-int quanta_blas_loaded(void) { return __atomic_load_n(&opened, __ATOMIC_ACQUIRE); }
-
-static const quanta_library *blas(void) {
-    __atomic_store_n(&opened, 1, __ATOMIC_RELEASE);
-    return &openblas;
-}
-
 static const quanta_library *lapack(void) {
-    quanta_library_handle(blas());
+    quanta_library_handle(&openblas);
     return &lapacke;
 }
 
-QUANTA_FORWARD_VOID(blas(), cblas_sgemm,
+QUANTA_FORWARD_VOID(&openblas, cblas_sgemm,
     (const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE transA, const enum CBLAS_TRANSPOSE transB, const blasint m, const blasint n,
      const blasint k, const float alpha, const float *a, const blasint lda, const float *b, const blasint ldb, const float beta, float *c,
      const blasint ldc),
     (order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
-QUANTA_FORWARD_VOID(blas(), cblas_dgemm,
+QUANTA_FORWARD_VOID(&openblas, cblas_dgemm,
     (const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE transA, const enum CBLAS_TRANSPOSE transB, const blasint m, const blasint n,
      const blasint k, const double alpha, const double *a, const blasint lda, const double *b, const blasint ldb, const double beta,
      double *c, const blasint ldc),
     (order, transA, transB, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc))
-QUANTA_FORWARD_VOID(blas(), cblas_ssyrk,
+QUANTA_FORWARD_VOID(&openblas, cblas_ssyrk,
     (const enum CBLAS_ORDER order, const enum CBLAS_UPLO uplo, const enum CBLAS_TRANSPOSE trans, const blasint n, const blasint k,
      const float alpha, const float *a, const blasint lda, const float beta, float *c, const blasint ldc),
     (order, uplo, trans, n, k, alpha, a, lda, beta, c, ldc))
-QUANTA_FORWARD_VOID(blas(), openblas_set_num_threads, (int threads), (threads))
-QUANTA_FORWARD(blas(), char *, openblas_get_corename, (void), ())
+QUANTA_FORWARD_VOID(&openblas, openblas_set_num_threads, (int threads), (threads))
+QUANTA_FORWARD(&openblas, char *, openblas_get_corename, (void), ())
 QUANTA_FORWARD(lapack(), lapack_int, LAPACKE_dpotrf, (int layout, char uplo, lapack_int n, double *a, lapack_int lda), (layout, uplo, n, a, lda))
 QUANTA_FORWARD(lapack(), lapack_int, LAPACKE_dpotri, (int layout, char uplo, lapack_int n, double *a, lapack_int lda), (layout, uplo, n, a, lda))
 

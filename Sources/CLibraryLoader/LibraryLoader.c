@@ -3,7 +3,6 @@
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
-#include <string.h>
 
 /* Libraries opened so far. A handful exist (OpenBLAS, LAPACKE, HDF5), so a small table under a
  * mutex: each call site caches the symbols it resolves, so this runs once per symbol. */

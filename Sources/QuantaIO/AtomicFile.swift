@@ -93,8 +93,8 @@ public final class AtomicFileWriter {
     /// Appends `bytes`, which are `bytes.count` bytes of the file at `source` from byte `start`
     /// (a mapping of it), copied by the kernel with copy_file_range, or sendfile where the file
     /// systems differ: they never pass through this process's memory, which also leaves the
-    /// mapping's pages untouched (SmolLM2 F32 from ext4 to tmpfs: 0.31 s -> 0.27 s against
-    /// writing the mapped bytes). Where neither works, `bytes` are written instead.
+    /// mapping's pages untouched (`quanta quantize` SmolLM2 F32 from ext4 to tmpfs: 0.396 s
+    /// -> 0.357 s against writing the mapped bytes). Where neither works, `bytes` are written instead.
     public func copy(_ bytes: UnsafeRawBufferPointer, from source: String, at start: Int) throws {
         guard let handle else { throw QuantaError(.io, path, "write after the file was closed") }
         guard bytes.count > 0 else { return }

@@ -6,10 +6,4 @@
 #include <cblas.h>
 #include <lapacke.h>
 
-/** Why OpenBLAS could not be opened, or NULL when it is open (opening it if needed). */
-const char *quanta_blas_load_error(void);
-
-/** Whether OpenBLAS has been opened: a later OPENBLAS_CORETYPE has no effect once it has. */
-int quanta_blas_loaded(void);
-
 #endif
