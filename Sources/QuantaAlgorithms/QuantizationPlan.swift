@@ -99,12 +99,12 @@ public struct QuantizationPlanner {
         var iAttentionV = 0, iFFNDown = 0, iFFNGate = 0, iFFNUp = 0
     }
 
-    static let neverQuantized = ["_norm.weight", "ffn_gate_inp.weight", "altup", "laurel", "per_layer_model_proj",
-                                 "ssm_conv1d.weight", "shortconv.conv.weight", "conv1d", "attn_rel_b.weight", ".position_embd."]
+    static let neverQuantized: [StaticString] = ["_norm.weight", "ffn_gate_inp.weight", "altup", "laurel", "per_layer_model_proj",
+                                                 "ssm_conv1d.weight", "shortconv.conv.weight", "conv1d", "attn_rel_b.weight", ".position_embd."]
 
     func planOne(_ name: String, _ dimensions: [Int], _ sourceType: GGMLType, _ state: inout State) throws -> PlannedTensor {
         var quantize = name.hasSuffix("weight") && dimensions.count >= 2
-        quantize = quantize && !QuantizationPlanner.neverQuantized.contains { name.contains($0) }
+        quantize = quantize && !QuantizationPlanner.neverQuantized.contains { name.has($0) }
         quantize = quantize && !(options.leaveOutputTensor && name == "output.weight")
         quantize = quantize && name != "position_embd.weight" && name != "token_types.weight"
         guard quantize else {

@@ -20,8 +20,11 @@ public final class AtomicFileWriter {
     private let queue = DispatchQueue(label: "quanta.atomic-file-writer")
     private let inFlight = DispatchSemaphore(value: 1)
     private let failure = FailureBox()
-    /// The file `copy` last read from, kept open for the next tensor.
-    private var copySource: (path: String, descriptor: Int32)?
+    /// The file `copy` last read from, kept open for the next tensor, and whether the kernel
+    /// can still be asked to copy from it (false after copy_file_range refused).
+    private var copySource: (path: String, descriptor: Int32, kernelCopy: Bool)?
+    private var copyBufferStorage: UnsafeMutableRawBufferPointer?
+    static let copyBufferBytes = 1 << 20
 
     /// Arrays at least this large are written in the background.
     static let backgroundBytes = 1 << 16
@@ -91,10 +94,10 @@ public final class AtomicFileWriter {
     }
 
     /// Appends `bytes`, which are `bytes.count` bytes of the file at `source` from byte `start`
-    /// (a mapping of it), copied by the kernel with copy_file_range, or sendfile where the file
-    /// systems differ: they never pass through this process's memory, which also leaves the
-    /// mapping's pages untouched (`quanta quantize` SmolLM2 F32 from ext4 to tmpfs: 0.396 s
-    /// -> 0.357 s against writing the mapped bytes). Where neither works, `bytes` are written instead.
+    /// (a mapping of it). The kernel copies them with copy_file_range where it can (a reflink or
+    /// a server-side copy on file systems that have them); elsewhere, as between file systems,
+    /// they go through a small buffer read with pread, which leaves the mapping's pages untouched
+    /// and writes whole output pages. Where neither works, `bytes` are written instead.
     public func copy(_ bytes: UnsafeRawBufferPointer, from source: String, at start: Int) throws {
         guard let handle else { throw QuantaError(.io, path, "write after the file was closed") }
         guard bytes.count > 0 else { return }
@@ -102,30 +105,62 @@ public final class AtomicFileWriter {
         if copySource?.path != source {
             closeCopySource()
             let descriptor = open(source, O_RDONLY)
-            copySource = descriptor >= 0 ? (source, descriptor) : nil
+            copySource = descriptor >= 0 ? (source, descriptor, true) : nil
         }
         guard let input = copySource?.descriptor, fflush(handle) == 0 else { return try write(bytes) }
-        var position = Int64(start), copied = 0, betweenFileSystems = false
-        while copied < bytes.count {
-            let n = betweenFileSystems ? sendFile(fileno(handle), input, &position, bytes.count - copied)
-                                       : copyFileRange(input, &position, fileno(handle), nil, bytes.count - copied, 0)
+        let output = fileno(handle)
+        var position = Int64(start), copied = 0
+        while copied < bytes.count && copySource?.kernelCopy == true {
+            let n = copyFileRange(input, &position, output, nil, bytes.count - copied, 0)
             if n > 0 {
                 copied += n
                 continue
             }
             let code = errno
             if n < 0 && code == EINTR { continue }
-            if copied == 0 && n < 0 && [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP, EBADF].contains(code) {
-                if betweenFileSystems { return try write(bytes) }
-                betweenFileSystems = true
-                continue
+            guard copied == 0 && n < 0 && [EXDEV, ENOSYS, EINVAL, EOPNOTSUPP, EBADF].contains(code) else {
+                throw copyFailure(source, n == 0 ? nil : code, left: bytes.count - copied)
             }
-            throw QuantaError(.io, path, n == 0 ? "copy from \(source) ended \(bytes.count - copied) bytes early"
-                                                : "copy from \(source) failed: \(String(cString: strerror(code)))")
+            copySource?.kernelCopy = false
+        }
+        if copied < bytes.count {
+            let buffer = try copyBuffer()
+            while copied < bytes.count {
+                let n = pread(input, buffer.baseAddress, min(buffer.count, bytes.count - copied), off_t(position))
+                if n < 0 && errno == EINTR { continue }
+                guard n > 0 else { throw copyFailure(source, n == 0 ? nil : errno, left: bytes.count - copied) }
+                var done = 0
+                while done < n {
+                    let w = writeDescriptor(output, buffer.baseAddress! + done, n - done)
+                    if w < 0 && errno == EINTR { continue }
+                    guard w > 0 else { throw QuantaError(.io, path, "write failed: \(String(cString: strerror(errno)))") }
+                    done += w
+                }
+                position += Int64(n)
+                copied += n
+            }
         }
         // The stream's next write must land after the copied bytes, where the descriptor now points.
         guard fseek(handle, 0, SEEK_END) == 0 else { throw QuantaError(.io, path, "seek failed: \(String(cString: strerror(errno)))") }
         offset += bytes.count
+    }
+
+    private func copyFailure(_ source: String, _ code: Int32?, left: Int) -> QuantaError {
+        QuantaError(.io, path, code.map { "copy from \(source) failed: \(String(cString: strerror($0)))" }
+                               ?? "copy from \(source) ended \(left) bytes early")
+    }
+
+    /// The buffer of `copy`'s reads: 1 MiB, page-aligned (`quanta quantize` SmolLM2 F32 from ext4
+    /// to tmpfs, medians of 21 against sendfile: see the commit that made it).
+    private func copyBuffer() throws -> UnsafeMutableRawBufferPointer {
+        if let buffer = copyBufferStorage { return buffer }
+        var pointer: UnsafeMutableRawPointer?
+        guard posix_memalign(&pointer, 4096, AtomicFileWriter.copyBufferBytes) == 0, let pointer else {
+            throw QuantaError(.io, path, "cannot allocate the copy buffer")
+        }
+        let buffer = UnsafeMutableRawBufferPointer(start: pointer, count: AtomicFileWriter.copyBufferBytes)
+        copyBufferStorage = buffer
+        return buffer
     }
 
     /// Replaces bytes already written at `position` (the file's length is unchanged).
@@ -188,12 +223,16 @@ public final class AtomicFileWriter {
         copySource = nil
     }
 
-    deinit { abandon() }
+    deinit {
+        abandon()
+        copyBufferStorage.map { free($0.baseAddress) }
+    }
 }
 
-/// Linux's sendfile(2) (not part of Swift's Glibc module): writes at the output's file position.
-@_silgen_name("sendfile")
-private func sendFile(_ output: Int32, _ input: Int32, _ inputOffset: UnsafeMutablePointer<Int64>?, _ count: Int) -> Int
+/// write(2), which `AtomicFileWriter`'s own `write` methods hide inside the class.
+private func writeDescriptor(_ descriptor: Int32, _ bytes: UnsafeRawPointer, _ count: Int) -> Int {
+    write(descriptor, bytes, count)
+}
 
 /// Linux's copy_file_range(2) (not part of Swift's Glibc module): loff_t is Int64, size_t Int.
 @_silgen_name("copy_file_range")

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import QuantaCore
 
 /// Bounds-checked little-endian reads over a byte buffer. Every read that would pass the
@@ -31,6 +36,27 @@ public struct ByteReader {
         return T(littleEndian: value)
     }
 
+    /// The next integer without moving, or nil when the bytes left are too few.
+    public func peek<T: FixedWidthInteger>(_: T.Type) -> T? {
+        guard MemoryLayout<T>.size <= remaining else { return nil }
+        return T(littleEndian: bytes.loadUnaligned(fromByteOffset: offset, as: T.self))
+    }
+
+    /// The next integer, or nil (and no move) when the bytes left are too few: for hot loops
+    /// whose caller names what is read only on failure.
+    public mutating func take<T: FixedWidthInteger>(_: T.Type) -> T? {
+        guard let value = peek(T.self) else { return nil }
+        offset += MemoryLayout<T>.size
+        return value
+    }
+
+    /// Skips `count` bytes, or returns false (and stays) when fewer are left.
+    public mutating func take(_ count: Int) -> Bool {
+        guard count >= 0, count <= remaining else { return false }
+        offset += count
+        return true
+    }
+
     public mutating func float(_ what: @autoclosure () -> String) throws -> Float { Float(bitPattern: try integer(UInt32.self, what())) }
     public mutating func double(_ what: @autoclosure () -> String) throws -> Double { Double(bitPattern: try integer(UInt64.self, what())) }
 
@@ -50,29 +76,46 @@ public struct ByteReader {
 
 /// Strict UTF-8 decoding: nil for any invalid sequence (no replacement characters).
 public func decodeUTF8(_ raw: UnsafeRawBufferPointer) -> String? {
-    String(validating: raw.bindMemory(to: UInt8.self), as: UTF8.self)
+    let units = raw.bindMemory(to: UInt8.self)
+    guard let start = units.baseAddress, units.count > 0 else { return "" }
+    // The repairing initializer is a non-generic fast path (unlike `String(validating:as:)`);
+    // a repair replaces bytes that cannot encode U+FFFD themselves, so the input was valid
+    // exactly when the result's bytes are the input's.
+    let text = String(decoding: units, as: UTF8.self)
+    guard text.utf8.count == units.count else { return nil }
+    let same = text.utf8.withContiguousStorageIfAvailable { memcmp($0.baseAddress!, start, units.count) == 0 }
+    return same ?? text.utf8.elementsEqual(units) ? text : nil
 }
 
-/// Byte offset of the first invalid UTF-8 sequence, or nil when all is valid.
+/// Byte offset of the first invalid UTF-8 sequence, or nil when all is valid: the
+/// well-formed sequences of the Unicode Standard's table 3-7 (no overlong forms, no
+/// surrogates, nothing above U+10FFFF).
 public func firstInvalidUTF8(_ raw: UnsafeRawBufferPointer) -> Int? {
     let units = raw.bindMemory(to: UInt8.self)
+    let count = units.count
     var index = 0
-    while index < units.count {
+    while index < count {
         let lead = units[index]
+        if lead < 0x80 {
+            index += 1
+            continue
+        }
         let length: Int
+        var low: UInt8 = 0x80, high: UInt8 = 0xBF  // the second byte's range
         switch lead {
-        case 0x00...0x7F: length = 1
         case 0xC2...0xDF: length = 2
-        case 0xE0...0xEF: length = 3
-        case 0xF0...0xF4: length = 4
+        case 0xE0: length = 3; low = 0xA0
+        case 0xE1...0xEC, 0xEE...0xEF: length = 3
+        case 0xED: length = 3; high = 0x9F
+        case 0xF0: length = 4; low = 0x90
+        case 0xF1...0xF3: length = 4
+        case 0xF4: length = 4; high = 0x8F
         default: return index
         }
-        guard index + length <= units.count else { return index }
-        if length > 1 {
-            guard decodeUTF8(UnsafeRawBufferPointer(rebasing: raw[index..<(index + length)])) != nil else {
-                return index
-            }
-        }
+        guard index + length <= count else { return index }
+        let second = units[index + 1]
+        guard second >= low && second <= high else { return index }
+        for k in 2..<max(length, 2) where units[index + k] & 0xC0 != 0x80 { return index }
         index += length
     }
     return nil

@@ -205,9 +205,43 @@ public final class GGUFFile: @unchecked Sendable {
             var elements: [GGUFValue] = []
             elements.reserveCapacity(Int(count))
             for i in 0..<Int(count) {
-                elements.append(try value(&reader, type: elementType, what: "\(what())[\(i)]", depth: depth + 1))
+                if let element = element(&reader, type: elementType) {
+                    elements.append(element)
+                } else {  // The general path, to throw its error for this element.
+                    elements.append(try value(&reader, type: elementType, what: "\(what())[\(i)]", depth: depth + 1))
+                }
             }
             return .array(elementType, elements)
+        }
+    }
+
+    /// One array element of a scalar or string type read without naming it (a vocabulary has
+    /// tens of thousands), or nil, with `reader` unmoved, for nested arrays and any element
+    /// `value` would refuse.
+    private static func element(_ reader: inout ByteReader, type: GGUFValueType) -> GGUFValue? {
+        switch type {
+        case .uint8: return reader.take(UInt8.self).map { .uint8($0) }
+        case .int8: return reader.take(Int8.self).map { .int8($0) }
+        case .uint16: return reader.take(UInt16.self).map { .uint16($0) }
+        case .int16: return reader.take(Int16.self).map { .int16($0) }
+        case .uint32: return reader.take(UInt32.self).map { .uint32($0) }
+        case .int32: return reader.take(Int32.self).map { .int32($0) }
+        case .uint64: return reader.take(UInt64.self).map { .uint64($0) }
+        case .int64: return reader.take(Int64.self).map { .int64($0) }
+        case .float32: return reader.take(UInt32.self).map { .float32(Float(bitPattern: $0)) }
+        case .float64: return reader.take(UInt64.self).map { .float64(Double(bitPattern: $0)) }
+        case .bool:
+            guard let byte = reader.peek(UInt8.self), byte <= 1 else { return nil }
+            _ = reader.take(UInt8.self)
+            return .bool(byte == 1)
+        case .string:
+            guard let length = reader.peek(UInt64.self), length <= UInt64(reader.remaining - 8) else { return nil }
+            let raw = UnsafeRawBufferPointer(rebasing: reader.bytes[(reader.offset + 8)..<(reader.offset + 8 + Int(length))])
+            guard let text = decodeUTF8(raw) else { return nil }
+            _ = reader.take(UInt64.self)
+            _ = reader.take(raw.count)
+            return .string(text)
+        case .array: return nil
         }
     }
 

@@ -53,8 +53,11 @@ public enum GGUFWriter {
     }
 
     static func encode(string: String, into out: inout ByteWriter) {
-        out.integer(UInt64(string.utf8.count))
-        out.raw(string.utf8)
+        var string = string
+        string.withUTF8 { utf8 in
+            out.integer(UInt64(utf8.count))
+            out.raw(UnsafeRawBufferPointer(utf8))
+        }
     }
 
     /// Checks that every array's elements have its declared type.

@@ -53,17 +53,18 @@ final class AtomicFileWriterTests: XCTestCase {
         }
         let source = "/dev/shm/quanta-atomic-\(UUID().uuidString.prefix(8)).bin"
         addTeardownBlock { unlink(source) }
-        let data = (0..<300_000).map { UInt8(truncatingIfNeeded: $0 % 253) }
+        // Larger than the copy buffer, so the copy takes several reads.
+        let data = (0..<3_000_000).map { UInt8(truncatingIfNeeded: $0 % 253) }
         try Data(data).write(to: URL(fileURLWithPath: source))
         let writer = try AtomicFileWriter(path: output)
         try writer.write([9])
-        try data.withUnsafeBytes { try writer.copy(UnsafeRawBufferPointer(rebasing: $0[5..<250_005]), from: source, at: 5) }
+        try data.withUnsafeBytes { try writer.copy(UnsafeRawBufferPointer(rebasing: $0[5..<2_500_005]), from: source, at: 5) }
         try writer.write([8])
         try writer.commit()
-        XCTAssertEqual([UInt8](try Data(contentsOf: URL(fileURLWithPath: output))), [9] + data[5..<250_005] + [8])
+        XCTAssertEqual([UInt8](try Data(contentsOf: URL(fileURLWithPath: output))), [9] + data[5..<2_500_005] + [8])
 
         let short = try AtomicFileWriter(path: output)
-        let claimed = [UInt8](repeating: 0, count: 300_100)
+        let claimed = [UInt8](repeating: 0, count: 3_000_100)
         XCTAssertThrowsError(try claimed.withUnsafeBytes { try short.copy($0, from: source, at: 0) }) {
             XCTAssertEqual(($0 as? QuantaError)?.description, "\(output): copy from \(source) ended 100 bytes early")
         }

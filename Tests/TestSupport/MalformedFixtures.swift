@@ -137,6 +137,15 @@ public enum MalformedFixtures {
          "tensors 'w' and 'v' overlap in the data section"),
         ("array-length", validGGUF.with { $0.metadata.append(RawGGUF.kv("a", type: 9, RawGGUF.u32(8) + RawGGUF.string("").dropLast(8) + [255, 255, 255, 255, 0, 0, 0, 0])) }.bytes,
          "array 'a' claims 4294967295 elements of string, more than the 322 bytes left can hold"),
+        // Array elements are read by a path that names them only on failure: its errors are the general path's.
+        ("array-element-utf8", validGGUF.with { $0.metadata.append(RawGGUF.kv("a", type: 9, RawGGUF.u32(8) + [2, 0, 0, 0, 0, 0, 0, 0]
+                                                                              + RawGGUF.string("ok") + RawGGUF.string([0x61, 0xC3, 0x28]))) }.bytes,
+         "'a'[1] at offset 112 is not valid UTF-8"),
+        ("array-element-bool", validGGUF.with { $0.metadata.append(RawGGUF.kv("a", type: 9, RawGGUF.u32(7) + [2, 0, 0, 0, 0, 0, 0, 0, 1, 2])) }.bytes,
+         "'a'[1] is a bool with byte value 2, not 0 or 1"),
+        ("array-element-length", validGGUF.with { $0.metadata.append(RawGGUF.kv("a", type: 9, RawGGUF.u32(8) + [1, 0, 0, 0, 0, 0, 0, 0]
+                                                                                + [0, 0, 0, 0, 0, 1, 0, 0])) }.bytes,
+         "string length 1099511627776 of 'a'[0] at offset 94 overflows the file (314 bytes left)"),
         ("name-too-long", validGGUF.with { $0.tensors = [RawGGUF.tensor(String(repeating: "n", count: 64), [32], type: 0, offset: 0)] }.bytes,
          "tensor '\(String(repeating: "n", count: 64))': name is 64 bytes; ggml allows at most 63"),
         // Found by Fuzz/Sources/fuzz-imatrix: the byte count of 2^62 F32 elements overflowed (a trap, not an error).
