@@ -150,8 +150,9 @@ public final class AtomicFileWriter {
                                ?? "copy from \(source) ended \(left) bytes early")
     }
 
-    /// The buffer of `copy`'s reads: 1 MiB, page-aligned (`quanta quantize` SmolLM2 F32 from ext4
-    /// to tmpfs, medians of 21 against sendfile: see the commit that made it).
+    /// The buffer of `copy`'s reads: 1 MiB, page-aligned. `quanta quantize` SmolLM2 F32 from ext4
+    /// to tmpfs took 0.293 s with it against 0.305 s with sendfile (medians of 15, one run); a C
+    /// copy of the same tensors was as fast with 256 KiB or 1 MiB, and slower with 4 or 16 MiB.
     private func copyBuffer() throws -> UnsafeMutableRawBufferPointer {
         if let buffer = copyBufferStorage { return buffer }
         var pointer: UnsafeMutableRawPointer?
