@@ -13,9 +13,10 @@
 #   RUNS defaults to 3; IMATRIX (GGUF importance matrix, e.g. from `quanta calibrate
 #   --export-imatrix`) adds the types llama-quantize refuses without one (Q2_K_S, IQ1_S ...
 #   IQ2_M), IQ3_XXS, IQ3_XS and Q4_K_M with it.
-#   Set JOBS=quantize or JOBS=eval for one table only; THREADS (default: the online cores).
+#   Set JOBS=quantize or JOBS=eval for one table only; THREADS (default: the online cores);
+#   TYPES="F32 Q8_0" to time only those presets (without IMATRIX, no importance-matrix rows).
 set -euo pipefail
-[ $# -ge 3 ] || { sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
+[ $# -ge 3 ] || { sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//' >&2; exit 64; }
 bin=$(cd "$1" && pwd); model=$(realpath "$2"); text=$(realpath "$3"); runs=${4:-3}
 imatrix=${5:+$(realpath "$5")}
 jobs=${JOBS:-quantize eval}; threads=${THREADS:-$(nproc)}
@@ -52,7 +53,7 @@ PY
 }
 
 if [[ " $jobs " == *" quantize "* ]]; then
-    types="F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS IQ3_S IQ3_M TQ1_0 TQ2_0"
+    types=${TYPES:-F32 F16 BF16 Q4_0 Q4_1 Q5_0 Q5_1 Q8_0 Q2_K Q3_K_S Q3_K_M Q3_K_L Q4_K_S Q4_K_M Q5_K_S Q5_K_M Q6_K IQ4_NL IQ4_XS IQ3_S IQ3_M TQ1_0 TQ2_0}
     echo "quantize $model ($threads threads, medians of $runs)"
     echo "| type | quanta s | llama-quantize s | quanta / llama | bytes |"
     echo "|---|---|---|---|---|"
