@@ -78,9 +78,9 @@ public struct ByteReader {
 public func decodeUTF8(_ raw: UnsafeRawBufferPointer) -> String? {
     let units = raw.bindMemory(to: UInt8.self)
     guard let start = units.baseAddress, units.count > 0 else { return "" }
-    // The repairing initializer is a non-generic fast path (unlike `String(validating:as:)`);
-    // a repair replaces bytes that cannot encode U+FFFD themselves, so the input was valid
-    // exactly when the result's bytes are the input's.
+    // The repairing initializer is a non-generic fast path (unlike `String(validating:as:)`). Its
+    // result is valid UTF-8 and keeps valid input as it is, so the input was valid exactly when
+    // the result's bytes are the input's.
     let text = String(decoding: units, as: UTF8.self)
     guard text.utf8.count == units.count else { return nil }
     let same = text.utf8.withContiguousStorageIfAvailable { memcmp($0.baseAddress!, start, units.count) == 0 }
