@@ -51,6 +51,7 @@ public struct ByteReader {
     }
 
     /// Skips `count` bytes, or returns false (and stays) when fewer are left.
+    @discardableResult
     public mutating func take(_ count: Int) -> Bool {
         guard count >= 0, count <= remaining else { return false }
         offset += count
@@ -115,7 +116,7 @@ public func firstInvalidUTF8(_ raw: UnsafeRawBufferPointer) -> Int? {
         guard index + length <= count else { return index }
         let second = units[index + 1]
         guard second >= low && second <= high else { return index }
-        for k in 2..<max(length, 2) where units[index + k] & 0xC0 != 0x80 { return index }
+        for k in 2..<length where units[index + k] & 0xC0 != 0x80 { return index }
         index += length
     }
     return nil

@@ -232,14 +232,13 @@ public final class GGUFFile: @unchecked Sendable {
         case .float64: return reader.take(UInt64.self).map { .float64(Double(bitPattern: $0)) }
         case .bool:
             guard let byte = reader.peek(UInt8.self), byte <= 1 else { return nil }
-            _ = reader.take(UInt8.self)
+            reader.take(1)
             return .bool(byte == 1)
         case .string:
             guard let length = reader.peek(UInt64.self), length <= UInt64(reader.remaining - 8) else { return nil }
             let raw = UnsafeRawBufferPointer(rebasing: reader.bytes[(reader.offset + 8)..<(reader.offset + 8 + Int(length))])
             guard let text = decodeUTF8(raw) else { return nil }
-            _ = reader.take(UInt64.self)
-            _ = reader.take(raw.count)
+            reader.take(8 + raw.count)
             return .string(text)
         case .array: return nil
         }
